@@ -1,0 +1,1 @@
+//! Merge tenants' rows into the live database, one transaction per tenant

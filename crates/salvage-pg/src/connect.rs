@@ -1,0 +1,82 @@
+//! Connections with the session settings every salvage statement relies on.
+//!
+//! The text form of a value depends on the session (TimeZone, DateStyle, IntervalStyle,
+//! extra_float_digits, bytea_output). Both sides of a restore use the same settings, so the
+//! COPY text read from the snapshot means the same thing when the live database parses it,
+//! and keys read from either side compare as text.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::{DatabaseUrl, Error, Result};
+
+/// What a connection is for; the snapshot is only ever read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionRole {
+    /// Read-only: every transaction defaults to READ ONLY.
+    Snapshot,
+    /// The live database salvage writes into.
+    Target,
+}
+
+/// The settings pinned on every connection, in the order they are sent.
+const PINNED: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; \
+    SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'; \
+    SET standard_conforming_strings = on; SET client_min_messages = warning";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection and the URL it came from (redacted when shown).
+#[derive(Debug)]
+pub struct Session {
+    pub connection: PgConnection,
+    pub url: DatabaseUrl,
+}
+
+/// Opens a connection to `url` with the pinned settings, or says why it could not.
+pub async fn connect(url: &DatabaseUrl, role: ConnectionRole) -> Result<PgConnection> {
+    let fail = |reason: String| Error::Connect {
+        url: url.redacted().to_owned(),
+        reason,
+    };
+    let options = PgConnectOptions::from_str(url.secret())
+        .map_err(|error| fail(crate::error::describe(&error)))?;
+    let options = if options.get_application_name().is_none() {
+        options.application_name("salvage")
+    } else {
+        options
+    }
+    .extra_float_digits(3)
+    .disable_statement_logging();
+    let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| {
+            fail(format!(
+                "no answer within {} seconds",
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|error| fail(crate::error::describe(&error)))?;
+    let mut settings = PINNED.to_owned();
+    if role == ConnectionRole::Snapshot {
+        settings.push_str("; SET default_transaction_read_only = on");
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(settings))
+        .execute(&mut connection)
+        .await
+        .map_err(|error| {
+            fail(format!(
+                "setting up the session: {}",
+                crate::error::describe(&error)
+            ))
+        })?;
+    Ok(connection)
+}
+
+/// Closes a connection politely; errors are irrelevant at that point.
+pub async fn close(connection: PgConnection) {
+    let _ = connection.close().await;
+}

@@ -1,0 +1,1 @@
+//! The schema-level restore plan: tenant ownership, shared tables, restore order, drift

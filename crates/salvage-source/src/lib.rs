@@ -1,0 +1,1 @@
+//! Snapshot sources: read the chosen tenants' rows from a snapshot database

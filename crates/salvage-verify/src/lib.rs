@@ -1,0 +1,1 @@
+//! Prove restored tenants equal the snapshot, by key and typed value
