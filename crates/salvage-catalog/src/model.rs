@@ -103,6 +103,17 @@ impl Catalog {
     pub fn table(&self, name: &QualifiedName) -> Option<&Table> {
         self.tables.get(name)
     }
+
+    /// How a query names the table's rows: `ONLY "s"."t"` for an ordinary table (inheritance
+    /// children are tables of their own), the plain name for a partitioned table (its rows
+    /// live in its partitions).
+    #[must_use]
+    pub fn from_item(&self, name: &QualifiedName) -> String {
+        match self.table(name).map(|table| table.kind) {
+            Some(TableKind::Partitioned) => name.quoted(),
+            _ => format!("ONLY {}", name.quoted()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -33,15 +33,12 @@ impl<'a> Iterator for Fields<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let rest = self.rest?;
-        match rest.iter().position(|&byte| byte == b'\t') {
-            Some(tab) => {
-                self.rest = Some(&rest[tab + 1..]);
-                Some(&rest[..tab])
-            }
-            None => {
-                self.rest = None;
-                Some(rest)
-            }
+        if let Some(tab) = rest.iter().position(|&byte| byte == b'\t') {
+            self.rest = Some(&rest[tab + 1..]);
+            Some(&rest[..tab])
+        } else {
+            self.rest = None;
+            Some(rest)
         }
     }
 }
@@ -179,7 +176,7 @@ mod tests {
     use super::{decode, decode_text, encode, encode_row, fields, is_null};
 
     fn decoded(raw: &str) -> Option<Vec<u8>> {
-        decode(raw.as_bytes()).map(|value| value.into_owned())
+        decode(raw.as_bytes()).map(std::borrow::Cow::into_owned)
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Connections with the session settings every salvage statement relies on.
 //!
 //! The text form of a value depends on the session (TimeZone, DateStyle, IntervalStyle,
-//! extra_float_digits, bytea_output). Both sides of a restore use the same settings, so the
+//! `extra_float_digits`, `bytea_output`). Both sides of a restore use the same settings, so the
 //! COPY text read from the snapshot means the same thing when the live database parses it,
 //! and keys read from either side compare as text.
 
@@ -13,13 +13,14 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::{DatabaseUrl, Error, Result};
 
-/// What a connection is for; the snapshot is only ever read.
+/// What a connection may do. The snapshot is only ever read; so is the live database by
+/// `plan` and `verify`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionRole {
-    /// Read-only: every transaction defaults to READ ONLY.
-    Snapshot,
-    /// The live database salvage writes into.
-    Target,
+    /// Every transaction defaults to READ ONLY: a write would fail, not happen.
+    ReadOnly,
+    /// For the restore's writes into live.
+    ReadWrite,
 }
 
 /// The settings pinned on every connection, in the order they are sent.
@@ -61,7 +62,7 @@ pub async fn connect(url: &DatabaseUrl, role: ConnectionRole) -> Result<PgConnec
         })?
         .map_err(|error| fail(crate::error::describe(&error)))?;
     let mut settings = PINNED.to_owned();
-    if role == ConnectionRole::Snapshot {
+    if role == ConnectionRole::ReadOnly {
         settings.push_str("; SET default_transaction_read_only = on");
     }
     sqlx::raw_sql(sqlx::AssertSqlSafe(settings))
@@ -79,4 +80,16 @@ pub async fn connect(url: &DatabaseUrl, role: ConnectionRole) -> Result<PgConnec
 /// Closes a connection politely; errors are irrelevant at that point.
 pub async fn close(connection: PgConnection) {
     let _ = connection.close().await;
+}
+
+/// Something that tells two databases apart: the server's start time, the database's OID
+/// and name. Two URLs with the same identity lead to the same database.
+pub async fn database_identity(connection: &mut PgConnection) -> Result<String> {
+    sqlx::query_scalar(
+        "SELECT pg_catalog.pg_postmaster_start_time()::text || '/' || d.oid::text || '/' || d.datname::text \
+         FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()",
+    )
+    .fetch_one(connection)
+    .await
+    .map_err(Error::query("identify the database"))
 }

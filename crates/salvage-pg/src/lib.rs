@@ -3,11 +3,13 @@
 //! forms of values never depend on a server's defaults), quoting, and SQLSTATE classes.
 
 mod connect;
+mod copy;
 mod error;
 mod quote;
 mod url;
 
-pub use connect::{ConnectionRole, Session, close, connect};
+pub use connect::{ConnectionRole, Session, close, connect, database_identity};
+pub use copy::{Binder, CopyQuery, Params};
 pub use error::{Error, Result, SqlState, sqlstate};
 pub use quote::{quote_ident, quote_literal, text_array_literal};
 pub use url::DatabaseUrl;

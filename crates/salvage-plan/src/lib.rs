@@ -1,1 +1,21 @@
-//! The schema-level restore plan: tenant ownership, shared tables, restore order, drift
+//! The schema-level restore plan: which tables belong to a tenant and through which path,
+//! which are shared (rows restored only when missing), which are left alone, the order the
+//! foreign keys accept, and how snapshot columns map onto the live table.
+//!
+//! Pure: it reads two catalogs (live, the authority for writes, and the snapshot, what we
+//! read) and the user's options, and does no I/O. Tenant-level work (which rows, how many)
+//! happens later, in `salvage-closure`.
+
+mod columns;
+mod error;
+mod graph;
+mod order;
+mod ownership;
+mod plan;
+
+pub use error::{Error, Result};
+pub use graph::{Condition, Relation, RelationOrigin};
+pub use plan::{
+    ColumnPlan, ConfiguredRelation, Note, NoteLevel, Ownership, PlanOptions, Role, RootInfo,
+    SchemaPlan, SequencePlan, TablePlan,
+};

@@ -1,0 +1,103 @@
+//! `COPY (query) TO STDOUT` with bound values.
+//!
+//! PostgreSQL does not accept parameters in COPY. Rather than splice values into SQL, a
+//! [`CopyQuery`] first sets them as custom session settings with `set_config($1, $2)` — bound
+//! parameters — and the COPY's query reads them back with `current_setting(...)`, cast to the
+//! type they stand for. That also works on a read-only standby, where temporary tables can't
+//! be created.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use sqlx::postgres::PgConnection;
+
+use crate::{Error, Result};
+
+/// Something that turns a value into the SQL expression that stands for it: a parameter
+/// marker for ordinary statements, a `current_setting` call for COPY.
+pub trait Binder {
+    /// Registers `value` and returns SQL text yielding it as `text`.
+    fn bind(&mut self, value: String) -> String;
+}
+
+/// Parameters of an ordinary statement: `$1`, `$2`... bound in order.
+#[derive(Debug, Default)]
+pub struct Params {
+    pub values: Vec<String>,
+}
+
+impl Binder for Params {
+    fn bind(&mut self, value: String) -> String {
+        self.values.push(value);
+        format!("${}::text", self.values.len())
+    }
+}
+
+/// A query whose values travel as session settings.
+#[derive(Debug, Default)]
+pub struct CopyQuery {
+    values: Vec<String>,
+}
+
+impl CopyQuery {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the bound values on `connection` (one round trip).
+    pub async fn set_values(&self, connection: &mut PgConnection) -> Result<()> {
+        if self.values.is_empty() {
+            return Ok(());
+        }
+        let calls: Vec<String> = (0..self.values.len())
+            .map(|index| {
+                format!(
+                    "pg_catalog.set_config('salvage.p{index}', ${}, false)",
+                    index + 1
+                )
+            })
+            .collect();
+        // Only setting names we made and parameter markers: no value is in the text.
+        let sql = format!("SELECT {}", calls.join(", "));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in &self.values {
+            query = query.bind(value);
+        }
+        query
+            .execute(&mut *connection)
+            .await
+            .map_err(Error::query("set the query's values"))?;
+        Ok(())
+    }
+
+    /// Runs `COPY (select) TO STDOUT` after setting the values: one message per row.
+    /// `select` must be built from quoted identifiers and the expressions [`Self::bind`]
+    /// returned.
+    pub async fn copy_out<'c>(
+        &self,
+        connection: &'c mut PgConnection,
+        select: &str,
+        context: &str,
+    ) -> Result<BoxStream<'c, Result<Bytes>>> {
+        self.set_values(connection).await?;
+        let statement = format!("COPY ({select}) TO STDOUT");
+        let context = context.to_owned();
+        let stream = connection
+            .copy_out_raw(&statement)
+            .await
+            .map_err(Error::query(context.clone()))?;
+        Ok(stream
+            .map(move |chunk| chunk.map_err(Error::query(context.clone())))
+            .boxed())
+    }
+}
+
+impl Binder for CopyQuery {
+    /// Returns `current_setting('salvage.p0')`: the value as text when the query runs.
+    fn bind(&mut self, value: String) -> String {
+        let index = self.values.len();
+        self.values.push(value);
+        format!("pg_catalog.current_setting('salvage.p{index}')")
+    }
+}
