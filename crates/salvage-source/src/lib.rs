@@ -1,1 +1,182 @@
-//! Snapshot sources: read the chosen tenants' rows from a snapshot database
+//! Snapshot sources: where the chosen tenants' rows are read from.
+//!
+//! A snapshot is a database reachable by URL (a PITR-restored instance, a paused replica, a
+//! branch) or, later, a pg_dump archive. Whatever it is, it offers the same reads, all as COPY
+//! text in the pinned session format: a tenant's rows of an owned table, rows of a table by
+//! key, and projections of a few columns for planning. Nothing here writes.
+
+mod database;
+mod error;
+pub mod sql;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use salvage_catalog::Catalog;
+use salvage_pg::DatabaseUrl;
+use salvage_plan::{SchemaPlan, TablePlan};
+
+pub use database::DatabaseSnapshot;
+pub use error::{Error, Result};
+
+/// COPY text rows, one message per row (each ends with a newline).
+pub type RowStream<'a> = BoxStream<'a, Result<Bytes>>;
+
+/// Which tenants a read is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Tenants<'a> {
+    One(&'a str),
+    Many(&'a [String]),
+}
+
+/// A snapshot, cheap to clone and share between workers.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    inner: Arc<Source>,
+}
+
+#[derive(Debug)]
+enum Source {
+    Database(DatabaseSnapshot),
+}
+
+impl Snapshot {
+    /// Opens a snapshot given as a `postgres://` URL: connects and reads its catalog.
+    pub async fn open(text: &str) -> Result<Self> {
+        let Some(url) = DatabaseUrl::parse(text) else {
+            return Err(Error::UnknownSource(text.to_owned()));
+        };
+        let database = DatabaseSnapshot::open(url).await?;
+        Ok(Self {
+            inner: Arc::new(Source::Database(database)),
+        })
+    }
+
+    #[must_use]
+    pub fn catalog(&self) -> &Catalog {
+        match &*self.inner {
+            Source::Database(database) => database.catalog(),
+        }
+    }
+
+    /// What the snapshot is, safe to show (URLs redacted).
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match &*self.inner {
+            Source::Database(database) => database.url().redacted().to_owned(),
+        }
+    }
+
+    /// The database URL when the snapshot is a database.
+    #[must_use]
+    pub fn database_url(&self) -> Option<&DatabaseUrl> {
+        match &*self.inner {
+            Source::Database(database) => Some(database.url()),
+        }
+    }
+
+    /// For a database snapshot, what identifies the database (see
+    /// `salvage_pg::database_identity`).
+    #[must_use]
+    pub fn database_identity(&self) -> Option<&str> {
+        match &*self.inner {
+            Source::Database(database) => Some(database.identity()),
+        }
+    }
+
+    /// A reader with its own connection (or file handles): one per worker.
+    pub async fn reader(&self) -> Result<SnapshotReader> {
+        match &*self.inner {
+            Source::Database(database) => Ok(SnapshotReader {
+                inner: ReaderInner::Database(database.reader().await?),
+            }),
+        }
+    }
+}
+
+/// Reads from a snapshot; every read is COPY text in snapshot column order.
+#[derive(Debug)]
+pub struct SnapshotReader {
+    inner: ReaderInner,
+}
+
+#[derive(Debug)]
+enum ReaderInner {
+    Database(database::DatabaseReader),
+}
+
+/// A decoded row of a projection: text values, `None` for NULL.
+pub type TextRow = Vec<Option<String>>;
+
+impl SnapshotReader {
+    /// Root rows for the given tenant IDs: `(id, label)` for each ID the snapshot has.
+    pub async fn root_rows(&mut self, plan: &SchemaPlan, ids: &[String]) -> Result<Vec<TextRow>> {
+        match &mut self.inner {
+            ReaderInner::Database(reader) => reader.root_rows(plan, ids).await,
+        }
+    }
+
+    /// For the tenants, the rows of an owned table projected on `columns`, each row
+    /// prefixed with the tenant ID it belongs to.
+    pub async fn project_owned(
+        &mut self,
+        plan: &SchemaPlan,
+        table: &TablePlan,
+        columns: &[String],
+        tenants: &[String],
+        on_row: &mut (dyn FnMut(TextRow) -> Result<()> + Send),
+    ) -> Result<()> {
+        match &mut self.inner {
+            ReaderInner::Database(reader) => {
+                reader
+                    .project_owned(plan, table, columns, tenants, on_row)
+                    .await
+            }
+        }
+    }
+
+    /// Rows of `table` whose `key_columns` equal one of `keys`, projected on `columns`.
+    pub async fn project_by_keys(
+        &mut self,
+        table: &TablePlan,
+        key_columns: &[String],
+        keys: &[TextRow],
+        columns: &[String],
+        on_row: &mut (dyn FnMut(TextRow) -> Result<()> + Send),
+    ) -> Result<()> {
+        match &mut self.inner {
+            ReaderInner::Database(reader) => {
+                reader
+                    .project_by_keys(table, key_columns, keys, columns, on_row)
+                    .await
+            }
+        }
+    }
+
+    /// A tenant's rows of an owned table (or the root), all columns of the plan.
+    pub async fn copy_owned(
+        &mut self,
+        plan: &SchemaPlan,
+        table: &TablePlan,
+        tenant: &str,
+    ) -> Result<RowStream<'_>> {
+        match &mut self.inner {
+            ReaderInner::Database(reader) => {
+                reader.copy_owned(plan, table, Tenants::One(tenant)).await
+            }
+        }
+    }
+
+    /// Rows of `table` by key, all columns of the plan.
+    pub async fn copy_by_keys(
+        &mut self,
+        table: &TablePlan,
+        key_columns: &[String],
+        keys: &[TextRow],
+    ) -> Result<RowStream<'_>> {
+        match &mut self.inner {
+            ReaderInner::Database(reader) => reader.copy_by_keys(table, key_columns, keys).await,
+        }
+    }
+}
