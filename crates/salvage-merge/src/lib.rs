@@ -1,1 +1,58 @@
-//! Merge tenants' rows into the live database, one transaction per tenant
+//! Merging tenants into the live database: one transaction per tenant, `--jobs` tenants at a
+//! time, each on its own connections.
+//!
+//! A tenant's rows stream from the snapshot into temporary staging tables (COPY), then go
+//! into the live tables in FK order with `INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING`:
+//! rows whose key live already has are kept as they are. Before commit, the rows each
+//! statement wrote are checked against the plan; sequences are moved ahead of the restored
+//! values. The live database stays in use: no table locks, no DDL on live tables, no disabled
+//! triggers or constraints, bounded waits, and a tenant that loses a deadlock is retried.
+
+mod error;
+mod outcome;
+mod sql;
+mod tenant;
+mod worker;
+
+use std::time::Duration;
+
+pub use error::{Error, Result, TenantError};
+pub use outcome::{TableOutcome, TenantOutcome, TenantStatus};
+pub use worker::restore;
+
+/// How a restore runs.
+#[derive(Debug, Clone)]
+pub struct MergeOptions {
+    /// Tenants restored concurrently.
+    pub jobs: usize,
+    /// Longest wait for a row lock before the tenant's attempt gives up (and is retried).
+    pub lock_timeout: Duration,
+    /// Longest single statement.
+    pub statement_timeout: Duration,
+    /// Attempts per tenant when another transaction is in the way (deadlock, serialization
+    /// failure, lock timeout).
+    pub max_attempts: u32,
+}
+
+impl Default for MergeOptions {
+    fn default() -> Self {
+        Self {
+            jobs: 4,
+            lock_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(600),
+            max_attempts: 5,
+        }
+    }
+}
+
+/// Told how a restore goes; implemented by the command line with progress bars.
+pub trait RestoreReporter: Send + Sync {
+    /// A tenant's attempt begins; `rows` is how many rows it will read.
+    fn tenant_started(&self, tenant: &str, label: Option<&str>, rows: u64, attempt: u32);
+    /// More rows of the tenant went into staging.
+    fn rows_copied(&self, tenant: &str, rows: u64);
+    /// The attempt hit a transient error and will be retried.
+    fn tenant_retrying(&self, tenant: &str, attempt: u32, reason: &str);
+    /// The tenant is done, restored or failed.
+    fn tenant_finished(&self, outcome: &TenantOutcome);
+}

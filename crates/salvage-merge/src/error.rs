@@ -1,0 +1,71 @@
+//! Errors of a restore. A tenant's failure is a [`TenantError`], recorded in its outcome while
+//! the others go on; [`Error`] stops the whole restore (no worker could connect).
+
+use salvage_catalog::QualifiedName;
+use salvage_pg::SqlState;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Database(#[from] salvage_pg::Error),
+    #[error(transparent)]
+    Source(#[from] salvage_source::Error),
+}
+
+/// Why a tenant was rolled back.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("{table}: {source}")]
+    Statement {
+        table: QualifiedName,
+        #[source]
+        source: salvage_pg::Error,
+    },
+    #[error(transparent)]
+    Database(#[from] salvage_pg::Error),
+    #[error(transparent)]
+    Source(#[from] salvage_source::Error),
+    #[error(
+        "{table}: the snapshot gave {copied} rows where the plan counted {expected}; the snapshot changed since the plan"
+    )]
+    SnapshotChanged {
+        table: QualifiedName,
+        expected: u64,
+        copied: u64,
+    },
+    #[error(
+        "{table}: inserted {inserted} rows where the plan expected {expected}; live changed since the plan (run again to re-plan)"
+    )]
+    LiveChanged {
+        table: QualifiedName,
+        expected: u64,
+        inserted: u64,
+    },
+    #[error("{table}: unique constraint {constraint}: {detail}")]
+    UniqueConflict {
+        table: QualifiedName,
+        constraint: String,
+        detail: String,
+    },
+}
+
+impl TenantError {
+    /// The SQLSTATE behind the failure, if a statement failed.
+    #[must_use]
+    pub fn sqlstate(&self) -> Option<SqlState> {
+        match self {
+            Self::Statement { source, .. }
+            | Self::Database(source)
+            | Self::Source(salvage_source::Error::Database(source)) => source.sqlstate(),
+            _ => None,
+        }
+    }
+
+    /// Another transaction was in the way: worth another attempt.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        self.sqlstate().is_some_and(|state| state.is_transient())
+    }
+}

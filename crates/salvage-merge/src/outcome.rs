@@ -1,0 +1,60 @@
+//! What happened to each tenant: the report's raw material.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TableOutcome {
+    /// Rows read from the snapshot into staging.
+    pub copied: u64,
+    /// Rows inserted into live.
+    pub inserted: u64,
+    /// Rows whose key live already had: kept as they were.
+    pub already_present: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TenantStatus {
+    Restored,
+    Failed { error: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantOutcome {
+    pub tenant: String,
+    pub label: Option<String>,
+    #[serde(flatten)]
+    pub status: TenantStatus,
+    pub attempts: u32,
+    /// Per table, aligned with the plan's tables (all zero when the tenant failed: its
+    /// transaction was rolled back).
+    pub tables: Vec<TableOutcome>,
+    /// Sequences moved ahead of restored values: `(sequence, new value)`.
+    pub sequences: Vec<(String, i64)>,
+    #[serde(with = "seconds")]
+    pub elapsed: Duration,
+}
+
+impl TenantOutcome {
+    #[must_use]
+    pub fn restored(&self) -> bool {
+        self.status == TenantStatus::Restored
+    }
+
+    #[must_use]
+    pub fn inserted(&self) -> u64 {
+        self.tables.iter().map(|table| table.inserted).sum()
+    }
+}
+
+mod seconds {
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64((duration.as_secs_f64() * 1000.0).round() / 1000.0)
+    }
+}
