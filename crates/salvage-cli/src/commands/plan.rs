@@ -1,0 +1,31 @@
+//! `salvage plan`: show what a restore would do. Reads only.
+
+use crate::args::{Format, PlanArgs};
+use crate::failure::{Failure, SUCCESS};
+use crate::prepare::prepare;
+use crate::progress::{Display, PlanProgress};
+use crate::settings::{Extra, Settings};
+use crate::{render, report};
+
+pub async fn run(args: &PlanArgs) -> Result<u8, Failure> {
+    let settings = Settings::resolve(&args.common, &Extra::default())?;
+    // JSON goes to stdout untouched by spinners.
+    let display = if args.format == Format::Json {
+        Display::Lines
+    } else {
+        Display::detect()
+    };
+    let progress = PlanProgress::new(display);
+    let prepared = prepare(&settings, &progress).await;
+    progress.finish();
+    let prepared = prepared?;
+    match args.format {
+        Format::Text => print!("{}", render::plan(&prepared, None)),
+        Format::Json => {
+            let json = serde_json::to_string_pretty(&report::plan_json(&prepared))
+                .map_err(Failure::failed)?;
+            println!("{json}");
+        }
+    }
+    Ok(SUCCESS)
+}

@@ -1,0 +1,148 @@
+//! `salvage restore`: plan, show the plan, confirm, restore tenant by tenant, verify, report.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use anyhow::anyhow;
+
+use crate::args::RestoreArgs;
+use crate::failure::{Failure, SOME_FAILED, SUCCESS};
+use crate::prepare::{Prepared, prepare};
+use crate::progress::{Display, PlanProgress, RestoreProgress, VerifyProgress};
+use crate::render;
+use crate::report::{RunFacts, Timings, round, run_report, write_json};
+use crate::settings::{Extra, Settings};
+
+/// Tenants listed in the plan shown before a restore (`salvage plan` lists them all).
+const TENANTS_SHOWN: usize = 20;
+
+pub async fn run(args: &RestoreArgs) -> Result<u8, Failure> {
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    let settings = Settings::resolve(
+        &args.common,
+        &Extra {
+            jobs: args.jobs,
+            lock_timeout: args.lock_timeout.as_deref(),
+            statement_timeout: args.statement_timeout.as_deref(),
+        },
+    )?;
+    let display = Display::detect();
+    let progress = PlanProgress::new(display);
+    let prepared = prepare(&settings, &progress).await;
+    progress.finish();
+    let prepared = prepared?;
+    let plan_seconds = clock.elapsed();
+    print!("{}", render::plan(&prepared, Some(TENANTS_SHOWN)));
+    confirm(&prepared, args.yes).await?;
+
+    let plan = Arc::clone(&prepared.plan);
+    let total_rows: u64 = plan
+        .tenants
+        .iter()
+        .map(|tenant| plan.rows_to_copy(tenant))
+        .sum();
+    println!();
+    let restore_clock = Instant::now();
+    let restore_progress = Arc::new(RestoreProgress::new(
+        display,
+        plan.tenants.len() as u64,
+        total_rows,
+    ));
+    let outcomes = salvage_merge::restore(
+        Arc::clone(&plan),
+        prepared.snapshot.clone(),
+        prepared.target.clone(),
+        settings.merge.clone(),
+        Arc::clone(&restore_progress) as Arc<dyn salvage_merge::RestoreReporter>,
+    )
+    .await
+    .map_err(Failure::failed)?;
+    restore_progress.finish();
+    let restore_seconds = restore_clock.elapsed();
+
+    let verify_clock = Instant::now();
+    let verify_progress = Arc::new(VerifyProgress::new(display, plan.tenants.len() as u64));
+    let checks = salvage_verify::verify(
+        Arc::clone(&plan),
+        prepared.snapshot.clone(),
+        prepared.target.clone(),
+        Arc::clone(&prepared.live_catalog),
+        settings.jobs,
+        Arc::clone(&verify_progress) as Arc<dyn salvage_verify::VerifyReporter>,
+    )
+    .await
+    .map_err(Failure::failed)?;
+    verify_progress.finish();
+    let verify_seconds = verify_clock.elapsed();
+
+    print!("{}", render::restore_summary(&plan, &outcomes, &checks));
+    let all_good = outcomes.iter().all(salvage_merge::TenantOutcome::restored)
+        && checks.iter().all(salvage_verify::TenantCheck::passed);
+    let code = if all_good { SUCCESS } else { SOME_FAILED };
+    println!(
+        "\nDone in {:.1}s (plan {:.1}s, restore {:.1}s, verify {:.1}s).",
+        clock.elapsed().as_secs_f64(),
+        plan_seconds.as_secs_f64(),
+        restore_seconds.as_secs_f64(),
+        verify_seconds.as_secs_f64()
+    );
+    if let Some(path) = &args.report {
+        let report = run_report(&RunFacts {
+            command: "restore",
+            started_at,
+            prepared: &prepared,
+            outcomes: Some(&outcomes),
+            checks: &checks,
+            timings: Timings {
+                plan_seconds: round(plan_seconds),
+                restore_seconds: Some(round(restore_seconds)),
+                verify_seconds: round(verify_seconds),
+                total_seconds: round(clock.elapsed()),
+            },
+            exit_code: code,
+        });
+        write_json(path, &report).map_err(Failure::failed)?;
+        println!("Report written to {}.", path.display());
+    }
+    Ok(code)
+}
+
+/// Without `--yes`, asks on a terminal; refuses when there is no terminal to ask on.
+async fn confirm(prepared: &Prepared, yes: bool) -> Result<(), Failure> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::bad_input(anyhow!(
+            "refusing to write without --yes: stdin is not a terminal to ask for confirmation on; nothing was written"
+        )));
+    }
+    let plan = &prepared.plan;
+    let rows: u64 = plan
+        .tenants
+        .iter()
+        .map(salvage_closure::TenantClosure::rows_to_add)
+        .sum();
+    print!(
+        "\nRestore {} tenants ({rows} rows to add) into {}? Type 'yes' to continue: ",
+        plan.tenants.len(),
+        prepared.target
+    );
+    let _ = std::io::stdout().flush();
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    })
+    .await
+    .map_err(Failure::failed)?
+    .map_err(Failure::bad_input)?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Failure::bad_input(anyhow!(
+            "restore cancelled; nothing was written"
+        )))
+    }
+}

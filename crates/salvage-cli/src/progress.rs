@@ -1,0 +1,325 @@
+//! Progress on the terminal: indicatif bars when stdout is a terminal (an overall bar of
+//! tenants and rows, and one bar per running tenant), plain lines every few seconds when it is
+//! not (a log file, CI). The library crates report through their traits; only this module
+//! draws.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use salvage_catalog::QualifiedName;
+use salvage_closure::PlanReporter;
+use salvage_merge::{RestoreReporter, TenantOutcome, TenantStatus};
+use salvage_verify::{TenantCheck, VerifyReporter};
+
+/// How often plain progress lines are written.
+const LINE_INTERVAL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    Bars,
+    Lines,
+}
+
+impl Display {
+    pub fn detect() -> Self {
+        if std::io::stdout().is_terminal() {
+            Self::Bars
+        } else {
+            Self::Lines
+        }
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("progress templates are constants")
+        .progress_chars("=> ")
+}
+
+/// A spinner naming the table being read while the plan is computed.
+pub struct PlanProgress {
+    spinner: Option<ProgressBar>,
+}
+
+impl PlanProgress {
+    pub fn new(display: Display) -> Self {
+        let spinner = (display == Display::Bars).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
+            bar.set_style(style("{spinner} planning: {msg}"));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self { spinner }
+    }
+
+    pub fn finish(&self) {
+        if let Some(spinner) = &self.spinner {
+            spinner.finish_and_clear();
+        }
+    }
+}
+
+impl PlanReporter for PlanProgress {
+    fn reading(&self, table: &QualifiedName) {
+        if let Some(spinner) = &self.spinner {
+            spinner.set_message(format!("reading {table}"));
+        }
+    }
+}
+
+/// Restore progress.
+pub struct RestoreProgress {
+    display: Display,
+    multi: MultiProgress,
+    overall: ProgressBar,
+    tenant_bars: Mutex<HashMap<String, ProgressBar>>,
+    /// Rows each running tenant has copied in its current attempt (to undo on a retry).
+    copied: Mutex<HashMap<String, u64>>,
+    total_tenants: u64,
+    total_rows: u64,
+    rows: AtomicU64,
+    done: AtomicU64,
+    failed: AtomicU64,
+    started: Instant,
+    last_line: Mutex<Instant>,
+}
+
+impl RestoreProgress {
+    pub fn new(display: Display, tenants: u64, rows: u64) -> Self {
+        let multi = MultiProgress::with_draw_target(match display {
+            Display::Bars => ProgressDrawTarget::stdout(),
+            Display::Lines => ProgressDrawTarget::hidden(),
+        });
+        let overall = multi.add(ProgressBar::new(rows));
+        overall.set_style(style(
+            "{spinner} restoring [{bar:30}] {pos}/{len} rows  {msg}  {elapsed_precise} (eta {eta})",
+        ));
+        overall.set_message(format!("0/{tenants} tenants"));
+        if display == Display::Bars {
+            overall.enable_steady_tick(Duration::from_millis(200));
+        }
+        Self {
+            display,
+            multi,
+            overall,
+            tenant_bars: Mutex::new(HashMap::new()),
+            copied: Mutex::new(HashMap::new()),
+            total_tenants: tenants,
+            total_rows: rows,
+            rows: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            started: Instant::now(),
+            last_line: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn message(&self) -> String {
+        let failed = self.failed.load(Ordering::Relaxed);
+        let running = self.tenant_bars.lock().map_or(0, |bars| bars.len());
+        let mut text = format!(
+            "{}/{} tenants",
+            self.done.load(Ordering::Relaxed),
+            self.total_tenants
+        );
+        if running > 0 {
+            text.push_str(&format!(", {running} running"));
+        }
+        if failed > 0 {
+            text.push_str(&format!(", {failed} failed"));
+        }
+        text
+    }
+
+    /// A line for logs, at most every few seconds (or always when `force`).
+    fn line(&self, force: bool) {
+        if self.display != Display::Lines {
+            return;
+        }
+        let Ok(mut last) = self.last_line.lock() else {
+            return;
+        };
+        if !force && last.elapsed() < LINE_INTERVAL {
+            return;
+        }
+        *last = Instant::now();
+        println!(
+            "progress: {}, {}/{} rows, {:.1}s elapsed",
+            self.message(),
+            self.rows.load(Ordering::Relaxed),
+            self.total_rows,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// Prints a line above the bars (or plainly).
+    fn println(&self, text: &str) {
+        match self.display {
+            Display::Bars => {
+                let _ = self.multi.println(text);
+            }
+            Display::Lines => println!("{text}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        self.overall.set_message(self.message());
+        self.overall.finish_and_clear();
+        self.line(true);
+    }
+}
+
+impl RestoreReporter for RestoreProgress {
+    fn tenant_started(&self, tenant: &str, label: Option<&str>, rows: u64, attempt: u32) {
+        if let Ok(mut copied) = self.copied.lock() {
+            if let Some(previous) = copied.insert(tenant.to_owned(), 0) {
+                // A retry reads its rows again.
+                self.rows.fetch_sub(previous, Ordering::Relaxed);
+                self.overall.set_position(self.rows.load(Ordering::Relaxed));
+            }
+        }
+        if self.display == Display::Bars {
+            if let Ok(mut bars) = self.tenant_bars.lock() {
+                let bar = bars.entry(tenant.to_owned()).or_insert_with(|| {
+                    let bar = self.multi.add(ProgressBar::new(rows));
+                    bar.set_style(style("  {prefix:>12} [{bar:20}] {pos}/{len} rows {msg}"));
+                    bar.set_prefix(tenant.to_owned());
+                    bar
+                });
+                bar.set_position(0);
+                let mut message = label.map(ToOwned::to_owned).unwrap_or_default();
+                if attempt > 1 {
+                    message.push_str(&format!(" (attempt {attempt})"));
+                }
+                bar.set_message(message);
+            }
+        }
+        self.overall.set_message(self.message());
+    }
+
+    fn rows_copied(&self, tenant: &str, rows: u64) {
+        if let Ok(mut copied) = self.copied.lock() {
+            *copied.entry(tenant.to_owned()).or_default() += rows;
+        }
+        let total = self.rows.fetch_add(rows, Ordering::Relaxed) + rows;
+        self.overall.set_position(total);
+        if let Some(bar) = self
+            .tenant_bars
+            .lock()
+            .ok()
+            .and_then(|bars| bars.get(tenant).cloned())
+        {
+            bar.inc(rows);
+        }
+        self.line(false);
+    }
+
+    fn tenant_retrying(&self, tenant: &str, attempt: u32, reason: &str) {
+        self.println(&format!(
+            "retrying tenant {tenant} after attempt {attempt}: {reason}"
+        ));
+    }
+
+    fn tenant_finished(&self, outcome: &TenantOutcome) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut bars) = self.tenant_bars.lock() {
+            if let Some(bar) = bars.remove(&outcome.tenant) {
+                bar.finish_and_clear();
+                self.multi.remove(&bar);
+            }
+        }
+        if let Ok(mut copied) = self.copied.lock() {
+            copied.remove(&outcome.tenant);
+        }
+        let label = outcome
+            .label
+            .as_deref()
+            .map(|label| format!(" ({label})"))
+            .unwrap_or_default();
+        match &outcome.status {
+            TenantStatus::Restored => self.println(&format!(
+                "restored tenant {}{label}: {} rows inserted in {:.2}s",
+                outcome.tenant,
+                outcome.inserted(),
+                outcome.elapsed.as_secs_f64()
+            )),
+            TenantStatus::Failed { error } => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                self.println(&format!(
+                    "FAILED tenant {}{label}, rolled back: {error}",
+                    outcome.tenant
+                ));
+            }
+        }
+        self.overall.set_message(self.message());
+        self.line(false);
+    }
+}
+
+/// Verification progress: a bar over tenants.
+pub struct VerifyProgress {
+    display: Display,
+    bar: ProgressBar,
+    total: u64,
+    done: AtomicU64,
+    last_line: Mutex<Instant>,
+}
+
+impl VerifyProgress {
+    pub fn new(display: Display, tenants: u64) -> Self {
+        let bar = ProgressBar::with_draw_target(
+            Some(tenants),
+            match display {
+                Display::Bars => ProgressDrawTarget::stdout(),
+                Display::Lines => ProgressDrawTarget::hidden(),
+            },
+        );
+        bar.set_style(style(
+            "{spinner} verifying [{bar:30}] {pos}/{len} tenants  {elapsed_precise}",
+        ));
+        Self {
+            display,
+            bar,
+            total: tenants,
+            done: AtomicU64::new(0),
+            last_line: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl VerifyReporter for VerifyProgress {
+    fn tenant_checked(&self, check: &TenantCheck) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.bar.inc(1);
+        if self.display == Display::Lines {
+            if let Ok(mut last) = self.last_line.lock() {
+                if last.elapsed() >= LINE_INTERVAL || done == self.total {
+                    *last = Instant::now();
+                    println!("verified {done}/{} tenants", self.total);
+                }
+            }
+        }
+        if !check.passed() {
+            let text = match &check.error {
+                Some(error) => format!("could not verify tenant {}: {error}", check.tenant),
+                None => format!(
+                    "tenant {}: {} snapshot rows missing in live",
+                    check.tenant,
+                    check.missing()
+                ),
+            };
+            match self.display {
+                Display::Bars => self.bar.println(text),
+                Display::Lines => println!("{text}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! Machine-readable output: `plan --format json`, and the `--report FILE` of restore and
+//! verify (tenants, per-table counts, timings, failures with their error). URLs redacted.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use salvage_closure::{RestorePlan, TableCounts};
+use salvage_merge::{TenantOutcome, TenantStatus};
+use salvage_plan::{Note, Relation, Role, RootInfo};
+use salvage_verify::TenantCheck;
+use serde::Serialize;
+
+use crate::prepare::Prepared;
+use crate::render::{table_path, table_totals};
+
+#[derive(Debug, Serialize)]
+pub struct PlanJson<'a> {
+    snapshot: String,
+    target: String,
+    root: &'a RootInfo,
+    tenants: Vec<PlanTenant<'a>>,
+    tables: Vec<PlanTable<'a>>,
+    unrelated: Vec<String>,
+    excluded: Vec<String>,
+    cycles: Vec<Vec<String>>,
+    notes: &'a [Note],
+    dangling: &'a [String],
+}
+
+#[derive(Debug, Serialize)]
+struct PlanTenant<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    given: Option<&'a str>,
+    label: Option<&'a str>,
+    root_in_live: bool,
+    snapshot_rows: u64,
+    rows_to_add: u64,
+    tables: BTreeMap<String, TableCounts>,
+}
+
+#[derive(Debug, Serialize)]
+struct PlanTable<'a> {
+    table: String,
+    role: Role,
+    path: String,
+    /// How the table reaches the root, relation by relation, with where each came from.
+    ownership: Option<&'a [Relation]>,
+    in_live: bool,
+    in_snapshot: bool,
+    #[serde(flatten)]
+    counts: TableCounts,
+}
+
+pub fn plan_json(prepared: &Prepared) -> PlanJson<'_> {
+    let plan = &prepared.plan;
+    let schema = &plan.schema;
+    let names: Vec<String> = schema
+        .tables
+        .iter()
+        .map(|table| table.name.to_string())
+        .collect();
+    let tenants = plan
+        .tenants
+        .iter()
+        .map(|tenant| PlanTenant {
+            id: &tenant.id,
+            given: tenant.given.as_deref(),
+            label: tenant.label.as_deref(),
+            root_in_live: tenant.root_in_live,
+            snapshot_rows: tenant.snapshot_rows(),
+            rows_to_add: tenant.rows_to_add(),
+            tables: names
+                .iter()
+                .zip(&tenant.tables)
+                .filter(|(_, counts)| counts.snapshot > 0)
+                .map(|(name, counts)| (name.clone(), *counts))
+                .collect(),
+        })
+        .collect();
+    let tables = schema
+        .tables
+        .iter()
+        .zip(plan.totals())
+        .map(|(table, counts)| PlanTable {
+            table: table.name.to_string(),
+            role: table.role,
+            path: table_path(schema, table),
+            ownership: table
+                .ownership
+                .as_ref()
+                .map(|ownership| ownership.chain.as_slice()),
+            in_live: table.in_live,
+            in_snapshot: table.in_snapshot,
+            counts,
+        })
+        .collect();
+    PlanJson {
+        snapshot: prepared.snapshot.describe(),
+        target: prepared.target.redacted().to_owned(),
+        root: &schema.root,
+        tenants,
+        tables,
+        unrelated: schema.unrelated.iter().map(ToString::to_string).collect(),
+        excluded: schema.excluded.iter().map(ToString::to_string).collect(),
+        cycles: schema
+            .cycles
+            .iter()
+            .map(|cycle| cycle.iter().map(ToString::to_string).collect())
+            .collect(),
+        notes: &schema.notes,
+        dangling: &plan.dangling,
+    }
+}
+
+/// Seconds spent in each phase (the field names say so in the report).
+#[allow(clippy::struct_field_names)]
+#[derive(Debug, Default, Serialize)]
+pub struct Timings {
+    pub plan_seconds: f64,
+    pub restore_seconds: Option<f64>,
+    pub verify_seconds: f64,
+    pub total_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    salvage_version: &'static str,
+    command: &'static str,
+    started_at: String,
+    snapshot: String,
+    target: String,
+    root: String,
+    exit_code: u8,
+    timings: Timings,
+    summary: Summary,
+    tables: Vec<TableReport>,
+    tenants: Vec<TenantReport>,
+    notes: Vec<Note>,
+    dangling: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    tenants: usize,
+    restored: Option<usize>,
+    failed: Option<usize>,
+    verified: usize,
+    rows_inserted: Option<u64>,
+    rows_already_present: Option<u64>,
+    rows_missing: u64,
+    rows_different: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct TableReport {
+    table: String,
+    role: Role,
+    path: String,
+    #[serde(flatten)]
+    counts: Counts,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Counts {
+    snapshot: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inserted: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    already_present: Option<u64>,
+    equal: u64,
+    different: u64,
+    missing: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live_only: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    missing_examples: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    different_examples: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TenantReport {
+    id: String,
+    label: Option<String>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    elapsed_seconds: Option<f64>,
+    verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify_error: Option<String>,
+    tables: BTreeMap<String, Counts>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sequences: Vec<(String, i64)>,
+}
+
+/// What a run did: `outcomes` is empty for `verify`, which writes nothing.
+pub struct RunFacts<'a> {
+    pub command: &'static str,
+    pub started_at: SystemTime,
+    pub prepared: &'a Prepared,
+    pub outcomes: Option<&'a [TenantOutcome]>,
+    pub checks: &'a [TenantCheck],
+    pub timings: Timings,
+    pub exit_code: u8,
+}
+
+pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
+    let plan: &RestorePlan = &facts.prepared.plan;
+    let schema = &plan.schema;
+    let outcomes = facts.outcomes.unwrap_or(&[]);
+    let totals = table_totals(plan, outcomes, facts.checks);
+    let writes = facts.outcomes.is_some();
+    let tables = schema
+        .tables
+        .iter()
+        .zip(&totals)
+        .filter(|(table, _)| table.in_live && table.in_snapshot)
+        .map(|(table, total)| TableReport {
+            table: table.name.to_string(),
+            role: table.role,
+            path: table_path(schema, table),
+            counts: Counts {
+                snapshot: total.check.snapshot,
+                inserted: writes.then_some(total.outcome.inserted),
+                already_present: writes.then_some(total.outcome.already_present),
+                equal: total.check.equal,
+                different: total.check.different,
+                missing: total.check.missing,
+                live_only: (table.role != Role::Shared).then_some(total.check.live_only),
+                ..Counts::default()
+            },
+        })
+        .collect();
+    let tenants = plan
+        .tenants
+        .iter()
+        .enumerate()
+        .map(|(index, tenant)| {
+            let outcome = outcomes
+                .get(index)
+                .filter(|outcome| outcome.tenant == tenant.id);
+            let check = facts
+                .checks
+                .get(index)
+                .filter(|check| check.tenant == tenant.id);
+            let mut tables = BTreeMap::new();
+            for (table_index, table) in schema.tables.iter().enumerate() {
+                let written = outcome.map(|outcome| outcome.tables[table_index]);
+                let checked = check.and_then(|check| check.tables[table_index].as_ref());
+                if written.is_none_or(|written| written.copied == 0)
+                    && checked.is_none_or(|checked| checked.snapshot == 0)
+                {
+                    continue;
+                }
+                tables.insert(
+                    table.name.to_string(),
+                    Counts {
+                        snapshot: checked.map_or(0, |checked| checked.snapshot),
+                        inserted: written.map(|written| written.inserted),
+                        already_present: written.map(|written| written.already_present),
+                        equal: checked.map_or(0, |checked| checked.equal),
+                        different: checked.map_or(0, |checked| checked.different),
+                        missing: checked.map_or(0, |checked| checked.missing),
+                        live_only: checked.and_then(|checked| checked.live_only),
+                        missing_examples: checked
+                            .map(|checked| checked.missing_examples.clone())
+                            .unwrap_or_default(),
+                        different_examples: checked
+                            .map(|checked| checked.different_examples.clone())
+                            .unwrap_or_default(),
+                    },
+                );
+            }
+            let (status, error) = match outcome.map(|outcome| &outcome.status) {
+                Some(TenantStatus::Restored) => ("restored", None),
+                Some(TenantStatus::Failed { error }) => ("failed", Some(error.clone())),
+                None => ("checked", None),
+            };
+            TenantReport {
+                id: tenant.id.clone(),
+                label: tenant.label.clone(),
+                status,
+                error,
+                attempts: outcome.map(|outcome| outcome.attempts),
+                elapsed_seconds: outcome.map(|outcome| round(outcome.elapsed)),
+                verified: check.is_some_and(TenantCheck::passed),
+                verify_error: check.and_then(|check| check.error.clone()),
+                tables,
+                sequences: outcome
+                    .map(|outcome| outcome.sequences.clone())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let restored = outcomes.iter().filter(|outcome| outcome.restored()).count();
+    RunReport {
+        salvage_version: env!("CARGO_PKG_VERSION"),
+        command: facts.command,
+        started_at: rfc3339(facts.started_at),
+        snapshot: facts.prepared.snapshot.describe(),
+        target: facts.prepared.target.redacted().to_owned(),
+        root: schema.root.table.to_string(),
+        exit_code: facts.exit_code,
+        summary: Summary {
+            tenants: plan.tenants.len(),
+            restored: writes.then_some(restored),
+            failed: writes.then_some(outcomes.len() - restored),
+            verified: facts.checks.iter().filter(|check| check.passed()).count(),
+            rows_inserted: writes.then(|| outcomes.iter().map(TenantOutcome::inserted).sum()),
+            rows_already_present: writes.then(|| {
+                outcomes
+                    .iter()
+                    .flat_map(|outcome| &outcome.tables)
+                    .map(|table| table.already_present)
+                    .sum()
+            }),
+            rows_missing: facts.checks.iter().map(TenantCheck::missing).sum(),
+            rows_different: facts.checks.iter().map(TenantCheck::different).sum(),
+        },
+        timings: Timings { ..facts.timings },
+        tables,
+        tenants,
+        notes: schema.notes.clone(),
+        dangling: plan.dangling.clone(),
+    }
+}
+
+pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value).context("serialize the report")?;
+    std::fs::write(path, text + "\n")
+        .with_context(|| format!("write the report {}", path.display()))
+}
+
+pub fn round(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// `2026-11-21T13:42:07Z`, without a date library: days to a civil date (Howard Hinnant's
+/// algorithm).
+fn rfc3339(time: SystemTime) -> String {
+    let seconds = time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs()) as i64;
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::rfc3339;
+
+    #[test]
+    fn formats_utc_timestamps() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_096_927)),
+            "2026-11-19T14:02:07Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+}

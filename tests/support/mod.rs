@@ -1,0 +1,233 @@
+//! Helpers for the end-to-end scenarios: the salvage binary, the tracker scenario, and
+//! checks written independently of salvage's own machinery (hand-written tenant filters,
+//! typed comparisons in SQL, whole-database fingerprints).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+pub use salvage_testkit::{TestDatabase, tracker};
+use sqlx::Connection;
+
+/// The result of running the salvage binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl fmt::Display for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl fmt::Debug for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Runs `salvage ARGS` with no terminal (stdin closed, output captured).
+pub fn salvage<S: AsRef<str>>(args: &[S]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_salvage"))
+        .args(args.iter().map(AsRef::as_ref))
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the salvage binary");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A live database with the tracker fixture and a snapshot of it.
+pub struct Scenario {
+    pub live: TestDatabase,
+    pub snapshot: TestDatabase,
+}
+
+impl Scenario {
+    pub async fn tracker(sites: u32) -> Self {
+        let live = tracker(sites).await;
+        let snapshot = live.snapshot("snap").await;
+        Self { live, snapshot }
+    }
+
+    /// `COMMAND --snapshot S --target L --root public.sites --tenant-column site_id --tenants IDS`.
+    pub fn args(&self, command: &str, tenants: &str) -> Vec<String> {
+        [
+            command,
+            "--snapshot",
+            &self.snapshot.url,
+            "--target",
+            &self.live.url,
+            "--root",
+            "public.sites",
+            "--tenant-column",
+            "site_id",
+            "--tenants",
+            tenants,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+}
+
+/// `args` followed by `more`.
+pub fn with(args: Vec<String>, more: &[&str]) -> Vec<String> {
+    args.into_iter()
+        .chain(more.iter().map(|arg| (*arg).to_owned()))
+        .collect()
+}
+
+/// The tracker's owned tables with hand-written filters selecting the rows of sites `ids`
+/// (a comma-separated list): written here, not derived from salvage's plan.
+pub fn tracker_owned(ids: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("sites", format!("id IN ({ids})")),
+        ("projects", format!("site_id IN ({ids})")),
+        ("issues", format!("site_id IN ({ids})")),
+        (
+            "comments",
+            format!("issue_id IN (SELECT id FROM issues WHERE site_id IN ({ids}))"),
+        ),
+        (
+            "reactions",
+            format!(
+                "comment_id IN (SELECT c.id FROM comments c JOIN issues i ON i.id = c.issue_id WHERE i.site_id IN ({ids}))"
+            ),
+        ),
+        ("page_views", format!("site_id IN ({ids})")),
+    ]
+}
+
+/// Asserts that `table`'s rows matching `filter` are the same multiset in the snapshot and in
+/// live, comparing typed values: the snapshot's rows are loaded into a temporary table of the
+/// live table's row type and compared with EXCEPT ALL both ways. Returns the row count.
+pub async fn assert_same_rows(
+    snapshot: &TestDatabase,
+    live: &TestDatabase,
+    table: &str,
+    filter: &str,
+) -> i64 {
+    let select = format!("SELECT * FROM {table} WHERE {filter}");
+    let mut source = snapshot.connect().await;
+    let rows = copy_out(&mut source, &format!("COPY ({select}) TO STDOUT")).await;
+    let _ = source.close().await;
+
+    let mut target = live.connect().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN; CREATE TEMPORARY TABLE expected ON COMMIT DROP AS {select} WITH NO DATA"
+    )))
+    .execute(&mut target)
+    .await
+    .expect("create the comparison table");
+    let mut copy = target
+        .copy_in_raw("COPY expected FROM STDIN")
+        .await
+        .expect("copy in");
+    copy.send(rows.as_slice()).await.expect("send rows");
+    copy.finish().await.expect("finish copy");
+    let (expected, actual, missing, extra): (i64, i64, i64, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT (SELECT count(*) FROM expected), (SELECT count(*) FROM ({select}) a), \
+                (SELECT count(*) FROM (SELECT * FROM expected EXCEPT ALL {select}) m), \
+                (SELECT count(*) FROM ({select} EXCEPT ALL SELECT * FROM expected) e)"
+        )))
+        .fetch_one(&mut target)
+        .await
+        .expect("compare rows");
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut target)
+        .await
+        .expect("rollback");
+    let _ = target.close().await;
+    assert_eq!(
+        (missing, extra, actual),
+        (0, 0, expected),
+        "{table} WHERE {filter}: {missing} snapshot rows missing or different in live, {extra} live rows not in the snapshot"
+    );
+    expected
+}
+
+/// Every row of every user table, as text, for before/after comparisons.
+pub async fn all_rows(database: &TestDatabase) -> BTreeMap<String, Vec<String>> {
+    let tables = database
+        .strings(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
+        )
+        .await;
+    let mut rows = BTreeMap::new();
+    for table in tables {
+        let texts = database
+            .strings(&format!("SELECT t::text FROM {table} t ORDER BY 1"))
+            .await;
+        rows.insert(table, texts);
+    }
+    rows
+}
+
+/// Asserts nothing of `before` was changed or removed in `after`; returns how many rows were
+/// added, per table.
+pub fn assert_only_added(
+    before: &BTreeMap<String, Vec<String>>,
+    after: &BTreeMap<String, Vec<String>>,
+) -> BTreeMap<String, usize> {
+    let mut added = BTreeMap::new();
+    for (table, rows_before) in before {
+        let rows_after = after
+            .get(table)
+            .unwrap_or_else(|| panic!("{table} disappeared"));
+        let mut remaining: BTreeMap<&str, i64> = BTreeMap::new();
+        for row in rows_after {
+            *remaining.entry(row).or_default() += 1;
+        }
+        for row in rows_before {
+            let count = remaining.entry(row).or_default();
+            assert!(
+                *count > 0,
+                "{table}: a row that existed before the restore was changed or removed: {row}"
+            );
+            *count -= 1;
+        }
+        added.insert(table.clone(), rows_after.len() - rows_before.len());
+    }
+    added
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+    serde_json::from_str(&text).expect("the report is JSON")
+}
+
+/// A path for a test's output file.
+pub fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("salvage-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir.join(name)
+}
+
+/// Collects a `COPY ... TO STDOUT` into memory (test data is small).
+async fn copy_out(connection: &mut sqlx::postgres::PgConnection, statement: &str) -> Vec<u8> {
+    use futures_util::StreamExt;
+
+    let mut stream = connection.copy_out_raw(statement).await.expect("copy out");
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.expect("read copy data"));
+    }
+    bytes
+}
