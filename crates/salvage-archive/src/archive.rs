@@ -472,7 +472,10 @@ fn plain_lines(
     let file = File::open(path).map_err(|error| Error::io("open", path, error))?;
     let counted = Counted::new(BufReader::with_capacity(READ_BUFFER, file), position);
     let input: Box<dyn Read + Send> = if gzip {
-        compress::decoder(Codec::Gzip, counted).map_err(|error| Error::io("read", path, error))?
+        Box::new(
+            compress::decoder(Codec::Gzip, counted)
+                .map_err(|error| Error::io("read", path, error))?,
+        )
     } else {
         Box::new(counted)
     };

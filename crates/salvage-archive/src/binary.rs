@@ -53,6 +53,8 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
+impl<R> crate::compress::StreamEnd for Counted<R> {}
+
 /// Where a data offset of a custom archive stands (`WriteOffset`'s flag byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OffsetField {
@@ -127,13 +129,13 @@ impl<R: Read> BinaryReader<R> {
                 }
                 Ok(read) => filled += read,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(self.read_error(error, what)),
+                Err(error) => return Err(self.read_error(&error, what)),
             }
         }
         Ok(())
     }
 
-    fn read_error(&self, error: io::Error, what: &str) -> Error {
+    fn read_error(&self, error: &io::Error, what: &str) -> Error {
         Error::corrupt(
             self.location_at(self.position()),
             format!("cannot read {what}: {error}"),
@@ -159,7 +161,7 @@ impl<R: Read> BinaryReader<R> {
                 Ok(0) => return Ok(None),
                 Ok(_) => return Ok(Some(byte[0])),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(self.read_error(error, what)),
+                Err(error) => return Err(self.read_error(&error, what)),
             }
         }
     }
@@ -201,7 +203,7 @@ impl<R: Read> BinaryReader<R> {
         let read = (&mut self.inner)
             .take(length)
             .read_to_end(&mut bytes)
-            .map_err(|error| self.read_error(error, what))?;
+            .map_err(|error| self.read_error(&error, what))?;
         if read as u64 != length {
             return Err(self.corrupt_at(
                 self.position(),
@@ -245,7 +247,7 @@ impl<R: Read> BinaryReader<R> {
     pub(crate) fn skip(&mut self, count: u64, what: &str) -> Result<()> {
         let start = self.position();
         let skipped = io::copy(&mut (&mut self.inner).take(count), &mut io::sink())
-            .map_err(|error| self.read_error(error, what))?;
+            .map_err(|error| self.read_error(&error, what))?;
         if skipped != count {
             return Err(self.corrupt_at(
                 self.position(),

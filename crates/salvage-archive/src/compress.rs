@@ -3,7 +3,7 @@
 //! frames or zstd frames. The first bytes are checked against each method's magic, so a
 //! mislabelled or damaged stream is reported as such instead of decoded into garbage.
 
-use std::io::{self, Cursor, Read};
+use std::io::{self, BufReader, Chain, Cursor, Read};
 
 /// How one data stream is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,13 +65,103 @@ fn read_prefix<R: Read, const N: usize>(input: &mut R) -> io::Result<([u8; N], u
     Ok((prefix, filled))
 }
 
+/// A stream whose end can be checked: after the data, nothing may follow.
+pub(crate) trait StreamEnd {
+    /// Fails when bytes follow the end of the data (for decoders: the compressed stream).
+    fn check_end(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<R: StreamEnd + ?Sized> StreamEnd for &mut R {
+    fn check_end(&mut self) -> io::Result<()> {
+        (**self).check_end()
+    }
+}
+
+impl StreamEnd for Box<dyn Read + Send + '_> {}
+impl StreamEnd for &[u8] {}
+impl<R> StreamEnd for io::Take<R> {}
+
+type Prefixed<R> = Chain<Cursor<Vec<u8>>, R>;
+
+/// The decoded bytes of a stream.
+pub(crate) enum Decoded<R: Read> {
+    Raw(Prefixed<R>),
+    Zlib(flate2::bufread::ZlibDecoder<BufReader<Prefixed<R>>>),
+    Gzip(flate2::bufread::MultiGzDecoder<BufReader<Prefixed<R>>>),
+    Lz4(Box<lz4_flex::frame::FrameDecoder<Prefixed<R>>>),
+    Zstd(zstd::stream::read::Decoder<'static, BufReader<Prefixed<R>>>),
+}
+
+impl<R: Read> std::fmt::Debug for Decoded<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Raw(_) => "Decoded::Raw",
+            Self::Zlib(_) => "Decoded::Zlib",
+            Self::Gzip(_) => "Decoded::Gzip",
+            Self::Lz4(_) => "Decoded::Lz4",
+            Self::Zstd(_) => "Decoded::Zstd",
+        })
+    }
+}
+
+impl<R: Read> Read for Decoded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Raw(input) => input.read(buf),
+            Self::Zlib(decoder) => decoder.read(buf),
+            Self::Gzip(decoder) => decoder.read(buf),
+            Self::Lz4(decoder) => decoder.read(buf),
+            Self::Zstd(decoder) => decoder.read(buf),
+        }
+    }
+}
+
+fn trailing_data() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "unexpected data after the end of the compressed stream",
+    )
+}
+
+/// Checks that a decoder's buffered input holds nothing past its stream.
+fn buffered_input<R: Read>(buffered: &mut BufReader<Prefixed<R>>) -> io::Result<&mut R> {
+    if !buffered.buffer().is_empty() {
+        return Err(trailing_data());
+    }
+    let (prefix, input) = buffered.get_mut().get_mut();
+    if prefix.position() < prefix.get_ref().len() as u64 {
+        return Err(trailing_data());
+    }
+    Ok(input)
+}
+
+impl<R: Read + StreamEnd> StreamEnd for Decoded<R> {
+    fn check_end(&mut self) -> io::Result<()> {
+        let input = match self {
+            Self::Raw(input) => input.get_mut().1,
+            Self::Zlib(decoder) => buffered_input(decoder.get_mut())?,
+            Self::Gzip(decoder) => buffered_input(decoder.get_mut())?,
+            Self::Zstd(decoder) => buffered_input(decoder.get_mut())?,
+            Self::Lz4(decoder) => decoder.get_mut().get_mut().1,
+        };
+        let mut probe = [0u8; 16];
+        loop {
+            match input.read(&mut probe) {
+                Ok(0) => return input.check_end(),
+                Ok(_) => return Err(trailing_data()),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
 /// The decoded bytes of `input`, after checking its magic bytes.
-pub(crate) fn decoder<'a, R: Read + Send + 'a>(
-    codec: Codec,
-    mut input: R,
-) -> io::Result<Box<dyn Read + Send + 'a>> {
+pub(crate) fn decoder<R: Read>(codec: Codec, mut input: R) -> io::Result<Decoded<R>> {
     if codec == Codec::Raw {
-        return Ok(Box::new(input));
+        return Ok(Decoded::Raw(Cursor::new(Vec::new()).chain(input)));
     }
     let (prefix, length) = read_prefix::<R, 4>(&mut input)?;
     let prefix = &prefix[..length];
@@ -94,14 +184,18 @@ pub(crate) fn decoder<'a, R: Read + Send + 'a>(
         ));
     }
     let input = Cursor::new(prefix.to_vec()).chain(input);
+    let buffered = |input| BufReader::with_capacity(DECODER_BUFFER, input);
     Ok(match codec {
-        Codec::Raw => unreachable!("handled above"),
-        Codec::Zlib => Box::new(flate2::read::ZlibDecoder::new(input)),
-        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
-        Codec::Lz4Frame => Box::new(lz4_flex::frame::FrameDecoder::new(input)),
-        Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(input)?),
+        Codec::Raw => Decoded::Raw(input),
+        Codec::Zlib => Decoded::Zlib(flate2::bufread::ZlibDecoder::new(buffered(input))),
+        Codec::Gzip => Decoded::Gzip(flate2::bufread::MultiGzDecoder::new(buffered(input))),
+        Codec::Lz4Frame => Decoded::Lz4(Box::new(lz4_flex::frame::FrameDecoder::new(input))),
+        Codec::Zstd => Decoded::Zstd(zstd::stream::read::Decoder::with_buffer(buffered(input))?),
     })
 }
+
+/// The compressed bytes read at once by a decoder.
+const DECODER_BUFFER: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -106,6 +106,8 @@ impl<R: Read> Read for ChunkReader<R> {
     }
 }
 
+impl<R> crate::compress::StreamEnd for ChunkReader<R> {}
+
 /// Steps over a large-object block: `{oid, chunks}` pairs ended by oid 0.
 pub(crate) fn skip_blobs<R: Read>(reader: &mut BinaryReader<R>) -> Result<()> {
     loop {
@@ -218,5 +220,8 @@ pub(crate) fn rows_at(
     let chunks = ChunkReader::new(reader);
     let decoded = compress::decoder(codec(header.compression), chunks)
         .map_err(|error| context.error(error))?;
-    Ok(Rows::new(Box::new(LineReader::new(decoded)), context))
+    Ok(Rows::new(
+        Box::new(LineReader::new(decoded).whole_stream()),
+        context,
+    ))
 }

@@ -19,6 +19,7 @@ pub struct ArchiveVersion {
 }
 
 impl ArchiveVersion {
+    #[must_use]
     pub const fn new(major: u8, minor: u8, revision: u8) -> Self {
         Self {
             major,

@@ -3,6 +3,8 @@
 
 use std::io::{self, Read};
 
+use crate::compress::StreamEnd;
+
 /// The first buffer size; it grows only for a line longer than this.
 const INITIAL_CAPACITY: usize = 256 * 1024;
 /// A line longer than this is refused: PostgreSQL itself caps a COPY line at 1 GiB.
@@ -12,11 +14,29 @@ pub(crate) const MAX_LINE: usize = 1 << 30;
 pub(crate) trait LineSource {
     /// The next line, or `None` at the end. A last line without a newline is still a line.
     fn next_line(&mut self) -> io::Result<Option<&[u8]>>;
+
+    /// The next line of COPY data: a row, the end marker `\.`, or the end of the stream.
+    /// After the end marker, a stream that holds one table's data checks that only blank
+    /// lines follow, reading it to its end (so a compressed stream's checksum and a custom
+    /// block's end are verified); a stream that goes on with other things stops there.
+    fn next_data_line(&mut self) -> io::Result<DataLine<'_>>;
+}
+
+/// What [`LineSource::next_data_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum DataLine<'a> {
+    Row(&'a [u8]),
+    End,
+    Eof,
 }
 
 impl<T: LineSource + ?Sized> LineSource for &mut T {
     fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
         (**self).next_line()
+    }
+
+    fn next_data_line(&mut self) -> io::Result<DataLine<'_>> {
+        (**self).next_data_line()
     }
 }
 
@@ -33,6 +53,8 @@ pub(crate) struct LineReader<R> {
     consumed: u64,
     eof: bool,
     max_line: usize,
+    /// Whether the stream holds one table's data only (see [`LineSource::finish`]).
+    whole_stream: bool,
 }
 
 impl<R: Read> LineReader<R> {
@@ -49,7 +71,14 @@ impl<R: Read> LineReader<R> {
             consumed: 0,
             eof: false,
             max_line,
+            whole_stream: false,
         }
+    }
+
+    /// Marks the stream as one table's data and nothing else.
+    pub(crate) fn whole_stream(mut self) -> Self {
+        self.whole_stream = true;
+        self
     }
 
     /// Bytes of the stream handed out so far (lines and their newlines).
@@ -149,15 +178,16 @@ impl<R: Read> LineReader<R> {
     }
 }
 
-impl<R: Read> LineSource for LineReader<R> {
-    fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
+impl<R: Read + StreamEnd> LineReader<R> {
+    /// The next line as a range of `buffer`.
+    fn next_line_range(&mut self) -> io::Result<Option<(usize, usize)>> {
         let mut searched = self.start;
         loop {
             if let Some(found) = memchr::memchr(b'\n', &self.buffer[searched..self.end]) {
                 let line_start = self.start;
                 let line_end = searched + found;
                 self.start = line_end + 1;
-                return Ok(Some(&self.buffer[line_start..line_end]));
+                return Ok(Some((line_start, line_end)));
             }
             searched = self.end - self.start;
             if !self.fill()? {
@@ -166,11 +196,52 @@ impl<R: Read> LineSource for LineReader<R> {
                 }
                 let line_start = self.start;
                 self.start = self.end;
-                return Ok(Some(&self.buffer[line_start..self.end]));
+                return Ok(Some((line_start, self.end)));
             }
             // `fill` moved the unread bytes to the front of the buffer.
             searched += self.start;
         }
+    }
+
+    /// Reads the rest of a whole-stream source, which may hold only newlines.
+    fn finish(&mut self) -> io::Result<()> {
+        if !self.whole_stream {
+            return Ok(());
+        }
+        loop {
+            if self.buffer[self.start..self.end]
+                .iter()
+                .any(|&byte| byte != b'\n')
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "unexpected data after the end marker \\.",
+                ));
+            }
+            self.start = self.end;
+            if !self.fill()? {
+                return self.inner.check_end();
+            }
+        }
+    }
+}
+
+impl<R: Read + StreamEnd> LineSource for LineReader<R> {
+    fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
+        Ok(self
+            .next_line_range()?
+            .map(|(start, end)| &self.buffer[start..end]))
+    }
+
+    fn next_data_line(&mut self) -> io::Result<DataLine<'_>> {
+        let Some((start, end)) = self.next_line_range()? else {
+            return Ok(DataLine::Eof);
+        };
+        if &self.buffer[start..end] == salvage_copy::END_OF_DATA {
+            self.finish()?;
+            return Ok(DataLine::End);
+        }
+        Ok(DataLine::Row(&self.buffer[start..end]))
     }
 }
 

@@ -58,7 +58,10 @@ pub(crate) fn member_rows(
         None => Box::new(Counted::new(buffered, position)),
     };
     let decoded = compress::decoder(codec, input).map_err(|error| context.error(error))?;
-    Ok(Rows::new(Box::new(LineReader::new(decoded)), context))
+    Ok(Rows::new(
+        Box::new(LineReader::new(decoded).whole_stream()),
+        context,
+    ))
 }
 
 /// Finds a directory archive's data file for `name`: the name itself or with a suffix.

@@ -6,6 +6,7 @@
 
 use std::io::Read;
 
+use crate::compress::StreamEnd;
 use crate::error::{Error, Location, Result};
 use crate::lines::{LineReader, LineSource};
 use crate::names::parse_copy_statement;
@@ -17,6 +18,9 @@ pub(crate) struct PlainListing {
     pub(crate) entries: Vec<TocEntry>,
     pub(crate) server_version: Option<String>,
     pub(crate) pg_dump_version: Option<String>,
+    /// Whether pg_dump's opening comment was seen, and its closing one.
+    pub(crate) started: bool,
+    pub(crate) completed: bool,
 }
 
 /// Parses `-- Name: TAG; Type: DESC; Schema: NS; Owner: OWNER` (after the `Name: `).
@@ -81,7 +85,7 @@ pub(crate) fn parse<R, E, F>(
     mut on_data: F,
 ) -> Result<PlainListing, E>
 where
-    R: Read,
+    R: Read + StreamEnd,
     E: From<Error>,
     F: FnMut(&TocEntry, &mut LineReader<R>) -> Result<bool, E>,
 {
@@ -100,6 +104,14 @@ where
             Ok(None) => break,
             Err(error) => return Err(read_error(error, at).into()),
         };
+        if text == "-- PostgreSQL database dump" {
+            listing.started = true;
+            continue;
+        }
+        if text == "-- PostgreSQL database dump complete" {
+            listing.completed = true;
+            continue;
+        }
         if current.is_none() {
             if let Some(version) = text.strip_prefix("-- Dumped from database version ") {
                 listing.server_version = Some(version.trim().to_owned());
@@ -169,6 +181,14 @@ where
         defn.push('\n');
     }
     finish(current.take(), &mut defn, &mut listing.entries);
+    if listing.started && !listing.completed {
+        return Err(Error::corrupt(
+            location(lines.position()),
+            "the SQL dump ends without pg_dump's closing comment \
+             (-- PostgreSQL database dump complete): truncated?",
+        )
+        .into());
+    }
     Ok(listing)
 }
 
@@ -186,7 +206,7 @@ CREATE TABLE public.t (\n    a integer\n);\n\n\n\
 --\n-- Data for Name: t; Type: TABLE DATA; Schema: public; Owner: app\n--\n\n\
 COPY public.t (a) FROM stdin;\n1\n2\n\\.\n\n\n\
 --\n-- Data for Name: e; Type: TABLE DATA; Schema: public; Owner: app\n--\n\n\
-COPY public.e (a) FROM stdin;\n\\.\n\n\n\\unrestrict abc\n";
+COPY public.e (a) FROM stdin;\n\\.\n\n\n\\unrestrict abc\n\n--\n-- PostgreSQL database dump complete\n--\n";
 
     #[test]
     fn rebuilds_entries_from_comments() {

