@@ -126,9 +126,9 @@ pub async fn assert_same_rows(
     let _ = source.close().await;
 
     let mut target = live.connect().await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+    sqlx::raw_sql(&format!(
         "BEGIN; CREATE TEMPORARY TABLE expected ON COMMIT DROP AS {select} WITH NO DATA"
-    )))
+    ))
     .execute(&mut target)
     .await
     .expect("create the comparison table");
@@ -138,15 +138,14 @@ pub async fn assert_same_rows(
         .expect("copy in");
     copy.send(rows.as_slice()).await.expect("send rows");
     copy.finish().await.expect("finish copy");
-    let (expected, actual, missing, extra): (i64, i64, i64, i64) =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT (SELECT count(*) FROM expected), (SELECT count(*) FROM ({select}) a), \
+    let (expected, actual, missing, extra): (i64, i64, i64, i64) = sqlx::query_as(&format!(
+        "SELECT (SELECT count(*) FROM expected), (SELECT count(*) FROM ({select}) a), \
                 (SELECT count(*) FROM (SELECT * FROM expected EXCEPT ALL {select}) m), \
                 (SELECT count(*) FROM ({select} EXCEPT ALL SELECT * FROM expected) e)"
-        )))
-        .fetch_one(&mut target)
-        .await
-        .expect("compare rows");
+    ))
+    .fetch_one(&mut target)
+    .await
+    .expect("compare rows");
     sqlx::raw_sql("ROLLBACK")
         .execute(&mut target)
         .await

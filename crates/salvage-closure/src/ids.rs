@@ -23,7 +23,7 @@ pub async fn canonical_ids(
     let all = format!(
         "SELECT pg_catalog.format('%s', u.v::{key_type}) FROM unnest($1::text[]) WITH ORDINALITY AS u(v, n) ORDER BY u.n"
     );
-    let result = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(all))
+    let result = sqlx::query_scalar::<_, String>(&all)
         .bind(given)
         .fetch_all(&mut *connection)
         .await;
@@ -33,7 +33,7 @@ pub async fn canonical_ids(
             let one = format!("SELECT pg_catalog.format('%s', ($1::text)::{key_type})");
             let mut bad = Vec::new();
             for id in given {
-                let checked = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(one.clone()))
+                let checked = sqlx::query_scalar::<_, String>(&one)
                     .bind(id)
                     .fetch_one(&mut *connection)
                     .await;

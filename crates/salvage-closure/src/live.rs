@@ -51,8 +51,7 @@ pub async fn existing_keys(
     for (chunk_index, chunk) in keys.chunks(KEYS_PER_QUERY).enumerate() {
         let offset = chunk_index * KEYS_PER_QUERY;
         let indexes: Vec<i32> = (0..chunk.len() as i32).collect();
-        let mut query =
-            sqlx::query_scalar::<_, i32>(sqlx::AssertSqlSafe(sql.clone())).bind(indexes);
+        let mut query = sqlx::query_scalar::<_, i32>(&sql).bind(indexes);
         for position in 0..key_columns.len() {
             let column: Vec<Option<String>> = chunk
                 .iter()

@@ -36,7 +36,7 @@ impl TenantRun<'_> {
         self.begin().await?;
         match self.body().await {
             Ok(written) => {
-                sqlx::raw_sql("COMMIT")
+                sqlx::query("COMMIT")
                     .execute(&mut *self.connection)
                     .await
                     .map_err(PgError::query("commit the tenant"))?;
@@ -44,16 +44,14 @@ impl TenantRun<'_> {
             }
             Err(error) => {
                 // A broken connection fails here too; the worker reconnects.
-                let _ = sqlx::raw_sql("ROLLBACK")
-                    .execute(&mut *self.connection)
-                    .await;
+                let _ = sqlx::query("ROLLBACK").execute(&mut *self.connection).await;
                 Err(error)
             }
         }
     }
 
     async fn begin(&mut self) -> Result<(), TenantError> {
-        sqlx::raw_sql("BEGIN")
+        sqlx::query("BEGIN")
             .execute(&mut *self.connection)
             .await
             .map_err(PgError::query("begin the tenant's transaction"))?;
@@ -115,7 +113,7 @@ impl TenantRun<'_> {
                     copied,
                 });
             }
-            let inserted = sqlx::query(sqlx::AssertSqlSafe(sql::insert_from_staging(index, table)))
+            let inserted = sqlx::query(&sql::insert_from_staging(index, table))
                 .execute(&mut *self.connection)
                 .await
                 .map_err(|error| insert_error(table, error))?
@@ -151,16 +149,17 @@ impl TenantRun<'_> {
             .filter(|sequence| sequence.increment > 0)
         {
             let quoted = sequence.sequence.quoted();
-            let value: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(
-                sql::advance_sequence(index, &sequence.column, &quoted),
-            ))
-            .bind(&quoted)
-            .fetch_one(&mut *self.connection)
-            .await
-            .map_err(|source| TenantError::Statement {
-                table: table.name.clone(),
-                source: PgError::query(format!("advance sequence {}", sequence.sequence))(source),
-            })?;
+            let value: Option<i64> =
+                sqlx::query_scalar(&sql::advance_sequence(index, &sequence.column, &quoted))
+                    .bind(&quoted)
+                    .fetch_one(&mut *self.connection)
+                    .await
+                    .map_err(|source| TenantError::Statement {
+                        table: table.name.clone(),
+                        source: PgError::query(format!("advance sequence {}", sequence.sequence))(
+                            source,
+                        ),
+                    })?;
             if let Some(value) = value {
                 advanced.push((sequence.sequence.to_string(), value));
             }

@@ -185,7 +185,7 @@ impl Shared {
         let mut connection = salvage_pg::connect(&self.target, ConnectionRole::ReadWrite).await?;
         for (index, table) in self.plan.schema.tables.iter().enumerate() {
             if table.in_live && table.in_snapshot {
-                sqlx::query(sqlx::AssertSqlSafe(sql::create_staging(index, table)))
+                sqlx::query(&sql::create_staging(index, table))
                     .execute(&mut connection)
                     .await
                     .map_err(salvage_pg::Error::query(format!(

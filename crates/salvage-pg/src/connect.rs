@@ -23,10 +23,18 @@ pub enum ConnectionRole {
     ReadWrite,
 }
 
-/// The settings pinned on every connection, in the order they are sent.
-const PINNED: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; \
-    SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'; \
-    SET standard_conforming_strings = on; SET client_min_messages = warning";
+/// The settings pinned on every connection (one statement, one round trip).
+const PINNED: &str = "SELECT pg_catalog.set_config('TimeZone', 'UTC', false), \
+    pg_catalog.set_config('DateStyle', 'ISO, YMD', false), \
+    pg_catalog.set_config('IntervalStyle', 'postgres', false), \
+    pg_catalog.set_config('extra_float_digits', '3', false), \
+    pg_catalog.set_config('bytea_output', 'hex', false), \
+    pg_catalog.set_config('standard_conforming_strings', 'on', false), \
+    pg_catalog.set_config('client_min_messages', 'warning', false)";
+
+/// Added for read-only sessions: every transaction defaults to READ ONLY.
+const READ_ONLY: &str =
+    "SELECT pg_catalog.set_config('default_transaction_read_only', 'on', false)";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -61,19 +69,22 @@ pub async fn connect(url: &DatabaseUrl, role: ConnectionRole) -> Result<PgConnec
             ))
         })?
         .map_err(|error| fail(crate::error::describe(&error)))?;
-    let mut settings = PINNED.to_owned();
-    if role == ConnectionRole::ReadOnly {
-        settings.push_str("; SET default_transaction_read_only = on");
-    }
-    sqlx::raw_sql(sqlx::AssertSqlSafe(settings))
+    let setup = |error: sqlx::Error| {
+        fail(format!(
+            "setting up the session: {}",
+            crate::error::describe(&error)
+        ))
+    };
+    sqlx::query(PINNED)
         .execute(&mut connection)
         .await
-        .map_err(|error| {
-            fail(format!(
-                "setting up the session: {}",
-                crate::error::describe(&error)
-            ))
-        })?;
+        .map_err(setup)?;
+    if role == ConnectionRole::ReadOnly {
+        sqlx::query(READ_ONLY)
+            .execute(&mut connection)
+            .await
+            .map_err(setup)?;
+    }
     Ok(connection)
 }
 

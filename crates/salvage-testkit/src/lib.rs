@@ -86,7 +86,7 @@ impl TestDatabase {
     pub async fn create(prefix: &str) -> Self {
         let name = unique_name(prefix);
         let mut admin = admin().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut admin)
             .await
             .expect("create a test database");
@@ -101,10 +101,10 @@ impl TestDatabase {
     pub async fn snapshot(&self, prefix: &str) -> Self {
         let name = unique_name(prefix);
         let mut admin = admin().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        sqlx::raw_sql(&format!(
             "CREATE DATABASE \"{name}\" TEMPLATE \"{}\"",
             self.name
-        )))
+        ))
         .execute(&mut admin)
         .await
         .expect("copy the database (is a connection to it still open?)");
@@ -133,7 +133,7 @@ impl TestDatabase {
     /// Runs SQL (several statements allowed).
     pub async fn execute(&self, sql: &str) {
         let mut connection = self.connect().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        sqlx::raw_sql(sql)
             .execute(&mut connection)
             .await
             .unwrap_or_else(|error| panic!("{error}\nin:\n{sql}"));
@@ -154,7 +154,7 @@ impl TestDatabase {
         T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
     {
         let mut connection = self.connect().await;
-        let value = sqlx::query_scalar::<_, T>(sqlx::AssertSqlSafe(sql.to_owned()))
+        let value = sqlx::query_scalar::<_, T>(sql)
             .fetch_one(&mut connection)
             .await
             .unwrap_or_else(|error| panic!("{error}\nin:\n{sql}"));
@@ -165,7 +165,7 @@ impl TestDatabase {
     /// The first column of every row, as text.
     pub async fn strings(&self, sql: &str) -> Vec<String> {
         let mut connection = self.connect().await;
-        let values = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.to_owned()))
+        let values = sqlx::query_scalar::<_, String>(sql)
             .fetch_all(&mut connection)
             .await
             .unwrap_or_else(|error| panic!("{error}\nin:\n{sql}"));
@@ -189,11 +189,9 @@ impl Drop for TestDatabase {
                 let Ok(mut admin) = PgConnection::connect(&admin_url()).await else {
                     return;
                 };
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                )))
-                .execute(&mut admin)
-                .await;
+                let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await;
                 let _ = admin.close().await;
             });
         })

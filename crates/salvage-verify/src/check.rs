@@ -251,7 +251,7 @@ impl Context {
             &mut params,
         )?;
         let sql = format!("SELECT count(*)::int8 FROM ({select}) AS owned");
-        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
         for value in params.values {
             query = query.bind(value);
         }
