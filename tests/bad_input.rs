@@ -23,7 +23,7 @@ async fn refused(scenario: &Scenario, args: &[String], needle: &str) {
 fn restore_args(scenario: &Scenario, root: &str, tenants: &str) -> Vec<String> {
     let mut args = scenario.args("restore", tenants);
     let root_position = args.iter().position(|arg| arg == "--root").unwrap() + 1;
-    args[root_position] = root.to_owned();
+    root.clone_into(&mut args[root_position]);
     with(args, &["--yes"])
 }
 
