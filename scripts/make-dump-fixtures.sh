@@ -29,6 +29,11 @@ DB_URL=${DATABASE_URL%/*}/$DB
     -c "SELECT tracker_generate(3, 2, 3, 2, 5)" -f "$ROOT/fixtures/dumps/edge.sql" >/dev/null
 "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$DB_URL" -c "VACUUM ANALYZE"
 
+# The database's own catalog (salvage_catalog::introspect), which the schema read from each
+# archive must equal.
+(cd "$ROOT" && DATABASE_URL=$DB_URL cargo run -q -p salvage-archive --example catalog_json) \
+    >"$ROOT/fixtures/dumps/catalog.json"
+
 # dump VERSION OUTPUT ARGS...: one fixture; a compression the binary was built without is
 # reported and left out.
 dump() {

@@ -110,6 +110,7 @@ where
         }
         if text == "-- PostgreSQL database dump complete" {
             listing.completed = true;
+            finish(current.take(), &mut defn, &mut listing.entries);
             continue;
         }
         if current.is_none() {
