@@ -5,7 +5,7 @@
 use salvage_catalog::{Column, QualifiedName, Table};
 use serde::Serialize;
 
-use crate::plan::{Note, NoteLevel};
+use crate::model::{Note, NoteLevel};
 use crate::{Error, Result};
 
 /// One column of the rows the snapshot yields, in the order it yields them.

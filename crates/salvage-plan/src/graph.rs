@@ -48,6 +48,25 @@ impl Relation {
         self.child == self.parent
     }
 
+    /// `comments(owner_id) → folders(id) when owner_type = 'folder'`, without schemas.
+    #[must_use]
+    pub fn describe_short(&self) -> String {
+        let mut text = format!(
+            "{}({}) → {}({})",
+            self.child.name,
+            self.child_columns.join(", "),
+            self.parent.name,
+            self.parent_columns.join(", ")
+        );
+        if let Some(condition) = &self.condition {
+            text.push_str(&format!(
+                " when {} = '{}'",
+                condition.column, condition.value
+            ));
+        }
+        text
+    }
+
     /// `issues(site_id, project_no) → projects(site_id, project_no)`.
     #[must_use]
     pub fn describe(&self) -> String {

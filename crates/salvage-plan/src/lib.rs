@@ -6,16 +6,18 @@
 //! read) and the user's options, and does no I/O. Tenant-level work (which rows, how many)
 //! happens later, in `salvage-closure`.
 
+mod builder;
 mod columns;
+mod cycles;
 mod error;
 mod graph;
+mod model;
 mod order;
 mod ownership;
-mod plan;
 
 pub use error::{Error, Result};
 pub use graph::{Condition, Relation, RelationOrigin};
-pub use plan::{
-    ColumnPlan, ConfiguredRelation, Note, NoteLevel, Ownership, PlanOptions, Role, RootInfo,
-    SchemaPlan, SequencePlan, TablePlan,
+pub use model::{
+    ColumnPlan, ConfiguredRelation, Cycle, CycleBreak, DeferredConstraint, Note, NoteLevel,
+    Ownership, PlanOptions, Role, RootInfo, SchemaPlan, SequencePlan, TablePlan,
 };

@@ -2,224 +2,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use salvage_catalog::{Catalog, Identity, Key, QualifiedName, Table};
-use serde::Serialize;
+use salvage_catalog::{Catalog, Identity, QualifiedName, Table};
 
-pub use crate::columns::ColumnPlan;
-use crate::graph::{self, Condition, Folding, Relation, RelationOrigin};
-use crate::{Error, Result, order, ownership};
+use crate::graph::{self, Folding, Relation, RelationOrigin};
+use crate::model::{
+    ConfiguredRelation, CycleBreak, DeferredConstraint, Note, NoteLevel, Ownership, PlanOptions,
+    Role, RootInfo, SchemaPlan, SequencePlan, TablePlan,
+};
+use crate::ownership::Chains;
+use crate::{Error, Result, cycles, order, ownership};
 
-/// What the user said about the tenant model.
-#[derive(Debug, Clone)]
-pub struct PlanOptions {
-    /// The table whose primary-key values are tenant IDs.
-    pub root: QualifiedName,
-    /// Columns that mark a table as owned, holding the tenant ID, with or without an FK.
-    pub tenant_columns: Vec<String>,
-    /// Relations the schema does not declare.
-    pub relations: Vec<ConfiguredRelation>,
-    /// Tables to leave out of the plan entirely.
-    pub exclude: Vec<QualifiedName>,
-    /// Tables never to treat as owned, even when a chain of FKs leads to the root.
-    pub shared: Vec<QualifiedName>,
-}
-
-impl PlanOptions {
-    #[must_use]
-    pub fn new(root: QualifiedName) -> Self {
-        Self {
-            root,
-            tenant_columns: Vec::new(),
-            relations: Vec::new(),
-            exclude: Vec::new(),
-            shared: Vec::new(),
-        }
-    }
-}
-
-/// `child(columns) → parent(columns)` from salvage.toml, optionally only for child rows whose
-/// column equals a value (polymorphic references).
-#[derive(Debug, Clone)]
-pub struct ConfiguredRelation {
-    pub child: QualifiedName,
-    pub child_columns: Vec<String>,
-    pub parent: QualifiedName,
-    pub parent_columns: Vec<String>,
-    pub condition: Option<Condition>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// The tenant root table itself.
-    Root,
-    /// Reaches the root through a chain of relations: a tenant's rows are restored whole.
-    Owned,
-    /// Referenced by owned rows: only the referenced rows missing in live are restored.
-    Shared,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoteLevel {
-    Info,
-    Warning,
-}
-
-/// Something the plan wants a human to know: drift, cycles, tables left alone.
-#[derive(Debug, Clone, Serialize)]
-pub struct Note {
-    pub level: NoteLevel,
-    pub table: Option<QualifiedName>,
-    pub message: String,
-}
-
-impl Note {
-    pub(crate) fn new(level: NoteLevel, table: &QualifiedName, message: String) -> Self {
-        Self {
-            level,
-            table: Some(table.clone()),
-            message,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RootInfo {
-    pub table: QualifiedName,
-    /// The single primary-key column whose values are tenant IDs.
-    pub key_column: String,
-    /// Its type in the live database (`bigint`, `uuid`, `text`...).
-    pub key_type: String,
-    /// A column that names a tenant for humans (a unique text column such as a slug).
-    pub label_column: Option<String>,
-}
-
-/// How an owned table's rows map to a tenant.
-#[derive(Debug, Clone, Serialize)]
-pub struct Ownership {
-    /// The relations from this table up to the root, as the plan shows them.
-    pub chain: Vec<Relation>,
-    /// The relations to join, from this table upwards, to reach the tenant column.
-    pub joins: Vec<Relation>,
-    /// The column holding the tenant ID: on the last joined table, or on this table when
-    /// `joins` is empty.
-    pub tenant_column: String,
-}
-
-impl Ownership {
-    fn new(chain: Vec<Relation>, root: &RootInfo) -> Self {
-        let mut joins = chain.clone();
-        let tenant_column = match joins.last() {
-            Some(last)
-                if last.parent_columns == [root.key_column.clone()] && last.condition.is_none() =>
-            {
-                let column = last.child_columns[0].clone();
-                joins.pop();
-                column
-            }
-            _ => root.key_column.clone(),
-        };
-        Self {
-            chain,
-            joins,
-            tenant_column,
-        }
-    }
-
-    /// `comments → issues → projects → sites`, with how the last step is made.
-    #[must_use]
-    pub fn describe(&self, table: &QualifiedName) -> String {
-        let mut text = table.name.clone();
-        for relation in &self.chain {
-            text.push_str(" → ");
-            text.push_str(&relation.parent.name);
-        }
-        if let Some(last) = self.chain.last() {
-            match last.origin {
-                RelationOrigin::TenantColumn => {
-                    text.push_str(&format!(" (tenant column {})", last.child_columns[0]));
-                }
-                RelationOrigin::Config => text.push_str(" (configured relation)"),
-                RelationOrigin::DeclaredFk => {}
-            }
-        }
-        text
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SequencePlan {
-    pub column: String,
-    pub sequence: QualifiedName,
-    pub increment: i64,
-}
-
-/// One table of the plan.
-#[derive(Debug, Clone, Serialize)]
-pub struct TablePlan {
-    pub name: QualifiedName,
-    pub role: Role,
-    /// For the root and owned tables: how rows map to a tenant.
-    pub ownership: Option<Ownership>,
-    pub in_live: bool,
-    pub in_snapshot: bool,
-    /// The columns the snapshot yields, in the order it yields them.
-    pub columns: Vec<ColumnPlan>,
-    /// The live key that identifies a row (the ON CONFLICT target).
-    pub key: Option<Key>,
-    /// A written column is `GENERATED ALWAYS AS IDENTITY`: inserts need OVERRIDING SYSTEM VALUE.
-    pub identity_always: bool,
-    /// Sequences to move ahead of the restored values.
-    pub sequences: Vec<SequencePlan>,
-    /// Relations from this table to shared tables: their values bring shared rows along.
-    pub shared_references: Vec<Relation>,
-    /// Declared references between tables of the plan where this table is the child.
-    pub references: Vec<Relation>,
-}
-
-impl TablePlan {
-    /// Index of a column in [`TablePlan::columns`].
-    #[must_use]
-    pub fn column_index(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|column| column.name == name)
-    }
-
-    pub fn written_columns(&self) -> impl Iterator<Item = &ColumnPlan> {
-        self.columns.iter().filter(|column| column.write)
-    }
-}
-
-/// The schema-level plan.
-#[derive(Debug, Clone, Serialize)]
-pub struct SchemaPlan {
-    pub root: RootInfo,
-    /// Root, owned and shared tables, in restore order.
-    pub tables: Vec<TablePlan>,
-    /// Groups of tables that reference each other in a cycle.
-    pub cycles: Vec<Vec<QualifiedName>>,
-    /// Tables with no relation to the tenants: left alone.
-    pub unrelated: Vec<QualifiedName>,
-    pub excluded: Vec<QualifiedName>,
-    pub notes: Vec<Note>,
-}
-
-impl SchemaPlan {
-    #[must_use]
-    pub fn table(&self, name: &QualifiedName) -> Option<&TablePlan> {
-        self.tables.iter().find(|table| &table.name == name)
-    }
-
-    #[must_use]
-    pub fn table_index(&self, name: &QualifiedName) -> Option<usize> {
-        self.tables.iter().position(|table| &table.name == name)
-    }
-
-    /// Builds the plan. `live` is the authority for how rows are written; `snapshot` says
-    /// what can be read.
-    pub fn build(live: &Catalog, snapshot: &Catalog, options: &PlanOptions) -> Result<Self> {
-        Builder::new(live, snapshot, options)?.build()
-    }
+pub fn build(live: &Catalog, snapshot: &Catalog, options: &PlanOptions) -> Result<SchemaPlan> {
+    Builder::new(live, snapshot, options)?.build()
 }
 
 struct Builder<'a> {
@@ -296,7 +90,7 @@ impl<'a> Builder<'a> {
                     && members.contains(&relation.parent)
             })
             .collect();
-        let rank = |name: &QualifiedName| {
+        let rank = |name: &QualifiedName| -> usize {
             if shared.contains(name) {
                 0
             } else {
@@ -304,32 +98,46 @@ impl<'a> Builder<'a> {
             }
         };
         let ordering = order::order(&members, &declared, rank);
+        let planned = cycles::steps(ordering.groups, &declared, &rank);
 
         let mut tables = Vec::new();
-        let mut cycles = Vec::new();
-        for group in ordering.groups {
-            if group.len() > 1 {
-                cycles.push(group.clone());
-            }
-            for name in group {
-                let role = if name == self.root.table {
+        let mut steps = Vec::new();
+        for step in &planned.order {
+            let mut indexes = Vec::new();
+            for name in step {
+                let role = if *name == self.root.table {
                     Role::Root
-                } else if chains.contains_key(&name) {
+                } else if chains.contains_key(name) {
                     Role::Owned
                 } else {
                     Role::Shared
                 };
-                let chain = chains.get(&name).cloned();
-                tables.push(self.table_plan(&name, role, chain, &relations, &shared)?);
+                let chain = chains.get(name).cloned();
+                let mut table = self.table_plan(name, role, chain, &relations, &shared)?;
+                if role != Role::Shared {
+                    self.add_secondary_chains(&mut table, &chains, &relations);
+                }
+                indexes.push(tables.len());
+                tables.push(table);
             }
+            steps.push(indexes);
         }
-        if let Some(cycle) = cycles.first() {
-            return Err(Error::Cycle {
-                tables: cycle.clone(),
-                reason: "rows of these tables need each other to exist first".to_owned(),
+        for cycle in &planned.cycles {
+            Self::check_cycle(cycle, &tables)?;
+            self.notes.push(Note {
+                level: NoteLevel::Info,
+                table: None,
+                message: cycle.describe(),
             });
         }
-
+        let deferred = planned
+            .deferred
+            .iter()
+            .map(|relation| DeferredConstraint {
+                table: relation.child.clone(),
+                name: relation.name.clone(),
+            })
+            .collect();
         let unrelated: Vec<QualifiedName> = nodes
             .iter()
             .filter(|name| !members.contains(*name))
@@ -338,7 +146,9 @@ impl<'a> Builder<'a> {
         Ok(SchemaPlan {
             root: self.root,
             tables,
-            cycles,
+            steps,
+            cycles: planned.cycles,
+            deferred,
             unrelated,
             excluded: excluded.into_iter().collect(),
             notes: self.notes,
@@ -449,6 +259,94 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// A cycle inserted in one statement relies on ON CONFLICT against each table's key, and
+    /// every table of it must be writable.
+    fn check_cycle(cycle: &crate::model::Cycle, tables: &[TablePlan]) -> Result<()> {
+        if cycle.broken_by != CycleBreak::OneStatement {
+            return Ok(());
+        }
+        for name in &cycle.tables {
+            let Some(table) = tables.iter().find(|table| &table.name == name) else {
+                continue;
+            };
+            if table.in_snapshot && !table.in_live {
+                return Err(Error::Cycle {
+                    tables: cycle.tables.clone(),
+                    reason: format!("{name} exists only in the snapshot"),
+                });
+            }
+            if table.in_live && table.key.is_none() {
+                return Err(Error::Cycle {
+                    tables: cycle.tables.clone(),
+                    reason: format!(
+                        "{name} has no primary or unique NOT NULL key to insert its rows by"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Other relations from `table` to owned tables lead to a tenant too. A row belongs to
+    /// every tenant its chains lead to, and is inserted only when the parents of all of them
+    /// are present. A relation that carries the tenant column itself (`issues(site_id,
+    /// project_no) → projects`) cannot lead elsewhere and is not one.
+    fn add_secondary_chains(
+        &mut self,
+        table: &mut TablePlan,
+        chains: &Chains,
+        relations: &[Relation],
+    ) {
+        let Some(primary) = table.ownership.clone() else {
+            return;
+        };
+        let Some(first) = primary.chain.first() else {
+            return;
+        };
+        let direct_tenant_column = primary
+            .joins
+            .is_empty()
+            .then_some(primary.tenant_column.as_str());
+        let candidates: Vec<&Relation> = relations
+            .iter()
+            .filter(|relation| {
+                relation.child == table.name
+                    && !relation.is_self_reference()
+                    && relation.origin != RelationOrigin::TenantColumn
+                    && chains.contains_key(&relation.parent)
+                    && !same_relation(relation, first)
+                    && !direct_tenant_column
+                        .is_some_and(|column| relation.child_columns.iter().any(|c| c == column))
+            })
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        if table.key.is_none() {
+            self.notes.push(Note::new(
+                NoteLevel::Warning,
+                &table.name,
+                "has no key: its rows follow only the path shown, not its other references to tenants".to_owned(),
+            ));
+            return;
+        }
+        for relation in candidates {
+            let mut chain = vec![relation.clone()];
+            chain.extend(chains[&relation.parent].iter().cloned());
+            table.secondary.push(Ownership::new(chain, &self.root));
+        }
+        table.guards = std::iter::once(first)
+            .chain(
+                table
+                    .secondary
+                    .iter()
+                    .filter_map(|ownership| ownership.chain.first()),
+            )
+            .filter(|relation| relation.origin == RelationOrigin::DeclaredFk)
+            .cloned()
+            .collect();
+    }
+
     fn table_plan(
         &mut self,
         name: &QualifiedName,
@@ -539,6 +437,8 @@ impl<'a> Builder<'a> {
             sequences,
             shared_references,
             references,
+            secondary: Vec::new(),
+            guards: Vec::new(),
         })
     }
 
@@ -667,4 +567,11 @@ fn label_column(live: &Table, snapshot: &Table, key_column: &str) -> Option<Stri
                 .find(|column| is_text(&column.name))
                 .map(|column| column.name.clone())
         })
+}
+
+fn same_relation(a: &Relation, b: &Relation) -> bool {
+    a.child == b.child
+        && a.parent == b.parent
+        && a.child_columns == b.child_columns
+        && a.condition == b.condition
 }

@@ -1,0 +1,287 @@
+//! The schema plan's types: what the rest of salvage reads.
+
+use salvage_catalog::{Catalog, Key, QualifiedName};
+use serde::Serialize;
+
+use crate::Result;
+pub use crate::columns::ColumnPlan;
+use crate::graph::{Condition, Relation, RelationOrigin};
+
+/// What the user said about the tenant model.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// The table whose primary-key values are tenant IDs.
+    pub root: QualifiedName,
+    /// Columns that mark a table as owned, holding the tenant ID, with or without an FK.
+    pub tenant_columns: Vec<String>,
+    /// Relations the schema does not declare.
+    pub relations: Vec<ConfiguredRelation>,
+    /// Tables to leave out of the plan entirely.
+    pub exclude: Vec<QualifiedName>,
+    /// Tables never to treat as owned, even when a chain of FKs leads to the root.
+    pub shared: Vec<QualifiedName>,
+}
+
+impl PlanOptions {
+    #[must_use]
+    pub fn new(root: QualifiedName) -> Self {
+        Self {
+            root,
+            tenant_columns: Vec::new(),
+            relations: Vec::new(),
+            exclude: Vec::new(),
+            shared: Vec::new(),
+        }
+    }
+}
+
+/// `child(columns) → parent(columns)` from salvage.toml, optionally only for child rows whose
+/// column equals a value (polymorphic references).
+#[derive(Debug, Clone)]
+pub struct ConfiguredRelation {
+    pub child: QualifiedName,
+    pub child_columns: Vec<String>,
+    pub parent: QualifiedName,
+    pub parent_columns: Vec<String>,
+    pub condition: Option<Condition>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The tenant root table itself.
+    Root,
+    /// Reaches the root through a chain of relations: a tenant's rows are restored whole.
+    Owned,
+    /// Referenced by owned rows: only the referenced rows missing in live are restored.
+    Shared,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteLevel {
+    Info,
+    Warning,
+}
+
+/// Something the plan wants a human to know: drift, cycles, tables left alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct Note {
+    pub level: NoteLevel,
+    pub table: Option<QualifiedName>,
+    pub message: String,
+}
+
+impl Note {
+    pub(crate) fn new(level: NoteLevel, table: &QualifiedName, message: String) -> Self {
+        Self {
+            level,
+            table: Some(table.clone()),
+            message,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RootInfo {
+    pub table: QualifiedName,
+    /// The single primary-key column whose values are tenant IDs.
+    pub key_column: String,
+    /// Its type in the live database (`bigint`, `uuid`, `text`...).
+    pub key_type: String,
+    /// A column that names a tenant for humans (a unique text column such as a slug).
+    pub label_column: Option<String>,
+}
+
+/// How an owned table's rows map to a tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ownership {
+    /// The relations from this table up to the root, as the plan shows them.
+    pub chain: Vec<Relation>,
+    /// The relations to join, from this table upwards, to reach the tenant column.
+    pub joins: Vec<Relation>,
+    /// The column holding the tenant ID: on the last joined table, or on this table when
+    /// `joins` is empty.
+    pub tenant_column: String,
+}
+
+impl Ownership {
+    pub(crate) fn new(chain: Vec<Relation>, root: &RootInfo) -> Self {
+        let mut joins = chain.clone();
+        let tenant_column = match joins.last() {
+            Some(last)
+                if last.parent_columns == [root.key_column.clone()] && last.condition.is_none() =>
+            {
+                let column = last.child_columns[0].clone();
+                joins.pop();
+                column
+            }
+            _ => root.key_column.clone(),
+        };
+        Self {
+            chain,
+            joins,
+            tenant_column,
+        }
+    }
+
+    /// `comments → issues → projects → sites`, then how any step that is not a declared FK
+    /// is made: `(tenant column site_id)`, `(configured: comments(owner_id) → folders(id) when
+    /// owner_type = 'folder')`.
+    #[must_use]
+    pub fn describe(&self, table: &QualifiedName) -> String {
+        let mut text = table.name.clone();
+        for relation in &self.chain {
+            text.push_str(" → ");
+            text.push_str(&relation.parent.name);
+        }
+        let origins: Vec<String> = self
+            .chain
+            .iter()
+            .filter_map(|relation| match relation.origin {
+                RelationOrigin::TenantColumn => {
+                    Some(format!("tenant column {}", relation.child_columns[0]))
+                }
+                RelationOrigin::Config => {
+                    Some(format!("configured: {}", relation.describe_short()))
+                }
+                RelationOrigin::DeclaredFk => None,
+            })
+            .collect();
+        if !origins.is_empty() {
+            text.push_str(&format!(" ({})", origins.join("; ")));
+        }
+        text
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SequencePlan {
+    pub column: String,
+    pub sequence: QualifiedName,
+    pub increment: i64,
+}
+
+/// One table of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct TablePlan {
+    pub name: QualifiedName,
+    pub role: Role,
+    /// For the root and owned tables: how rows map to a tenant.
+    pub ownership: Option<Ownership>,
+    pub in_live: bool,
+    pub in_snapshot: bool,
+    /// The columns the snapshot yields, in the order it yields them.
+    pub columns: Vec<ColumnPlan>,
+    /// The live key that identifies a row (the ON CONFLICT target).
+    pub key: Option<Key>,
+    /// A written column is `GENERATED ALWAYS AS IDENTITY`: inserts need OVERRIDING SYSTEM VALUE.
+    pub identity_always: bool,
+    /// Sequences to move ahead of the restored values.
+    pub sequences: Vec<SequencePlan>,
+    /// Relations from this table to shared tables: their values bring shared rows along.
+    pub shared_references: Vec<Relation>,
+    /// Declared references between tables of the plan where this table is the child.
+    pub references: Vec<Relation>,
+    /// Other chains of relations that lead from this table to a tenant (a link row between
+    /// two tenants' documents reaches both). A row belongs to every tenant one of its chains
+    /// leads to.
+    pub secondary: Vec<Ownership>,
+    /// Declared FKs whose parent row may belong to another tenant: a row is inserted only
+    /// when every one of these parents is present ("both ends present").
+    pub guards: Vec<Relation>,
+}
+
+impl TablePlan {
+    /// Index of a column in [`TablePlan::columns`].
+    #[must_use]
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|column| column.name == name)
+    }
+
+    pub fn written_columns(&self) -> impl Iterator<Item = &ColumnPlan> {
+        self.columns.iter().filter(|column| column.write)
+    }
+}
+
+/// How a cycle of foreign keys between tables is inserted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "how", rename_all = "snake_case")]
+pub enum CycleBreak {
+    /// Its deferrable constraints are checked at commit; the tables go in one by one.
+    Deferred { constraints: Vec<String> },
+    /// Its tables are inserted by one statement (writable CTEs): non-deferrable foreign keys
+    /// are checked at the end of the statement, when every row is there.
+    OneStatement,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cycle {
+    pub tables: Vec<QualifiedName>,
+    pub relations: Vec<Relation>,
+    pub broken_by: CycleBreak,
+}
+
+impl Cycle {
+    /// `public.folders ↔ public.docs: inserted in one statement ...`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let tables: Vec<String> = self.tables.iter().map(ToString::to_string).collect();
+        let how = match &self.broken_by {
+            CycleBreak::Deferred { constraints } => {
+                format!(
+                    "broken by checking {} at commit (deferrable)",
+                    constraints.join(", ")
+                )
+            }
+            CycleBreak::OneStatement => {
+                "inserted together in one statement (foreign keys checked at its end)".to_owned()
+            }
+        };
+        format!("cycle {}: {how}", tables.join(" ↔ "))
+    }
+}
+
+/// A deferrable constraint set DEFERRED in every tenant's transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeferredConstraint {
+    pub table: QualifiedName,
+    pub name: String,
+}
+
+/// The schema-level plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaPlan {
+    pub root: RootInfo,
+    /// Root, owned and shared tables, in restore order.
+    pub tables: Vec<TablePlan>,
+    /// Insert steps, in order: indexes into `tables`; a step of several tables is a cycle
+    /// inserted in one statement.
+    pub steps: Vec<Vec<usize>>,
+    /// Cycles of foreign keys between tables, and how each is inserted.
+    pub cycles: Vec<Cycle>,
+    /// Constraints deferred to commit in every tenant's transaction.
+    pub deferred: Vec<DeferredConstraint>,
+    /// Tables with no relation to the tenants: left alone.
+    pub unrelated: Vec<QualifiedName>,
+    pub excluded: Vec<QualifiedName>,
+    pub notes: Vec<Note>,
+}
+
+impl SchemaPlan {
+    #[must_use]
+    pub fn table(&self, name: &QualifiedName) -> Option<&TablePlan> {
+        self.tables.iter().find(|table| &table.name == name)
+    }
+
+    #[must_use]
+    pub fn table_index(&self, name: &QualifiedName) -> Option<usize> {
+        self.tables.iter().position(|table| &table.name == name)
+    }
+
+    /// Builds the plan. `live` is the authority for how rows are written; `snapshot` says
+    /// what can be read.
+    pub fn build(live: &Catalog, snapshot: &Catalog, options: &PlanOptions) -> Result<Self> {
+        crate::builder::build(live, snapshot, options)
+    }
+}
