@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_plan::{Relation, Role, SchemaPlan, TablePlan};
-use salvage_source::{Snapshot, SnapshotReader, TextRow};
+use salvage_source::{OwnedRow, Snapshot, SnapshotReader, Tenants, TextRow};
 use sqlx::postgres::PgConnection;
 
 use crate::live::existing_keys;
-use crate::model::{RestorePlan, TableCounts, TenantClosure};
+use crate::model::{CrossTenantRows, RestorePlan, TableCounts, TenantClosure};
+use crate::multiset::Multiset;
 use crate::{Error, Result, canonical_ids};
 
 /// Told what the planning is reading, for a spinner.
@@ -92,6 +93,7 @@ pub async fn resolve(
         })
         .collect();
 
+    let by_value = comparison_modes(live, live_catalog, &schema).await;
     let mut closure = Closure {
         schema: &schema,
         reader: &mut reader,
@@ -101,6 +103,8 @@ pub async fn resolve(
         pending: BTreeMap::new(),
         shared_key_columns: BTreeMap::new(),
         dangling: Vec::new(),
+        cross_tenant: Vec::new(),
+        by_value: &by_value,
         reporter,
     };
     closure.owned_tables(&ids).await?;
@@ -108,6 +112,7 @@ pub async fn resolve(
     let Closure {
         shared_key_columns,
         dangling,
+        cross_tenant,
         ..
     } = closure;
     Ok(RestorePlan {
@@ -115,7 +120,40 @@ pub async fn resolve(
         tenants,
         shared_key_columns,
         dangling,
+        cross_tenant,
+        by_value,
     })
+}
+
+/// The live types of every written column that compare by value (see
+/// `salvage_pg::comparable_by_value`), asked once per type.
+async fn comparison_modes(
+    live: &mut PgConnection,
+    catalog: &Catalog,
+    schema: &SchemaPlan,
+) -> BTreeSet<String> {
+    let mut types = BTreeSet::new();
+    for table in schema
+        .tables
+        .iter()
+        .filter(|table| table.in_live && table.in_snapshot)
+    {
+        let Some(live_table) = catalog.table(&table.name) else {
+            continue;
+        };
+        for column in table.written_columns() {
+            if let Some(live_column) = live_table.column(&column.name) {
+                types.insert(live_column.type_name.clone());
+            }
+        }
+    }
+    let mut by_value = BTreeSet::new();
+    for type_name in types {
+        if salvage_pg::comparable_by_value(live, &type_name).await {
+            by_value.insert(type_name);
+        }
+    }
+    by_value
 }
 
 struct Closure<'a> {
@@ -127,6 +165,8 @@ struct Closure<'a> {
     pending: Pending,
     shared_key_columns: BTreeMap<usize, Vec<String>>,
     dangling: Vec<String>,
+    cross_tenant: Vec<CrossTenantRows>,
+    by_value: &'a BTreeSet<String>,
     reporter: &'a dyn PlanReporter,
 }
 
@@ -217,79 +257,209 @@ impl Closure<'_> {
                 continue;
             }
             self.reporter.reading(&table.name);
-            let key_columns: Vec<String> = table
-                .key
-                .as_ref()
-                .map(|key| key.columns.clone())
-                .unwrap_or_default();
-            let (columns, positions) = projection(&key_columns, &table.shared_references);
-            let mut keys: Vec<TextRow> = Vec::new();
-            let mut owners: Vec<usize> = Vec::new();
-            let tenants = &mut *self.tenants;
-            let pending = &mut self.pending;
-            let schema = self.schema;
-            self.reader
-                .project_owned(schema, table, &columns, ids, &mut |row| {
-                    let Some(&tenant) = row[0].as_deref().and_then(|id| index_of.get(id)) else {
-                        return Ok(());
-                    };
-                    let values = &row[1..];
-                    tenants[tenant].tables[table_index].snapshot += 1;
-                    if !key_columns.is_empty() {
-                        keys.push(values[..key_columns.len()].to_vec());
-                        owners.push(tenant);
-                    }
-                    Self::note_references(
-                        pending,
-                        schema,
-                        table,
-                        &positions,
-                        values,
-                        &BTreeSet::from([tenant]),
-                    );
-                    Ok(())
-                })
-                .await?;
+            match &table.key {
+                Some(key) if table.in_live => {
+                    self.keyed_table(table_index, &key.columns, ids, &index_of)
+                        .await?;
+                }
+                _ if !table.in_live => self.unplaceable(table_index, ids, &index_of).await?,
+                _ => self.keyless_table(table_index, ids, &index_of).await?,
+            }
+        }
+        Ok(())
+    }
 
-            if !table.in_live {
-                let rows: u64 = self
+    /// The tenants (indexes) a row's ownership chains lead to, among the chosen ones.
+    fn owners(row: &OwnedRow, index_of: &HashMap<&str, usize>) -> BTreeSet<usize> {
+        row.tenants
+            .iter()
+            .flatten()
+            .filter_map(|id| index_of.get(id.as_str()).copied())
+            .collect()
+    }
+
+    /// A table with a key: rows per tenant, and which keys live already has.
+    async fn keyed_table(
+        &mut self,
+        table_index: usize,
+        key_columns: &[String],
+        ids: &[String],
+        index_of: &HashMap<&str, usize>,
+    ) -> Result<()> {
+        let schema = self.schema;
+        let table = &schema.tables[table_index];
+        let (columns, positions) = projection(key_columns, &table.shared_references);
+        let mut keys: Vec<TextRow> = Vec::new();
+        let mut owners: Vec<usize> = Vec::new();
+        let mut crossing = CrossTenantRows {
+            table: table.name.clone(),
+            rows: 0,
+            examples: Vec::new(),
+        };
+        let tenants = &mut *self.tenants;
+        let pending = &mut self.pending;
+        self.reader
+            .project_owned(schema, table, &columns, ids, &mut |row| {
+                let reached: BTreeSet<&str> =
+                    row.tenants.iter().flatten().map(String::as_str).collect();
+                let key: TextRow = row.values[..key_columns.len()].to_vec();
+                if reached.len() > 1 {
+                    crossing.rows += 1;
+                    if crossing.examples.len() < 5 {
+                        let key_text: Vec<&str> = key
+                            .iter()
+                            .map(|value| value.as_deref().unwrap_or("NULL"))
+                            .collect();
+                        let tenant_text: Vec<&str> = reached.iter().copied().collect();
+                        crossing.examples.push(format!(
+                            "({}) reaches tenants {}",
+                            key_text.join(", "),
+                            tenant_text.join(", ")
+                        ));
+                    }
+                }
+                let row_owners = Self::owners(&row, index_of);
+                for &tenant in &row_owners {
+                    tenants[tenant].tables[table_index].snapshot += 1;
+                    keys.push(key.clone());
+                    owners.push(tenant);
+                }
+                Self::note_references(pending, schema, table, &positions, &row.values, &row_owners);
+                Ok(())
+            })
+            .await?;
+        if crossing.rows > 0 {
+            self.cross_tenant.push(crossing);
+        }
+        let present = existing_keys(
+            self.live,
+            self.live_catalog,
+            &table.name,
+            key_columns,
+            &keys,
+        )
+        .await?;
+        for (present, owner) in present.into_iter().zip(owners) {
+            if present {
+                self.tenants[owner].tables[table_index].in_live += 1;
+            }
+        }
+        for tenant in self.tenants.iter_mut() {
+            let counts = &mut tenant.tables[table_index];
+            counts.to_add = counts.snapshot - counts.in_live;
+        }
+        Ok(())
+    }
+
+    /// A table without a key: its rows per tenant compared with live as multisets.
+    async fn keyless_table(
+        &mut self,
+        table_index: usize,
+        ids: &[String],
+        index_of: &HashMap<&str, usize>,
+    ) -> Result<()> {
+        let schema = self.schema;
+        let table = &schema.tables[table_index];
+        let Some(multiset) = Multiset::new(table, self.live_catalog, self.by_value) else {
+            return Ok(());
+        };
+        let written = multiset.column_names();
+        let (columns, positions) = projection(&written, &table.shared_references);
+        let mut rows_by_tenant: BTreeMap<usize, Vec<TextRow>> = BTreeMap::new();
+        let pending = &mut self.pending;
+        self.reader
+            .project_owned(schema, table, &columns, ids, &mut |row| {
+                let row_owners = Self::owners(&row, index_of);
+                for &tenant in &row_owners {
+                    rows_by_tenant
+                        .entry(tenant)
+                        .or_default()
+                        .push(row.values[..written.len()].to_vec());
+                }
+                Self::note_references(pending, schema, table, &positions, &row.values, &row_owners);
+                Ok(())
+            })
+            .await?;
+        for (tenant, rows) in rows_by_tenant {
+            let mut params = salvage_pg::Params::default();
+            let live = salvage_source::sql::owned_select(
+                self.live_catalog,
+                schema,
+                table,
+                &written,
+                false,
+                Tenants::One(&ids[tenant]),
+                &mut params,
+            )?;
+            let sql = multiset.totals(
+                &multiset.from_arrays(params.values.len() + 1),
+                &format!("({live})"),
+            );
+            let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql);
+            for value in &params.values {
+                query = query.bind(value);
+            }
+            for column in 0..written.len() {
+                let values: Vec<Option<String>> =
+                    rows.iter().map(|row| row[column].clone()).collect();
+                query = query.bind(values);
+            }
+            let (matched, missing, _extra) =
+                query
+                    .fetch_one(&mut *self.live)
+                    .await
+                    .map_err(salvage_pg::Error::query(format!(
+                        "compare {}'s rows with live",
+                        table.name
+                    )))?;
+            let counts = &mut self.tenants[tenant].tables[table_index];
+            counts.snapshot = rows.len() as u64;
+            counts.in_live = matched as u64;
+            counts.to_add = missing as u64;
+        }
+        Ok(())
+    }
+
+    /// A table live no longer has: any row of the chosen tenants in it cannot be placed.
+    async fn unplaceable(
+        &mut self,
+        table_index: usize,
+        ids: &[String],
+        index_of: &HashMap<&str, usize>,
+    ) -> Result<()> {
+        let schema = self.schema;
+        let table = &schema.tables[table_index];
+        let first: Vec<String> = table
+            .columns
+            .iter()
+            .take(1)
+            .map(|column| column.name.clone())
+            .collect();
+        let tenants = &mut *self.tenants;
+        self.reader
+            .project_owned(schema, table, &first, ids, &mut |row| {
+                for tenant in Self::owners(&row, index_of) {
+                    tenants[tenant].tables[table_index].snapshot += 1;
+                }
+                Ok(())
+            })
+            .await?;
+        let rows: u64 = self
+            .tenants
+            .iter()
+            .map(|tenant| tenant.tables[table_index].snapshot)
+            .sum();
+        if rows > 0 {
+            return Err(Error::Unplaceable {
+                table: table.name.clone(),
+                rows,
+                tenants: self
                     .tenants
                     .iter()
-                    .map(|tenant| tenant.tables[table_index].snapshot)
-                    .sum();
-                if rows > 0 {
-                    return Err(Error::Unplaceable {
-                        table: table.name.clone(),
-                        rows,
-                        tenants: self
-                            .tenants
-                            .iter()
-                            .filter(|tenant| tenant.tables[table_index].snapshot > 0)
-                            .map(|tenant| tenant.id.clone())
-                            .collect(),
-                    });
-                }
-                continue;
-            }
-            if !key_columns.is_empty() {
-                let present = existing_keys(
-                    self.live,
-                    self.live_catalog,
-                    &table.name,
-                    &key_columns,
-                    &keys,
-                )
-                .await?;
-                for (present, owner) in present.into_iter().zip(owners) {
-                    if present {
-                        self.tenants[owner].tables[table_index].in_live += 1;
-                    }
-                }
-            }
-            for tenant in self.tenants.iter_mut() {
-                let counts = &mut tenant.tables[table_index];
-                counts.to_add = counts.snapshot - counts.in_live;
-            }
+                    .filter(|tenant| tenant.tables[table_index].snapshot > 0)
+                    .map(|tenant| tenant.id.clone())
+                    .collect(),
+            });
         }
         Ok(())
     }

@@ -11,9 +11,11 @@ mod error;
 mod ids;
 mod live;
 mod model;
+mod multiset;
 
 pub use closure::{PlanReporter, resolve};
 pub use error::{Error, Result};
 pub use ids::canonical_ids;
 pub use live::existing_keys;
-pub use model::{RestorePlan, TableCounts, TenantClosure};
+pub use model::{CrossTenantRows, RestorePlan, TableCounts, TenantClosure};
+pub use multiset::Multiset;

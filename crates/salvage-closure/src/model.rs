@@ -1,6 +1,8 @@
 //! The restore plan: the schema plan plus, per tenant, what will be written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use salvage_catalog::QualifiedName;
 
 use salvage_plan::{Role, SchemaPlan};
 use salvage_source::TextRow;
@@ -65,6 +67,19 @@ pub struct RestorePlan {
     pub shared_key_columns: BTreeMap<usize, Vec<String>>,
     /// References from restored rows to rows that neither live nor the snapshot has.
     pub dangling: Vec<String>,
+    /// Owned rows whose ownership chains lead to more than one tenant: each is restored only
+    /// when all its parents are present.
+    pub cross_tenant: Vec<CrossTenantRows>,
+    /// Live types compared by value; the others are compared by their text.
+    #[serde(skip)]
+    pub by_value: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CrossTenantRows {
+    pub table: QualifiedName,
+    pub rows: u64,
+    pub examples: Vec<String>,
 }
 
 impl RestorePlan {

@@ -10,7 +10,7 @@ use salvage_plan::{SchemaPlan, TablePlan};
 use sqlx::postgres::PgConnection;
 
 use crate::sql::{by_keys_select, owned_select};
-use crate::{Error, Result, RowStream, Tenants, TextRow};
+use crate::{Error, OwnedRow, Result, RowStream, Tenants, TextRow};
 
 /// Keys per query when reading rows by key: bounds the size of one bound value.
 const KEYS_PER_QUERY: usize = 50_000;
@@ -95,7 +95,7 @@ impl DatabaseReader {
         table: &TablePlan,
         columns: &[String],
         tenants: &[String],
-        on_row: &mut (dyn FnMut(TextRow) -> Result<()> + Send),
+        on_row: &mut (dyn FnMut(OwnedRow) -> Result<()> + Send),
     ) -> Result<()> {
         let mut query = CopyQuery::new();
         let select = owned_select(
@@ -111,7 +111,17 @@ impl DatabaseReader {
         let stream = query
             .copy_out(&mut self.connection, &select, &context)
             .await?;
-        decode_stream(stream, &table.name, columns.len() + 1, on_row).await
+        let chains = 1 + table.secondary.len();
+        decode_stream(
+            stream,
+            &table.name,
+            columns.len() + chains,
+            &mut |mut values| {
+                let tenants = values.drain(..chains).collect();
+                on_row(OwnedRow { tenants, values })
+            },
+        )
+        .await
     }
 
     pub async fn project_by_keys(

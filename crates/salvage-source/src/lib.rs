@@ -109,6 +109,14 @@ enum ReaderInner {
 /// A decoded row of a projection: text values, `None` for NULL.
 pub type TextRow = Vec<Option<String>>;
 
+/// A row of an owned table with the tenant each of its ownership chains leads to (one chain
+/// for most tables; `None` where a chain leads nowhere, e.g. through a NULL reference).
+#[derive(Debug, Clone)]
+pub struct OwnedRow {
+    pub tenants: Vec<Option<String>>,
+    pub values: TextRow,
+}
+
 impl SnapshotReader {
     /// Root rows for the given tenant IDs: `(id, label)` for each ID the snapshot has.
     pub async fn root_rows(&mut self, plan: &SchemaPlan, ids: &[String]) -> Result<Vec<TextRow>> {
@@ -117,15 +125,15 @@ impl SnapshotReader {
         }
     }
 
-    /// For the tenants, the rows of an owned table projected on `columns`, each row
-    /// prefixed with the tenant ID it belongs to.
+    /// For the tenants, the rows of an owned table projected on `columns`, each with the
+    /// tenants its ownership chains lead to.
     pub async fn project_owned(
         &mut self,
         plan: &SchemaPlan,
         table: &TablePlan,
         columns: &[String],
         tenants: &[String],
-        on_row: &mut (dyn FnMut(TextRow) -> Result<()> + Send),
+        on_row: &mut (dyn FnMut(OwnedRow) -> Result<()> + Send),
     ) -> Result<()> {
         match &mut self.inner {
             ReaderInner::Database(reader) => {

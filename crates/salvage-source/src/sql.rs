@@ -4,7 +4,7 @@
 
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_pg::{Binder, quote_ident, text_array_literal};
-use salvage_plan::{SchemaPlan, TablePlan};
+use salvage_plan::{Ownership, SchemaPlan, TablePlan};
 
 use crate::{Error, Result, Tenants, TextRow};
 
@@ -19,42 +19,26 @@ fn column_type(catalog: &Catalog, table: &QualifiedName, column: &str) -> Result
         .ok_or_else(|| Error::MissingTable(table.clone()))
 }
 
-/// `SELECT <select> FROM table t0 JOIN ... WHERE <tenant column> = <tenant>` for an owned
-/// table (or the root), on whichever database `catalog` describes. With `tag`, the tenant
-/// column comes first in the select list.
-pub fn owned_select(
+/// The joins of one ownership chain from `t0` and the expression giving the tenant ID
+/// (NULL when a polymorphic condition on the last relation does not hold).
+fn chain_joins(
     catalog: &Catalog,
-    plan: &SchemaPlan,
-    table: &TablePlan,
-    columns: &[String],
-    tag: bool,
-    tenants: Tenants<'_>,
+    ownership: &Ownership,
+    prefix: &str,
+    kind: &str,
     query: &mut dyn Binder,
-) -> Result<String> {
-    let ownership = table
-        .ownership
-        .as_ref()
-        .ok_or_else(|| Error::Aborted(format!("{} is not owned by a tenant", table.name)))?;
-    let last = format!("t{}", ownership.joins.len());
-    let tenant = format!("{last}.{}", quote_ident(&ownership.tenant_column));
-    let mut select: Vec<String> = Vec::with_capacity(columns.len() + 1);
-    if tag {
-        select.push(tenant.clone());
-    }
-    select.extend(
-        columns
-            .iter()
-            .map(|column| format!("t0.{}", quote_ident(column))),
-    );
-    let mut sql = format!(
-        "SELECT {} FROM {} AS t0",
-        select.join(", "),
-        catalog.from_item(&table.name)
-    );
+) -> (String, String) {
+    let alias = |index: usize| {
+        if index == 0 {
+            "t0".to_owned()
+        } else {
+            format!("{prefix}{index}")
+        }
+    };
+    let mut joins = String::new();
     for (index, relation) in ownership.joins.iter().enumerate() {
-        let child = format!("t{index}");
-        let parent = format!("t{}", index + 1);
-        let on: Vec<String> = relation
+        let (child, parent) = (alias(index), alias(index + 1));
+        let mut on: Vec<String> = relation
             .child_columns
             .iter()
             .zip(&relation.parent_columns)
@@ -66,49 +50,98 @@ pub fn owned_select(
                 )
             })
             .collect();
-        sql.push_str(&format!(
-            " JOIN {} AS {parent} ON {}",
-            catalog.from_item(&relation.parent),
-            on.join(" AND ")
-        ));
         if let Some(condition) = &relation.condition {
-            sql.push_str(&format!(
-                " AND {child}.{}::text = {}",
+            on.push(format!(
+                "{child}.{}::text = {}",
                 quote_ident(&condition.column),
                 query.bind(condition.value.clone())
             ));
         }
+        joins.push_str(&format!(
+            " {kind} {} AS {parent} ON {}",
+            catalog.from_item(&relation.parent),
+            on.join(" AND ")
+        ));
     }
-    let key_type = column_type(catalog, &plan.root.table, &plan.root.key_column)?;
-    match tenants {
-        Tenants::One(id) => {
-            sql.push_str(&format!(
-                " WHERE {tenant} = ({})::{key_type}",
-                query.bind(id.to_owned())
-            ));
+    let last = alias(ownership.joins.len());
+    let mut tenant = format!("{last}.{}", quote_ident(&ownership.tenant_column));
+    // A relation that reaches the root only under a condition keeps it even when the root
+    // itself is not joined.
+    if ownership.joins.len() < ownership.chain.len() {
+        if let Some(condition) = ownership
+            .chain
+            .last()
+            .and_then(|relation| relation.condition.as_ref())
+        {
+            tenant = format!(
+                "CASE WHEN {last}.{}::text = {} THEN {tenant} END",
+                quote_ident(&condition.column),
+                query.bind(condition.value.clone())
+            );
         }
+    }
+    (joins, tenant)
+}
+
+/// `SELECT <select> FROM table t0 JOIN ... WHERE <tenant column> = <tenant>` for an owned
+/// table (or the root), on whichever database `catalog` describes.
+///
+/// A table with one ownership chain joins along it. A table with several (a link row may
+/// reach two tenants) left-joins each and keeps the rows any of them leads to the tenants.
+/// With `tag`, the select list starts with each chain's tenant ID.
+pub fn owned_select(
+    catalog: &Catalog,
+    plan: &SchemaPlan,
+    table: &TablePlan,
+    columns: &[String],
+    tag: bool,
+    tenants: Tenants<'_>,
+    query: &mut dyn Binder,
+) -> Result<String> {
+    let primary = table
+        .ownership
+        .as_ref()
+        .ok_or_else(|| Error::Aborted(format!("{} is not owned by a tenant", table.name)))?;
+    let chains: Vec<&Ownership> = std::iter::once(primary).chain(&table.secondary).collect();
+    let kind = if chains.len() == 1 {
+        "JOIN"
+    } else {
+        "LEFT JOIN"
+    };
+    let mut joins = String::new();
+    let mut tenant_exprs = Vec::new();
+    for (index, chain) in chains.iter().enumerate() {
+        let (chain_sql, tenant) = chain_joins(catalog, chain, &format!("c{index}_"), kind, query);
+        joins.push_str(&chain_sql);
+        tenant_exprs.push(tenant);
+    }
+    let mut select: Vec<String> = Vec::with_capacity(columns.len() + chains.len());
+    if tag {
+        select.extend(tenant_exprs.iter().cloned());
+    }
+    select.extend(
+        columns
+            .iter()
+            .map(|column| format!("t0.{}", quote_ident(column))),
+    );
+    let key_type = column_type(catalog, &plan.root.table, &plan.root.key_column)?;
+    let target = match tenants {
+        Tenants::One(id) => format!("= ({})::{key_type}", query.bind(id.to_owned())),
         Tenants::Many(ids) => {
             let literal = text_array_literal(ids.iter().map(|id| Some(id.as_str())));
-            sql.push_str(&format!(
-                " WHERE {tenant} = ANY(({})::{key_type}[])",
-                query.bind(literal)
-            ));
+            format!("= ANY(({})::{key_type}[])", query.bind(literal))
         }
-    }
-    // A relation that reaches the root only under a condition (polymorphic reference)
-    // keeps it even when the root itself is not joined.
-    if let Some(last_relation) = ownership.chain.last() {
-        if ownership.joins.len() < ownership.chain.len() {
-            if let Some(condition) = &last_relation.condition {
-                sql.push_str(&format!(
-                    " AND {last}.{}::text = {}",
-                    quote_ident(&condition.column),
-                    query.bind(condition.value.clone())
-                ));
-            }
-        }
-    }
-    Ok(sql)
+    };
+    let filter: Vec<String> = tenant_exprs
+        .iter()
+        .map(|tenant| format!("{tenant} {target}"))
+        .collect();
+    Ok(format!(
+        "SELECT {} FROM {} AS t0{joins} WHERE {}",
+        select.join(", "),
+        catalog.from_item(&table.name),
+        filter.join(" OR ")
+    ))
 }
 
 /// `SELECT <columns> FROM table t0 WHERE (key columns) IN (<key set>)`. Keys with a NULL
