@@ -170,7 +170,7 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
 
 fn notes(plan: &RestorePlan, out: &mut String) {
     let schema = &plan.schema;
-    if schema.notes.is_empty() && plan.dangling.is_empty() {
+    if schema.notes.is_empty() && plan.dangling.is_empty() && plan.cross_tenant.is_empty() {
         return;
     }
     let _ = writeln!(out, "\nNotes:");
@@ -191,6 +191,15 @@ fn notes(plan: &RestorePlan, out: &mut String) {
     for dangling in &plan.dangling {
         let _ = writeln!(out, "  warning: {dangling}");
     }
+    for crossing in &plan.cross_tenant {
+        let _ = writeln!(
+            out,
+            "  warning: {}: {} rows reach more than one tenant (e.g. {}); each is restored only when all its parents are present",
+            crossing.table,
+            crossing.rows,
+            crossing.examples.join("; ")
+        );
+    }
 }
 
 /// Per-table figures of a run, summed over tenants.
@@ -206,6 +215,7 @@ pub struct TableCheckTotals {
     pub equal: u64,
     pub different: u64,
     pub missing: u64,
+    pub waiting: u64,
     pub live_only: u64,
 }
 
@@ -215,6 +225,7 @@ impl TableCheckTotals {
         self.equal += check.equal;
         self.different += check.different;
         self.missing += check.missing;
+        self.waiting += check.waiting;
         self.live_only += check.live_only.unwrap_or(0);
     }
 }
@@ -230,6 +241,7 @@ pub fn table_totals(
             total.outcome.copied += table.copied;
             total.outcome.inserted += table.inserted;
             total.outcome.already_present += table.already_present;
+            total.outcome.waiting += table.waiting;
         }
     }
     for check in checks {
@@ -396,12 +408,16 @@ fn table_summary(plan: &RestorePlan, totals: &[TableTotals], with_writes: bool) 
     if with_writes {
         headers.extend([("INSERTED", Align::Right), ("PRESENT", Align::Right)]);
     }
+    let waiting = totals.iter().any(|total| total.check.waiting > 0);
     headers.extend([
         ("EQUAL", Align::Right),
         ("DIFFERENT", Align::Right),
         ("MISSING", Align::Right),
-        ("LIVE-ONLY", Align::Right),
     ]);
+    if waiting {
+        headers.push(("WAITING", Align::Right));
+    }
+    headers.push(("LIVE-ONLY", Align::Right));
     let mut table = TextTable::new(&headers);
     for (plan_table, total) in plan.schema.tables.iter().zip(totals) {
         if !plan_table.in_live || !plan_table.in_snapshot {
@@ -421,12 +437,15 @@ fn table_summary(plan: &RestorePlan, totals: &[TableTotals], with_writes: bool) 
             total.check.equal.to_string(),
             total.check.different.to_string(),
             total.check.missing.to_string(),
-            if plan_table.role == Role::Shared {
-                "-".to_owned()
-            } else {
-                total.check.live_only.to_string()
-            },
         ]);
+        if waiting {
+            row.push(total.check.waiting.to_string());
+        }
+        row.extend([if plan_table.role == Role::Shared {
+            "-".to_owned()
+        } else {
+            total.check.live_only.to_string()
+        }]);
         table.row(row);
     }
     format!("\nPer table:\n{}", table.render(2))

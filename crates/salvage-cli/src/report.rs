@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use salvage_closure::{RestorePlan, TableCounts};
+use salvage_closure::{CrossTenantRows, RestorePlan, TableCounts};
 use salvage_merge::{TenantOutcome, TenantStatus};
-use salvage_plan::{Note, Relation, Role, RootInfo};
+use salvage_plan::{Cycle, DeferredConstraint, Note, Relation, Role, RootInfo};
 use salvage_verify::TenantCheck;
 use serde::Serialize;
 
@@ -24,7 +24,9 @@ pub struct PlanJson<'a> {
     tables: Vec<PlanTable<'a>>,
     unrelated: Vec<String>,
     excluded: Vec<String>,
-    cycles: Vec<Vec<String>>,
+    cycles: &'a [Cycle],
+    deferred: &'a [DeferredConstraint],
+    cross_tenant: &'a [CrossTenantRows],
     notes: &'a [Note],
     dangling: &'a [String],
 }
@@ -105,11 +107,9 @@ pub fn plan_json(prepared: &Prepared) -> PlanJson<'_> {
         tables,
         unrelated: schema.unrelated.iter().map(ToString::to_string).collect(),
         excluded: schema.excluded.iter().map(ToString::to_string).collect(),
-        cycles: schema
-            .cycles
-            .iter()
-            .map(|cycle| cycle.iter().map(ToString::to_string).collect())
-            .collect(),
+        cycles: &schema.cycles,
+        deferred: &schema.deferred,
+        cross_tenant: &plan.cross_tenant,
         notes: &schema.notes,
         dangling: &plan.dangling,
     }
@@ -170,6 +170,8 @@ struct Counts {
     inserted: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     already_present: Option<u64>,
+    #[serde(skip_serializing_if = "is_zero")]
+    waiting: u64,
     equal: u64,
     different: u64,
     missing: u64,
@@ -230,6 +232,7 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
                 snapshot: total.check.snapshot,
                 inserted: writes.then_some(total.outcome.inserted),
                 already_present: writes.then_some(total.outcome.already_present),
+                waiting: total.check.waiting,
                 equal: total.check.equal,
                 different: total.check.different,
                 missing: total.check.missing,
@@ -265,6 +268,7 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
                         snapshot: checked.map_or(0, |checked| checked.snapshot),
                         inserted: written.map(|written| written.inserted),
                         already_present: written.map(|written| written.already_present),
+                        waiting: checked.map_or(0, |checked| checked.waiting),
                         equal: checked.map_or(0, |checked| checked.equal),
                         different: checked.map_or(0, |checked| checked.different),
                         missing: checked.map_or(0, |checked| checked.missing),
@@ -330,6 +334,11 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
         notes: schema.notes.clone(),
         dangling: plan.dangling.clone(),
     }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {

@@ -43,11 +43,19 @@ pub enum TenantError {
         expected: u64,
         inserted: u64,
     },
-    #[error("{table}: unique constraint {constraint}: {detail}")]
+    #[error("{table}: unique constraint {constraint}: {}", .holder.as_deref().unwrap_or(detail))]
     UniqueConflict {
         table: QualifiedName,
         constraint: String,
         detail: String,
+        /// The live row that holds the key, when it could be found.
+        holder: Option<String>,
+    },
+    #[error("{table}: live already has ({columns})=({}) but on another tenant's rows; they are not overwritten", keys.join("), ("))]
+    KeyHeldByAnotherTenant {
+        table: QualifiedName,
+        columns: String,
+        keys: Vec<String>,
     },
 }
 

@@ -12,6 +12,15 @@ pub struct TableOutcome {
     pub inserted: u64,
     /// Rows whose key live already had: kept as they were.
     pub already_present: u64,
+    /// Rows reaching another tenant whose parent row is not in live yet: left for that
+    /// tenant's restore ("both ends present").
+    #[serde(skip_serializing_if = "is_zero")]
+    pub waiting: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

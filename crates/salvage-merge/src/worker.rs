@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use salvage_catalog::Catalog;
 use salvage_closure::RestorePlan;
 use salvage_pg::{ConnectionRole, DatabaseUrl};
 use salvage_source::{Snapshot, SnapshotReader};
@@ -17,59 +18,126 @@ use crate::tenant::TenantRun;
 use crate::{MergeOptions, RestoreReporter, Result, TenantError, sql};
 
 /// Restores every tenant of the plan; one outcome per tenant, in plan order.
+///
+/// Rows that reach two tenants (a link between their documents) go in with whichever tenant
+/// finds both ends present. When both are restored in the same run, concurrently, neither
+/// may see the other's uncommitted rows: tenants that left rows waiting get one more pass
+/// once the first is over, which adds nothing else (everything else is present by then).
 pub async fn restore(
     plan: Arc<RestorePlan>,
     snapshot: Snapshot,
     target: DatabaseUrl,
+    live_catalog: Arc<Catalog>,
     options: MergeOptions,
     reporter: Arc<dyn RestoreReporter>,
 ) -> Result<Vec<TenantOutcome>> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let jobs = options.jobs.clamp(1, plan.tenants.len().max(1));
+    let shared = |reporter: Arc<dyn RestoreReporter>,
+                  queue: Vec<usize>,
+                  previous: Option<Arc<Vec<TenantOutcome>>>| Shared {
+        plan: Arc::clone(&plan),
+        previous,
+        live_catalog: Arc::clone(&live_catalog),
+        snapshot: snapshot.clone(),
+        target: target.clone(),
+        options: options.clone(),
+        reporter,
+        queue: Arc::new(queue),
+        next: Arc::new(AtomicUsize::new(0)),
+    };
+    let mut outcomes = run_pass(
+        &shared(reporter, (0..plan.tenants.len()).collect(), None),
+        options.jobs,
+    )
+    .await;
+    let waiting: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, outcome)| {
+            outcome.restored() && outcome.tables.iter().any(|table| table.waiting > 0)
+        })
+        .map(|(index, _)| index)
+        .collect();
+    if !waiting.is_empty() {
+        tracing::info!(
+            tenants = waiting.len(),
+            "another pass for rows that were waiting for other tenants"
+        );
+        let previous = Arc::new(outcomes.clone());
+        let again = run_pass(
+            &shared(Arc::new(Quiet), waiting.clone(), Some(previous)),
+            options.jobs,
+        )
+        .await;
+        for (index, second) in waiting.into_iter().zip(again) {
+            let first = &mut outcomes[index];
+            match &second.status {
+                TenantStatus::Restored => {
+                    for (table, later) in first.tables.iter_mut().zip(&second.tables) {
+                        if later.copied == 0 {
+                            continue;
+                        }
+                        table.inserted += later.inserted;
+                        table.waiting = later.waiting;
+                        table.already_present = table.copied - table.inserted - table.waiting;
+                    }
+                    first.sequences.extend(second.sequences);
+                }
+                // The first pass stands; its waiting rows stay waiting, and verification
+                // reports them.
+                TenantStatus::Failed { error } => {
+                    tracing::warn!(tenant = %first.tenant, %error, "rows waiting for other tenants could not be added");
+                }
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Runs the shared queue of tenants on `jobs` workers; outcomes in queue order.
+async fn run_pass(shared: &Shared, jobs: usize) -> Vec<TenantOutcome> {
+    let jobs = jobs.clamp(1, shared.queue.len().max(1));
     let mut workers = JoinSet::new();
     for worker in 0..jobs {
-        let shared = Shared {
-            plan: Arc::clone(&plan),
-            snapshot: snapshot.clone(),
-            target: target.clone(),
-            options: options.clone(),
-            reporter: Arc::clone(&reporter),
-            next: Arc::clone(&next),
-        };
         workers.spawn(
             shared
+                .clone()
                 .run()
                 .instrument(tracing::info_span!("worker", worker)),
         );
     }
-    let mut outcomes = Vec::with_capacity(plan.tenants.len());
+    let mut outcomes: Vec<(usize, TenantOutcome)> = Vec::with_capacity(shared.queue.len());
     while let Some(joined) = workers.join_next().await {
         match joined {
             Ok(mut finished) => outcomes.append(&mut finished),
             Err(error) => std::panic::resume_unwind(error.into_panic()),
         }
     }
-    let order: std::collections::HashMap<&str, usize> = plan
-        .tenants
-        .iter()
-        .enumerate()
-        .map(|(index, tenant)| (tenant.id.as_str(), index))
-        .collect();
-    outcomes.sort_by_key(|outcome| {
-        order
-            .get(outcome.tenant.as_str())
-            .copied()
-            .unwrap_or(usize::MAX)
-    });
-    Ok(outcomes)
+    outcomes.sort_by_key(|(position, _)| *position);
+    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
+/// Reports nothing: the second pass is not news.
+struct Quiet;
+
+impl RestoreReporter for Quiet {
+    fn tenant_started(&self, _: &str, _: Option<&str>, _: u64, _: u32) {}
+    fn rows_copied(&self, _: &str, _: u64) {}
+    fn tenant_retrying(&self, _: &str, _: u32, _: &str) {}
+    fn tenant_finished(&self, _: &TenantOutcome) {}
+}
+
+#[derive(Clone)]
 struct Shared {
     plan: Arc<RestorePlan>,
+    /// The first pass's outcomes (by tenant index) when this is the catch-up pass.
+    previous: Option<Arc<Vec<TenantOutcome>>>,
+    live_catalog: Arc<Catalog>,
     snapshot: Snapshot,
     target: DatabaseUrl,
     options: MergeOptions,
     reporter: Arc<dyn RestoreReporter>,
+    /// Indexes (into the plan's tenants) of the tenants of this pass.
+    queue: Arc<Vec<usize>>,
     next: Arc<AtomicUsize>,
 }
 
@@ -80,14 +148,16 @@ struct Session {
 }
 
 impl Shared {
-    async fn run(self) -> Vec<TenantOutcome> {
+    /// Takes tenants off the queue until it is empty; returns `(queue position, outcome)`.
+    async fn run(self) -> Vec<(usize, TenantOutcome)> {
         let mut outcomes = Vec::new();
         let mut session: Option<Session> = None;
         loop {
-            let index = self.next.fetch_add(1, Ordering::SeqCst);
-            let Some(tenant) = self.plan.tenants.get(index) else {
+            let position = self.next.fetch_add(1, Ordering::SeqCst);
+            let Some(&index) = self.queue.get(position) else {
                 break;
             };
+            let tenant = &self.plan.tenants[index];
             let started = Instant::now();
             let span = tracing::info_span!("tenant", id = %tenant.id);
             let (result, attempts) = self
@@ -120,7 +190,7 @@ impl Shared {
                 }
             };
             self.reporter.tenant_finished(&outcome);
-            outcomes.push(outcome);
+            outcomes.push((position, outcome));
         }
         if let Some(session) = session {
             salvage_pg::close(session.connection).await;
@@ -154,6 +224,11 @@ impl Shared {
             );
             let run = TenantRun {
                 plan: &self.plan,
+                catch_up: self
+                    .previous
+                    .as_ref()
+                    .map(|previous| previous[index].tables.as_slice()),
+                live_catalog: &self.live_catalog,
                 tenant,
                 connection: &mut current.connection,
                 reader: &mut current.reader,

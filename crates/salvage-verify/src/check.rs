@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::StreamExt;
 use salvage_catalog::{Catalog, QualifiedName};
-use salvage_closure::{RestorePlan, TenantClosure};
+use salvage_closure::{Multiset, RestorePlan, TenantClosure};
 use salvage_pg::{ConnectionRole, DatabaseUrl, Params};
 use salvage_plan::{Role, TablePlan};
 use salvage_source::sql::owned_select;
@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::Result;
-use crate::compare::{ChunkComparison, ComparisonModes};
+use crate::compare::ChunkComparison;
 
 /// Rows compared per statement.
 const ROWS_PER_CHUNK: usize = 2_000;
@@ -39,9 +39,18 @@ pub struct TableCheck {
     pub missing_examples: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub different_examples: Vec<String>,
-    /// The table has no key to match rows by: not compared.
+    /// In the snapshot, not in live, because a parent row of another tenant is not in live
+    /// yet: restored with that tenant ("both ends present").
+    #[serde(skip_serializing_if = "is_zero")]
+    pub waiting: u64,
+    /// The table has no key: rows were compared as a multiset (duplicates count).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub unkeyed: bool,
+    pub multiset: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,20 +112,11 @@ pub async fn verify(
     jobs: usize,
     reporter: Arc<dyn VerifyReporter>,
 ) -> Result<Vec<TenantCheck>> {
-    let mut connection = salvage_pg::connect(&target, ConnectionRole::ReadOnly).await?;
-    let checked: Vec<&TablePlan> = plan
-        .schema
-        .tables
-        .iter()
-        .filter(|table| table.in_live && table.in_snapshot)
-        .collect();
-    let modes = ComparisonModes::probe(&mut connection, &live_catalog, &checked).await?;
-    salvage_pg::close(connection).await;
     let comparisons = plan
         .schema
         .tables
         .iter()
-        .map(|table| ChunkComparison::new(table, &live_catalog, &modes))
+        .map(|table| ChunkComparison::new(table, &live_catalog, &plan.by_value))
         .collect();
     let context = Arc::new(Context {
         plan: Arc::clone(&plan),
@@ -215,10 +215,14 @@ impl Context {
                     compare_rows(rows, comparison, connection, &mut table_check).await?;
                 }
             } else {
-                table_check.unkeyed = true;
-                if let Some(rows) = rows {
-                    table_check.snapshot = count_rows(rows).await?;
-                }
+                let rows = match rows {
+                    Some(rows) => collect_rows(rows).await?,
+                    None => Vec::new(),
+                };
+                self.compare_multiset(table, tenant, rows, connection, &mut table_check)
+                    .await?;
+                check.tables[index] = Some(table_check);
+                continue;
             }
             if table.role != Role::Shared {
                 let live = self.live_rows(table, tenant, connection).await?;
@@ -227,6 +231,63 @@ impl Context {
             }
             check.tables[index] = Some(table_check);
         }
+        Ok(())
+    }
+
+    /// A keyless table: the tenant's snapshot rows against its live rows, as multisets.
+    async fn compare_multiset(
+        &self,
+        table: &TablePlan,
+        tenant: &TenantClosure,
+        rows: Vec<Vec<Option<String>>>,
+        connection: &mut PgConnection,
+        check: &mut TableCheck,
+    ) -> Result<()> {
+        check.multiset = true;
+        check.snapshot = rows.len() as u64;
+        let Some(multiset) = Multiset::new(table, &self.live_catalog, &self.plan.by_value) else {
+            return Ok(());
+        };
+        let written = multiset.column_names();
+        let mut params = Params::default();
+        let live = if table.role == Role::Shared {
+            self.live_catalog.from_item(&table.name)
+        } else {
+            let select = owned_select(
+                &self.live_catalog,
+                &self.plan.schema,
+                table,
+                &written,
+                false,
+                Tenants::One(&tenant.id),
+                &mut params,
+            )?;
+            format!("({select})")
+        };
+        let sql = multiset.totals(&multiset.from_arrays(params.values.len() + 1), &live);
+        let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql);
+        for value in &params.values {
+            query = query.bind(value);
+        }
+        for name in &written {
+            let position = table.column_index(name).unwrap_or(0);
+            let values: Vec<Option<String>> = rows
+                .iter()
+                .map(|row| row.get(position).cloned().flatten())
+                .collect();
+            query = query.bind(values);
+        }
+        let (matched, missing, extra) =
+            query
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(salvage_pg::Error::query(format!(
+                    "compare {}'s rows with live",
+                    table.name
+                )))?;
+        check.equal = matched as u64;
+        check.missing = missing as u64;
+        check.live_only = (table.role != Role::Shared).then_some(extra as u64);
         Ok(())
     }
 
@@ -292,6 +353,7 @@ async fn compare_rows(
             check.missing += result.missing;
             check.equal += result.equal;
             check.different += result.different;
+            check.waiting += result.waiting;
             extend_examples(&mut check.missing_examples, result.missing_examples);
             extend_examples(&mut check.different_examples, result.different_examples);
             chunk.clear();
@@ -302,13 +364,19 @@ async fn compare_rows(
     }
 }
 
-async fn count_rows(mut rows: RowStream<'_>) -> Result<u64> {
-    let mut count = 0;
+/// Decodes every row of a stream (keyless tables are compared whole).
+async fn collect_rows(mut rows: RowStream<'_>) -> Result<Vec<Vec<Option<String>>>> {
+    let mut decoded = Vec::new();
     while let Some(row) = rows.next().await {
-        row?;
-        count += 1;
+        let row = row?;
+        let line = row.strip_suffix(b"\n").unwrap_or(&row);
+        decoded.push(
+            salvage_copy::fields(line)
+                .map(salvage_copy::decode_text)
+                .collect(),
+        );
     }
-    Ok(count)
+    Ok(decoded)
 }
 
 fn extend_examples(examples: &mut Vec<String>, more: Vec<String>) {

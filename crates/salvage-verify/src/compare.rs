@@ -1,65 +1,14 @@
 //! Comparing a chunk of snapshot rows with live rows in one statement.
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 
-use salvage_catalog::{Catalog, TypeKind};
+use salvage_catalog::Catalog;
 use salvage_pg::quote_ident;
-use salvage_plan::TablePlan;
+use salvage_plan::{Relation, TablePlan};
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
 use crate::Result;
-
-/// How each live type compares: by value (it has an equality operator) or by text.
-#[derive(Debug, Default)]
-pub struct ComparisonModes {
-    typed: HashMap<String, bool>,
-}
-
-impl ComparisonModes {
-    /// Asks the live server, once per type, whether `=` exists for it. Arrays compare by
-    /// value when their element type does; composite types always by text.
-    pub async fn probe(
-        connection: &mut PgConnection,
-        catalog: &Catalog,
-        tables: &[&TablePlan],
-    ) -> Result<Self> {
-        let mut modes = Self::default();
-        for table in tables {
-            let Some(live) = catalog.table(&table.name) else {
-                continue;
-            };
-            for column in table.written_columns() {
-                let Some(live_column) = live.column(&column.name) else {
-                    continue;
-                };
-                if modes.typed.contains_key(&live_column.type_name) {
-                    continue;
-                }
-                let typed = match live_column.type_kind {
-                    TypeKind::Composite | TypeKind::Other => false,
-                    TypeKind::Array => match &live_column.underlying_type {
-                        Some(element) => has_equality(connection, element).await,
-                        None => false,
-                    },
-                    _ => has_equality(connection, &live_column.type_name).await,
-                };
-                modes.typed.insert(live_column.type_name.clone(), typed);
-            }
-        }
-        Ok(modes)
-    }
-
-    fn is_typed(&self, type_name: &str) -> bool {
-        self.typed.get(type_name).copied().unwrap_or(false)
-    }
-}
-
-async fn has_equality(connection: &mut PgConnection, type_name: &str) -> bool {
-    // The type name is the live catalog's format_type output.
-    let probe = format!("SELECT NULL::{type_name} IS NOT DISTINCT FROM NULL::{type_name}");
-    sqlx::query(&probe).execute(connection).await.is_ok()
-}
 
 /// The result of comparing some snapshot rows with live.
 #[derive(Debug, Default)]
@@ -67,19 +16,23 @@ pub struct ChunkResult {
     pub missing: u64,
     pub equal: u64,
     pub different: u64,
+    /// Missing, but only because a parent of another tenant is not in live yet.
+    pub waiting: u64,
     pub missing_examples: Vec<String>,
     pub different_examples: Vec<String>,
 }
 
-/// The statement comparing rows bound as one text array per snapshot column.
+/// The statement comparing keyed rows bound as one text array per snapshot column.
+#[derive(Debug)]
 pub struct ChunkComparison {
     sql: String,
     width: usize,
 }
 
 impl ChunkComparison {
-    /// `None` when the table has no key to match rows by.
-    pub fn new(table: &TablePlan, catalog: &Catalog, modes: &ComparisonModes) -> Option<Self> {
+    /// `None` when the table has no key to match rows by. `by_value` lists the live types
+    /// compared by value; the others compare by text.
+    pub fn new(table: &TablePlan, catalog: &Catalog, by_value: &BTreeSet<String>) -> Option<Self> {
         let key = table.key.as_ref()?;
         let live = catalog.table(&table.name)?;
         let live_type = |name: &str| live.column(name).map(|column| column.type_name.clone());
@@ -101,7 +54,7 @@ impl ChunkComparison {
         let (mut live_side, mut snapshot_side) = (Vec::new(), Vec::new());
         for column in table.written_columns() {
             let (index, type_name) = (position(&column.name)?, live_type(&column.name)?);
-            if modes.is_typed(&type_name) {
+            if by_value.contains(&type_name) {
                 live_side.push(format!("t.{}", quote_ident(&column.name)));
                 snapshot_side.push(format!("s.c{index}::{type_name}"));
             } else {
@@ -109,19 +62,25 @@ impl ChunkComparison {
                 snapshot_side.push(format!("s.c{index}"));
             }
         }
-        let first_key = quote_ident(&key.columns[0]);
+        let guards = guards_hold(table, catalog)?;
+        let absent = format!("t.{} IS NULL", quote_ident(&key.columns[0]));
+        let missing = format!("{absent} AND {guards}");
+        let waiting = format!("{absent} AND NOT ({guards})");
         let equal = format!(
             "ROW({}) IS NOT DISTINCT FROM ROW({})",
             live_side.join(", "),
             snapshot_side.join(", ")
         );
+        let present_equal = format!("NOT ({absent}) AND {equal}");
+        let present_different = format!("NOT ({absent}) AND NOT ({equal})");
         let key_text = format!("concat_ws(', ', {})", key_text.join(", "));
         let sql = format!(
-            "SELECT count(*) FILTER (WHERE t.{first_key} IS NULL)::int8 AS missing, \
-                    count(*) FILTER (WHERE t.{first_key} IS NOT NULL AND {equal})::int8 AS equal, \
-                    count(*) FILTER (WHERE t.{first_key} IS NOT NULL AND NOT ({equal}))::int8 AS different, \
-                    (array_agg({key_text}) FILTER (WHERE t.{first_key} IS NULL))[1:3] AS missing_examples, \
-                    (array_agg({key_text}) FILTER (WHERE t.{first_key} IS NOT NULL AND NOT ({equal})))[1:3] AS different_examples \
+            "SELECT count(*) FILTER (WHERE {missing})::int8 AS missing, \
+                    count(*) FILTER (WHERE {present_equal})::int8 AS equal, \
+                    count(*) FILTER (WHERE {present_different})::int8 AS different, \
+                    count(*) FILTER (WHERE {waiting})::int8 AS waiting, \
+                    (array_agg({key_text}) FILTER (WHERE {missing}))[1:3] AS missing_examples, \
+                    (array_agg({key_text}) FILTER (WHERE {present_different}))[1:3] AS different_examples \
              FROM unnest({}) AS s({}) LEFT JOIN {} AS t ON {}",
             arrays.join(", "),
             aliases.join(", "),
@@ -156,6 +115,7 @@ impl ChunkComparison {
             missing: row.get::<i64, _>("missing") as u64,
             equal: row.get::<i64, _>("equal") as u64,
             different: row.get::<i64, _>("different") as u64,
+            waiting: row.get::<i64, _>("waiting") as u64,
             missing_examples: row
                 .get::<Option<Vec<String>>, _>("missing_examples")
                 .unwrap_or_default(),
@@ -164,4 +124,38 @@ impl ChunkComparison {
                 .unwrap_or_default(),
         })
     }
+}
+
+/// Every guarded parent of the snapshot row `s` (text columns `c0`...) is in live; `true`
+/// for tables without guards.
+fn guards_hold(table: &TablePlan, catalog: &Catalog) -> Option<String> {
+    if table.guards.is_empty() {
+        return Some("true".to_owned());
+    }
+    let mut conditions = Vec::new();
+    for relation in &table.guards {
+        conditions.push(parent_present(table, relation, catalog)?);
+    }
+    Some(conditions.join(" AND "))
+}
+
+fn parent_present(table: &TablePlan, relation: &Relation, catalog: &Catalog) -> Option<String> {
+    let parent = catalog.table(&relation.parent)?;
+    let mut nulls = Vec::new();
+    let mut matches = Vec::new();
+    for (child, parent_column) in relation.child_columns.iter().zip(&relation.parent_columns) {
+        let index = table.column_index(child)?;
+        let type_name = &parent.column(parent_column)?.type_name;
+        nulls.push(format!("s.c{index} IS NULL"));
+        matches.push(format!(
+            "p.{} = s.c{index}::{type_name}",
+            quote_ident(parent_column)
+        ));
+    }
+    Some(format!(
+        "({} OR EXISTS (SELECT 1 FROM {} AS p WHERE {}))",
+        nulls.join(" OR "),
+        catalog.from_item(&relation.parent),
+        matches.join(" AND ")
+    ))
 }

@@ -54,6 +54,7 @@ pub async fn run(args: &RestoreArgs) -> Result<u8, Failure> {
         Arc::clone(&plan),
         prepared.snapshot.clone(),
         prepared.target.clone(),
+        Arc::clone(&prepared.live_catalog),
         settings.merge.clone(),
         Arc::clone(&restore_progress) as Arc<dyn salvage_merge::RestoreReporter>,
     )
