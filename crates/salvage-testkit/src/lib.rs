@@ -210,6 +210,17 @@ pub async fn tracker(sites: u32) -> TestDatabase {
     database
 }
 
+/// The shapes fixture (fixtures/shapes) with `accounts` tenants of generated data.
+pub async fn shapes(accounts: u32) -> TestDatabase {
+    let database = TestDatabase::create("shapes").await;
+    database.execute_fixture("shapes/schema.sql").await;
+    database.execute_fixture("shapes/generate.sql").await;
+    database
+        .execute(&format!("SELECT shapes_generate({accounts})"))
+        .await;
+    database
+}
+
 #[cfg(test)]
 mod tests {
     use super::url_for;
