@@ -23,7 +23,7 @@ impl Position {
         self.0.load(Ordering::Relaxed)
     }
 
-    fn advance(&self, bytes: usize) {
+    pub(crate) fn advance(&self, bytes: usize) {
         self.0.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 }
@@ -254,6 +254,30 @@ impl<R: Read> BinaryReader<R> {
                 format!("unexpected end of file skipping {what} ({count} bytes from byte {start})"),
             ));
         }
+        Ok(())
+    }
+}
+
+impl BinaryReader<std::io::BufReader<std::fs::File>> {
+    /// Skips `count` bytes of a file of `length` bytes by seeking: nothing is read, and the
+    /// buffer is kept when the target is inside it.
+    pub(crate) fn seek_forward(&mut self, count: u64, length: u64, what: &str) -> Result<()> {
+        let start = self.position();
+        if count > length.saturating_sub(start) {
+            return Err(self.corrupt_at(
+                length,
+                format!("unexpected end of file skipping {what} ({count} bytes from byte {start})"),
+            ));
+        }
+        let distance = i64::try_from(count)
+            .map_err(|_| self.corrupt_at(start, format!("{what}: length {count} too large")))?;
+        self.inner
+            .inner
+            .seek_relative(distance)
+            .map_err(|error| self.read_error(&error, what))?;
+        self.inner
+            .position
+            .advance(usize::try_from(count).unwrap_or(usize::MAX));
         Ok(())
     }
 }

@@ -165,13 +165,17 @@ fn reader_at(
     Ok(reader)
 }
 
-/// Walks the data blocks from `data_start` and records where each one starts.
+/// Walks the data blocks from `data_start` and records where each one starts, seeking over
+/// the chunks' contents (only their length words are read).
 pub(crate) fn index_blocks(
     path: &Arc<Path>,
     header: &Header,
     data_start: u64,
 ) -> Result<HashMap<i32, u64>> {
     let mut reader = reader_at(path, data_start, header)?;
+    let length = std::fs::metadata(path)
+        .map_err(|error| Error::io("read the size of", path, error))?
+        .len();
     let mut index = HashMap::new();
     loop {
         let at = reader.position();
@@ -180,9 +184,29 @@ pub(crate) fn index_blocks(
         };
         if kind == BLOCK_DATA {
             index.insert(dump_id, at);
-            skip_chunks(&mut reader)?;
+            seek_over_chunks(&mut reader, length)?;
         } else {
-            skip_blobs(&mut reader)?;
+            loop {
+                let oid = reader.int("a large object's OID")?;
+                if oid == 0 {
+                    break;
+                }
+                seek_over_chunks(&mut reader, length)?;
+            }
+        }
+    }
+}
+
+fn seek_over_chunks(reader: &mut BinaryReader<BufReader<File>>, length: u64) -> Result<()> {
+    loop {
+        let at = reader.position();
+        let chunk = reader.int("a data chunk length")?;
+        match u64::try_from(chunk) {
+            Ok(0) => return Ok(()),
+            Ok(chunk) => reader.seek_forward(chunk, length, "a data chunk")?,
+            Err(_) => {
+                return Err(reader.corrupt_at(at, format!("negative data chunk length {chunk}")));
+            }
         }
     }
 }

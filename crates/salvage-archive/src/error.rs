@@ -80,9 +80,6 @@ pub enum Error {
         tag: String,
         message: String,
     },
-    /// A callback passed to [`crate::scan`] stopped the scan with this error.
-    #[error("{0}")]
-    Stopped(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {

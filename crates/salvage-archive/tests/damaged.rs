@@ -74,6 +74,22 @@ fn truncated_custom_archives_fail_with_file_and_offset() {
 }
 
 #[test]
+fn truncated_pipe_written_archives_fail_too() {
+    // Without offsets, blocks are found by walking them all, so a cut anywhere is seen.
+    let temp = tempfile::tempdir().unwrap();
+    for name in ["pg17/custom-pipe-none.dump", "pg15/custom-pipe-gzip.dump"] {
+        let bytes = std::fs::read(fixture(name)).unwrap();
+        for cut in (0..bytes.len()).step_by(313).chain([bytes.len() - 1]) {
+            let path = write_temp(&temp, "cut.dump", &bytes[..cut]);
+            match read_all(&path) {
+                Ok(rows) => panic!("{name} cut at {cut}: read {rows} rows without an error"),
+                Err(error) => assert_names_file_and_offset(&error, &path),
+            }
+        }
+    }
+}
+
+#[test]
 fn a_truncated_toc_names_the_entry() {
     let temp = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(fixture("pg17/custom-none.dump")).unwrap();

@@ -7,6 +7,7 @@
 //! `search_path`, user types and sequences are schema-qualified: `public.mood`).
 
 mod ddl;
+mod objects;
 mod sql;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,7 +18,8 @@ use crate::archive::Archive;
 use crate::error::{Error, Result};
 use crate::table::TableData;
 use crate::toc::TocEntry;
-use ddl::{Constraint, TypeDefinition};
+use ddl::Constraint;
+use objects::TypeDefinition;
 
 /// The catalog of the database `archive` was dumped from.
 pub fn catalog(archive: &Archive) -> Result<Catalog> {
@@ -41,12 +43,12 @@ pub fn from_toc(
         for statement in statements(entry) {
             match entry.desc.as_str() {
                 "TYPE" | "DOMAIN" => {
-                    if let Some((name, definition)) = ddl::type_definition(statement) {
+                    if let Some((name, definition)) = objects::type_definition(statement) {
                         builder.types.insert(name, definition);
                     }
                 }
                 "SEQUENCE" => {
-                    if let Some((name, increment)) = ddl::create_sequence(statement) {
+                    if let Some((name, increment)) = objects::create_sequence(statement) {
                         builder.increments.insert(name, increment);
                     }
                 }
@@ -212,7 +214,7 @@ impl Builder {
                 }
             }
             "DEFAULT" => {
-                if let Some((table, column, default)) = ddl::set_default(statement) {
+                if let Some((table, column, default)) = objects::set_default(statement) {
                     let sequence = nextval_sequence(&default);
                     let increment = sequence
                         .as_ref()
@@ -229,7 +231,7 @@ impl Builder {
                 }
             }
             "SEQUENCE OWNED BY" => {
-                if let Some((sequence, table, column)) = ddl::sequence_owned_by(statement) {
+                if let Some((sequence, table, column)) = objects::sequence_owned_by(statement) {
                     let increment = self.increments.get(&sequence).copied().unwrap_or(1);
                     if let Some(column) = self.column(&table, &column) {
                         column.sequence = Some(SequenceRef {
@@ -240,7 +242,7 @@ impl Builder {
                 }
             }
             "SEQUENCE" => {
-                if let Some(identity) = ddl::identity_column(statement) {
+                if let Some(identity) = objects::identity_column(statement) {
                     if let Some(column) = self.column(&identity.table, &identity.column) {
                         column.identity = Some(identity.identity);
                         column.sequence = identity.sequence.map(|name| SequenceRef {
