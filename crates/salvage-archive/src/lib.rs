@@ -19,7 +19,11 @@
 //! - [`Rows::next_row`] lends each row's raw COPY text (escaped, without its newline) from a
 //!   reused buffer: no allocation per row. Decode fields with `salvage_copy`.
 //! - [`schema::catalog`] builds the dumped database's [`salvage_catalog::Catalog`] from the
-//!   TOC's SQL; [`inspect::inspect`] summarises an archive for `salvage inspect`.
+//!   TOC's SQL ([`schema::from_toc`] does it from a [`ScanSummary`]); [`inspect::inspect`]
+//!   and [`inspect::inspect_stream`] summarise a dump for `salvage inspect`.
+//!
+//! A path of `-` is not special here: a caller reading standard input passes
+//! `std::io::stdin()` to [`scan`].
 //!
 //! # Errors
 //! A damaged or truncated archive gives [`Error::Corrupt`] with the file, the byte offset and
