@@ -44,6 +44,7 @@ pub async fn resolve(
 
     let mut reader = snapshot.reader().await?;
     reporter.reading(&schema.root.table);
+    reader.select_tenants(&schema, &ids).await?;
     let labels: HashMap<String, Option<String>> = reader
         .root_rows(&schema, &ids)
         .await?

@@ -517,7 +517,7 @@ async fn copy_rows(
             }
         };
         buffer.extend_from_slice(&chunk);
-        buffered_rows += 1;
+        buffered_rows += salvage_source::row_count(&chunk);
         if buffer.len() >= COPY_BATCH {
             copy.send(buffer.as_slice())
                 .await

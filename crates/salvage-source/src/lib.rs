@@ -5,6 +5,7 @@
 //! text in the pinned session format: a tenant's rows of an owned table, rows of a table by
 //! key, and projections of a few columns for planning. Nothing here writes.
 
+mod archive;
 mod database;
 mod error;
 pub mod sql;
@@ -17,11 +18,25 @@ use salvage_catalog::Catalog;
 use salvage_pg::DatabaseUrl;
 use salvage_plan::{SchemaPlan, TablePlan};
 
+pub use archive::ArchiveSnapshot;
 pub use database::DatabaseSnapshot;
 pub use error::{Error, Result};
 
-/// COPY text rows, one message per row (each ends with a newline).
+/// COPY text rows in chunks of one or more complete rows (each row ends with a newline, and a
+/// raw newline only ever ends a row).
 pub type RowStream<'a> = BoxStream<'a, Result<Bytes>>;
+
+/// The rows of a chunk of a [`RowStream`], without their newlines.
+pub fn rows_of(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let rows = memchr::memchr_iter(b'\n', chunk).count();
+    chunk.split(|&byte| byte == b'\n').take(rows)
+}
+
+/// How many rows a chunk of a [`RowStream`] holds.
+#[must_use]
+pub fn row_count(chunk: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', chunk).count() as u64
+}
 
 /// Which tenants a read is for.
 #[derive(Debug, Clone, Copy)]
@@ -39,17 +54,23 @@ pub struct Snapshot {
 #[derive(Debug)]
 enum Source {
     Database(DatabaseSnapshot),
+    Archive(Arc<ArchiveSnapshot>),
 }
 
 impl Snapshot {
-    /// Opens a snapshot given as a `postgres://` URL: connects and reads its catalog.
+    /// Opens a snapshot: a `postgres://` URL (connects and reads its catalog), or a pg_dump
+    /// archive — a file, a directory, or `-` for standard input (reads its table of contents).
     pub async fn open(text: &str) -> Result<Self> {
-        let Some(url) = DatabaseUrl::parse(text) else {
-            return Err(Error::UnknownSource(text.to_owned()));
+        let source = if let Some(url) = DatabaseUrl::parse(text) {
+            Source::Database(DatabaseSnapshot::open(url).await?)
+        } else {
+            if text != "-" && !std::path::Path::new(text).exists() {
+                return Err(Error::UnknownSource(text.to_owned()));
+            }
+            Source::Archive(ArchiveSnapshot::open(text).await?)
         };
-        let database = DatabaseSnapshot::open(url).await?;
         Ok(Self {
-            inner: Arc::new(Source::Database(database)),
+            inner: Arc::new(source),
         })
     }
 
@@ -57,6 +78,7 @@ impl Snapshot {
     pub fn catalog(&self) -> &Catalog {
         match &*self.inner {
             Source::Database(database) => database.catalog(),
+            Source::Archive(archive) => archive.catalog(),
         }
     }
 
@@ -65,6 +87,7 @@ impl Snapshot {
     pub fn describe(&self) -> String {
         match &*self.inner {
             Source::Database(database) => database.url().redacted().to_owned(),
+            Source::Archive(archive) => archive.describe().to_owned(),
         }
     }
 
@@ -73,6 +96,7 @@ impl Snapshot {
     pub fn database_url(&self) -> Option<&DatabaseUrl> {
         match &*self.inner {
             Source::Database(database) => Some(database.url()),
+            Source::Archive(_) => None,
         }
     }
 
@@ -82,6 +106,7 @@ impl Snapshot {
     pub fn database_identity(&self) -> Option<&str> {
         match &*self.inner {
             Source::Database(database) => Some(database.identity()),
+            Source::Archive(_) => None,
         }
     }
 
@@ -90,6 +115,9 @@ impl Snapshot {
         match &*self.inner {
             Source::Database(database) => Ok(SnapshotReader {
                 inner: ReaderInner::Database(database.reader().await?),
+            }),
+            Source::Archive(archive) => Ok(SnapshotReader {
+                inner: ReaderInner::Archive(archive::ArchiveReader::new(Arc::clone(archive))),
             }),
         }
     }
@@ -104,6 +132,7 @@ pub struct SnapshotReader {
 #[derive(Debug)]
 enum ReaderInner {
     Database(database::DatabaseReader),
+    Archive(archive::ArchiveReader),
 }
 
 /// A decoded row of a projection: text values, `None` for NULL.
@@ -118,10 +147,20 @@ pub struct OwnedRow {
 }
 
 impl SnapshotReader {
+    /// Tells the snapshot which tenants (canonical IDs) will be read. A database needs
+    /// nothing; an archive is filtered for them here, once.
+    pub async fn select_tenants(&mut self, plan: &SchemaPlan, ids: &[String]) -> Result<()> {
+        match &mut self.inner {
+            ReaderInner::Database(_) => Ok(()),
+            ReaderInner::Archive(reader) => reader.select_tenants(plan, ids).await,
+        }
+    }
+
     /// Root rows for the given tenant IDs: `(id, label)` for each ID the snapshot has.
     pub async fn root_rows(&mut self, plan: &SchemaPlan, ids: &[String]) -> Result<Vec<TextRow>> {
         match &mut self.inner {
             ReaderInner::Database(reader) => reader.root_rows(plan, ids).await,
+            ReaderInner::Archive(reader) => reader.root_rows(plan, ids).await,
         }
     }
 
@@ -137,6 +176,11 @@ impl SnapshotReader {
     ) -> Result<()> {
         match &mut self.inner {
             ReaderInner::Database(reader) => {
+                reader
+                    .project_owned(plan, table, columns, tenants, on_row)
+                    .await
+            }
+            ReaderInner::Archive(reader) => {
                 reader
                     .project_owned(plan, table, columns, tenants, on_row)
                     .await
@@ -159,6 +203,11 @@ impl SnapshotReader {
                     .project_by_keys(table, key_columns, keys, columns, on_row)
                     .await
             }
+            ReaderInner::Archive(reader) => {
+                reader
+                    .project_by_keys(table, key_columns, keys, columns, on_row)
+                    .await
+            }
         }
     }
 
@@ -173,6 +222,7 @@ impl SnapshotReader {
             ReaderInner::Database(reader) => {
                 reader.copy_owned(plan, table, Tenants::One(tenant)).await
             }
+            ReaderInner::Archive(reader) => reader.copy_owned(plan, table, tenant).await,
         }
     }
 
@@ -185,6 +235,7 @@ impl SnapshotReader {
     ) -> Result<RowStream<'_>> {
         match &mut self.inner {
             ReaderInner::Database(reader) => reader.copy_by_keys(table, key_columns, keys).await,
+            ReaderInner::Archive(reader) => reader.copy_by_keys(table, key_columns, keys).await,
         }
     }
 }

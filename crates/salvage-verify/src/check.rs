@@ -336,17 +336,18 @@ async fn compare_rows(
     let mut chunk: Vec<Vec<Option<String>>> = Vec::with_capacity(ROWS_PER_CHUNK);
     loop {
         let next = rows.next().await;
-        if let Some(row) = &next {
-            let row = row
+        if let Some(data) = &next {
+            let data = data
                 .as_ref()
                 .map_err(|error| salvage_source::Error::Aborted(error.to_string()))?;
-            let line = row.strip_suffix(b"\n").unwrap_or(row);
-            chunk.push(
-                salvage_copy::fields(line)
-                    .map(salvage_copy::decode_text)
-                    .collect(),
-            );
-            check.snapshot += 1;
+            for line in salvage_source::rows_of(data) {
+                chunk.push(
+                    salvage_copy::fields(line)
+                        .map(salvage_copy::decode_text)
+                        .collect(),
+                );
+                check.snapshot += 1;
+            }
         }
         if chunk.len() >= ROWS_PER_CHUNK || (next.is_none() && !chunk.is_empty()) {
             let result = comparison.run(connection, &chunk).await?;
@@ -364,17 +365,17 @@ async fn compare_rows(
     }
 }
 
-/// Decodes every row of a stream (keyless tables are compared whole).
 async fn collect_rows(mut rows: RowStream<'_>) -> Result<Vec<Vec<Option<String>>>> {
     let mut decoded = Vec::new();
-    while let Some(row) = rows.next().await {
-        let row = row?;
-        let line = row.strip_suffix(b"\n").unwrap_or(&row);
-        decoded.push(
-            salvage_copy::fields(line)
-                .map(salvage_copy::decode_text)
-                .collect(),
-        );
+    while let Some(chunk) = rows.next().await {
+        let chunk = chunk?;
+        for row in salvage_source::rows_of(&chunk) {
+            decoded.push(
+                salvage_copy::fields(row)
+                    .map(salvage_copy::decode_text)
+                    .collect(),
+            );
+        }
     }
     Ok(decoded)
 }
