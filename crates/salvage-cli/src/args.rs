@@ -29,6 +29,21 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Compare the tenants' rows in the snapshot with the live database. Reads only.
     Verify(VerifyArgs),
+    /// Show what a pg_dump archive holds: format, versions, compression, tables, FKs.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The dump: a file, a directory, or - for standard input.
+    #[arg(value_name = "SRC")]
+    pub source: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Give sizes only, without reading every table's rows to count them.
+    #[arg(long)]
+    pub no_count: bool,
 }
 
 /// What every command needs: where to read, where to write, which tenants.

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod inspect;
 pub mod plan;
 pub mod restore;
 pub mod verify;
@@ -12,5 +13,6 @@ pub async fn run(command: Command) -> Result<u8, Failure> {
         Command::Plan(args) => plan::run(&args).await,
         Command::Restore(args) => restore::run(&args).await,
         Command::Verify(args) => verify::run(&args).await,
+        Command::Inspect(args) => inspect::run(&args).await,
     }
 }

@@ -1,0 +1,129 @@
+//! `salvage inspect SRC`: what a pg_dump archive holds, without restoring it.
+
+use std::fmt::Write as _;
+
+use salvage_archive::inspect::{InspectOptions, Inspection};
+
+use crate::args::{Format, InspectArgs};
+use crate::failure::{Failure, OrBadInput, SUCCESS};
+use crate::table::{Align, TextTable};
+
+pub async fn run(args: &InspectArgs) -> Result<u8, Failure> {
+    let source = args.source.clone();
+    let count_rows = !args.no_count;
+    // Reading an archive is blocking file work: off the async runtime.
+    let inspection = tokio::task::spawn_blocking(move || -> salvage_archive::Result<Inspection> {
+        if source == "-" {
+            return salvage_archive::inspect::inspect_stream("<stdin>", std::io::stdin());
+        }
+        let archive = salvage_archive::Archive::open(&source)?;
+        Ok(salvage_archive::inspect::inspect(
+            &archive,
+            InspectOptions { count_rows },
+        ))
+    })
+    .await
+    .map_err(Failure::failed)?
+    .bad_input()?;
+    match args.format {
+        Format::Json => {
+            let json = serde_json::to_string_pretty(&inspection).map_err(Failure::failed)?;
+            println!("{json}");
+        }
+        Format::Text => print!("{}", render(&inspection)),
+    }
+    let unreadable = inspection
+        .tables
+        .iter()
+        .filter(|table| table.error.is_some())
+        .count();
+    if unreadable > 0 || inspection.schema_error.is_some() {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "{}: {unreadable} tables could not be read{}",
+            inspection.path.display(),
+            inspection
+                .schema_error
+                .as_ref()
+                .map(|error| format!("; schema: {error}"))
+                .unwrap_or_default()
+        )));
+    }
+    Ok(SUCCESS)
+}
+
+fn render(inspection: &Inspection) -> String {
+    let mut out = String::new();
+    let known = |value: Option<&str>| value.unwrap_or("unknown").to_owned();
+    let _ = writeln!(out, "archive     {}", inspection.path.display());
+    let _ = writeln!(
+        out,
+        "format      {}{}",
+        inspection.format,
+        inspection
+            .archive_version
+            .as_ref()
+            .map(|version| format!(" (archive version {version})"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(out, "compression {}", inspection.compression);
+    let _ = writeln!(
+        out,
+        "pg_dump     {}",
+        known(inspection.pg_dump_version.as_deref())
+    );
+    let _ = writeln!(
+        out,
+        "server      {}",
+        known(inspection.server_version.as_deref())
+    );
+    if let Some(database) = &inspection.database {
+        let _ = writeln!(out, "database    {database}");
+    }
+    if let Some(time) = &inspection.dump_time {
+        let _ = writeln!(out, "dumped at   {time}");
+    }
+    let _ = writeln!(out, "toc entries {}", inspection.toc_entries);
+    let _ = writeln!(out, "\nTables ({}):", inspection.tables.len());
+    let mut tables = TextTable::new(&[
+        ("TABLE", Align::Left),
+        ("COLUMNS", Align::Right),
+        ("ROWS", Align::Right),
+        ("TEXT BYTES", Align::Right),
+        ("STORED BYTES", Align::Right),
+        ("NOTE", Align::Left),
+    ]);
+    let number =
+        |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |value| value.to_string());
+    for table in &inspection.tables {
+        let note = match (&table.error, table.copy) {
+            (Some(error), _) => error.clone(),
+            (None, false) => "INSERT statements (not readable by salvage)".to_owned(),
+            (None, true) => String::new(),
+        };
+        tables.row(vec![
+            table.name.to_string(),
+            table.columns.to_string(),
+            number(table.rows),
+            number(table.text_bytes),
+            number(table.stored_bytes),
+            note,
+        ]);
+    }
+    out.push_str(&tables.render(2));
+    let _ = writeln!(out, "\nForeign keys ({}):", inspection.foreign_keys.len());
+    for edge in &inspection.foreign_keys {
+        let _ = writeln!(
+            out,
+            "  {}({}) → {}({}){}",
+            edge.from,
+            edge.columns.join(", "),
+            edge.to,
+            edge.referenced_columns.join(", "),
+            if edge.deferrable { " deferrable" } else { "" }
+        );
+    }
+    if let Some(error) = &inspection.schema_error {
+        let _ = writeln!(out, "\nThe schema could not be read: {error}");
+    }
+    out
+}
