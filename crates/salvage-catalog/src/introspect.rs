@@ -118,7 +118,25 @@ fn with_relations(query: &str) -> String {
 }
 
 /// Reads the catalog of the database `connection` is on.
+///
+/// Type names and default expressions are written relative to the session's `search_path`.
+/// With an empty one they come out schema-qualified (`public.mood`, `nextval('public.t_seq')`)
+/// — as pg_dump writes them, so a database's catalog and an archive's compare equal, and a
+/// type name means the same thing in any session.
 pub async fn introspect(connection: &mut PgConnection) -> Result<Catalog> {
+    sqlx::query("SELECT pg_catalog.set_config('search_path', '', false)")
+        .execute(&mut *connection)
+        .await
+        .map_err(salvage_pg::Error::query("empty the search path"))?;
+    let catalog = read_catalog(connection).await;
+    sqlx::query("RESET search_path")
+        .execute(&mut *connection)
+        .await
+        .map_err(salvage_pg::Error::query("reset the search path"))?;
+    catalog
+}
+
+async fn read_catalog(connection: &mut PgConnection) -> Result<Catalog> {
     let server_version: String = sqlx::query_scalar("SELECT current_setting('server_version')")
         .fetch_one(&mut *connection)
         .await

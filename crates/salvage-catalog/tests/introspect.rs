@@ -118,6 +118,8 @@ async fn reads_tables_columns_keys_foreign_keys_and_sequences() {
     );
     assert!(extras.column("twice").unwrap().generated);
     assert_eq!(extras.column("feeling").unwrap().type_kind, TypeKind::Enum);
+    // User types are schema-qualified whatever the search path, as pg_dump writes them.
+    assert_eq!(extras.column("feeling").unwrap().type_name, "public.mood");
     let scores = extras.column("scores").unwrap();
     assert_eq!(
         (scores.type_kind, scores.underlying_type.as_deref()),
