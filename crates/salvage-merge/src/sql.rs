@@ -138,6 +138,14 @@ pub fn count_waiting(index: usize, table: &TablePlan, from_item: &str, guards: &
     )
 }
 
+/// An INSERT and a count in one statement: `(rows inserted, count)`, both from the
+/// statement's snapshot.
+pub fn insert_counting(insert: &str, count: &str) -> String {
+    format!(
+        "WITH inserted AS ({insert} RETURNING 1) SELECT (SELECT count(*) FROM inserted)::int8, ({count})"
+    )
+}
+
 /// Several tables' inserts in one statement (a cycle): every foreign key is checked at the
 /// statement's end. Returns one count per table, in order.
 pub fn insert_together(inserts: &[String]) -> String {

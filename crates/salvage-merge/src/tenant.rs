@@ -121,7 +121,14 @@ impl TenantRun<'_> {
                 let outcome = &mut tables[index];
                 outcome.inserted = inserted;
                 outcome.waiting = waiting;
-                outcome.already_present = outcome.copied - inserted - waiting;
+                outcome.already_present = outcome
+                    .copied
+                    .checked_sub(inserted + waiting)
+                    .ok_or_else(|| TenantError::LiveChanged {
+                        table: table.name.clone(),
+                        expected: outcome.copied,
+                        inserted,
+                    })?;
                 self.check_counts(index, outcome)?;
                 if table.role == Role::Owned && table.key.is_some() && outcome.already_present > 0 {
                     self.check_keys_are_ours(index).await?;
@@ -252,35 +259,38 @@ impl TenantRun<'_> {
         step: &[usize],
     ) -> Result<(u64, u64), TenantError> {
         let table = &self.plan.schema.tables[index];
-        let waiting = match (self.guard_sql(table, step), table.key.is_some()) {
-            (Some(guards), true) => {
-                let count = sql::count_waiting(
-                    index,
-                    table,
-                    &self.live_catalog.from_item(&table.name),
-                    &guards,
-                );
-                let waiting: i64 = sqlx::query_scalar(&count)
-                    .fetch_one(&mut *self.connection)
-                    .await
-                    .map_err(|source| {
-                        statement_error(table, "count rows waiting for other tenants", source)
-                    })?;
-                waiting as u64
+        let (statement, params) = self.insert_statement(index, step)?;
+        let guards = self.guard_sql(table, step).filter(|_| table.key.is_some());
+        let Some(guards) = guards else {
+            let mut query = sqlx::query(&statement);
+            for value in &params.values {
+                query = query.bind(value);
             }
-            _ => 0,
+            let inserted = query
+                .execute(&mut *self.connection)
+                .await
+                .map_err(|error| insert_error(table, error))?
+                .rows_affected();
+            return Ok((inserted, 0));
         };
-        let (statement, params) = self.insert_statement(index, &[index])?;
-        let mut query = sqlx::query(&statement);
+        // The rows inserted and the rows left waiting must come from the same snapshot, or a
+        // parent another tenant commits in between would count a row as both: one statement.
+        let waiting = sql::count_waiting(
+            index,
+            table,
+            &self.live_catalog.from_item(&table.name),
+            &guards,
+        );
+        let combined = sql::insert_counting(&statement, &waiting);
+        let mut query = sqlx::query_as::<_, (i64, i64)>(&combined);
         for value in &params.values {
             query = query.bind(value);
         }
-        let inserted = query
-            .execute(&mut *self.connection)
+        let (inserted, waiting) = query
+            .fetch_one(&mut *self.connection)
             .await
-            .map_err(|error| insert_error(table, error))?
-            .rows_affected();
-        Ok((inserted, waiting))
+            .map_err(|error| insert_error(table, error))?;
+        Ok((inserted as u64, waiting as u64))
     }
 
     /// Inserts the tables of a cycle in one statement.

@@ -78,7 +78,8 @@ pub async fn restore(
                         }
                         table.inserted += later.inserted;
                         table.waiting = later.waiting;
-                        table.already_present = table.copied - table.inserted - table.waiting;
+                        table.already_present =
+                            table.copied.saturating_sub(table.inserted + table.waiting);
                     }
                     first.sequences.extend(second.sequences);
                 }
