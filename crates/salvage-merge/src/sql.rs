@@ -227,19 +227,28 @@ pub fn unique_holder(
     )
 }
 
-/// Moves a sequence ahead of the largest restored value, never back: only when the restored
-/// maximum reaches the sequence's last value, and then only if `nextval` (atomic, so a
-/// concurrent session's progress is seen) is still not past it. Returns the new value, or
-/// NULL when nothing moved. `$1` is the sequence's quoted name.
-pub fn advance_sequence(index: usize, column: &str, sequence: &str) -> String {
-    format!(
-        "SELECT CASE WHEN m.v IS NOT NULL AND m.v >= q.last_value THEN \
-           CASE WHEN pg_catalog.nextval($1::regclass) <= m.v THEN pg_catalog.setval($1::regclass, m.v) END \
-         END \
-         FROM (SELECT max(s.{})::int8 AS v FROM {} AS s) AS m, {sequence} AS q",
-        quote_ident(column),
-        staging_name(index)
-    )
+/// Moves sequences ahead of the largest restored values, never back, in one statement: for
+/// each `(staging index, column, quoted sequence)`, only when the restored maximum reaches the
+/// sequence's last value, and then only if `nextval` (atomic, so a concurrent session's
+/// progress is seen) is still not past it. Gives an array with each new value, or NULL where
+/// nothing moved. Parameter `$n` is the n-th sequence's quoted name.
+pub fn advance_sequences(sequences: &[(usize, &str, &str)]) -> String {
+    let parts: Vec<String> = sequences
+        .iter()
+        .enumerate()
+        .map(|(n, (index, column, sequence))| {
+            let name = n + 1;
+            format!(
+                "(SELECT CASE WHEN m.v IS NOT NULL AND m.v >= q.last_value THEN \
+                   CASE WHEN pg_catalog.nextval(${name}::regclass) <= m.v THEN pg_catalog.setval(${name}::regclass, m.v) END \
+                 END \
+                 FROM (SELECT max(s.{})::int8 AS v FROM {} AS s) AS m, {sequence} AS q)",
+                quote_ident(column),
+                staging_name(*index)
+            )
+        })
+        .collect();
+    format!("SELECT ARRAY[{}]::int8[]", parts.join(", "))
 }
 
 #[cfg(test)]

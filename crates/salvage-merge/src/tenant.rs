@@ -93,7 +93,7 @@ impl TenantRun<'_> {
     async fn body(&mut self) -> Result<Written, TenantError> {
         let plan = self.plan;
         let mut tables = vec![TableOutcome::default(); plan.schema.tables.len()];
-        let mut sequences = Vec::new();
+        let mut advance = Vec::new();
         for step in &plan.schema.steps {
             let mut staged = Vec::new();
             for &index in step {
@@ -103,7 +103,9 @@ impl TenantRun<'_> {
                 {
                     continue;
                 }
+                let started = std::time::Instant::now();
                 if let Some(copied) = self.stage(index).await? {
+                    tracing::debug!(table = %plan.schema.tables[index].name, copied, elapsed_us = started.elapsed().as_micros() as u64, "staged");
                     tables[index].copied = copied;
                     staged.push(index);
                 }
@@ -111,11 +113,17 @@ impl TenantRun<'_> {
             if staged.is_empty() {
                 continue;
             }
+            let started = std::time::Instant::now();
             let inserted: Vec<(u64, u64)> = if staged.len() == 1 {
                 vec![self.insert_one(staged[0], step).await?]
             } else {
                 self.insert_together(&staged, step).await?
             };
+            tracing::debug!(
+                tables = staged.len(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "inserted"
+            );
             for (&index, (inserted, waiting)) in staged.iter().zip(inserted) {
                 let table = &plan.schema.tables[index];
                 let outcome = &mut tables[index];
@@ -134,10 +142,11 @@ impl TenantRun<'_> {
                     self.check_keys_are_ours(index).await?;
                 }
                 if inserted > 0 {
-                    self.advance_sequences(index, &mut sequences).await?;
+                    advance.push(index);
                 }
             }
         }
+        let sequences = self.advance_sequences(&advance).await?;
         Ok(Written { tables, sequences })
     }
 
@@ -392,35 +401,48 @@ impl TenantRun<'_> {
         })
     }
 
+    /// Moves the sequences of the tables that got rows ahead of the restored values, in one
+    /// statement before commit (the staging tables still hold the tenant's rows).
     async fn advance_sequences(
         &mut self,
-        index: usize,
-        advanced: &mut Vec<(String, i64)>,
-    ) -> Result<(), TenantError> {
-        let table = &self.plan.schema.tables[index];
-        for sequence in table
-            .sequences
-            .iter()
-            .filter(|sequence| sequence.increment > 0)
-        {
-            let quoted = sequence.sequence.quoted();
-            let value: Option<i64> =
-                sqlx::query_scalar(&sql::advance_sequence(index, &sequence.column, &quoted))
-                    .bind(&quoted)
-                    .fetch_one(&mut *self.connection)
-                    .await
-                    .map_err(|source| {
-                        statement_error(
-                            table,
-                            &format!("advance sequence {}", sequence.sequence),
-                            source,
-                        )
-                    })?;
-            if let Some(value) = value {
-                advanced.push((sequence.sequence.to_string(), value));
+        tables: &[usize],
+    ) -> Result<Vec<(String, i64)>, TenantError> {
+        let mut items = Vec::new();
+        let mut names = Vec::new();
+        for &index in tables {
+            for sequence in self.plan.schema.tables[index]
+                .sequences
+                .iter()
+                .filter(|sequence| sequence.increment > 0)
+            {
+                names.push((sequence.sequence.to_string(), sequence.sequence.quoted()));
+                items.push((index, sequence.column.as_str()));
             }
         }
-        Ok(())
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let described: Vec<(usize, &str, &str)> = items
+            .iter()
+            .zip(&names)
+            .map(|((index, column), (_, quoted))| (*index, *column, quoted.as_str()))
+            .collect();
+        let statement = sql::advance_sequences(&described);
+        let mut query = sqlx::query_scalar::<_, Vec<Option<i64>>>(&statement);
+        for (_, quoted) in &names {
+            query = query.bind(quoted);
+        }
+        let values = query
+            .fetch_one(&mut *self.connection)
+            .await
+            .map_err(|source| {
+                TenantError::Database(PgError::query("advance the sequences")(source))
+            })?;
+        Ok(names
+            .into_iter()
+            .zip(values)
+            .filter_map(|((name, _), value)| value.map(|value| (name, value)))
+            .collect())
     }
 
     /// For a unique conflict, finds the live row that holds the key: the rolled-back
