@@ -227,24 +227,42 @@ pub fn unique_holder(
     )
 }
 
-/// Moves sequences ahead of the largest restored values, never back, in one statement: for
-/// each `(staging index, column, quoted sequence)`, only when the restored maximum reaches the
-/// sequence's last value, and then only if `nextval` (atomic, so a concurrent session's
-/// progress is seen) is still not past it. Gives an array with each new value, or NULL where
-/// nothing moved. Parameter `$n` is the n-th sequence's quoted name.
-pub fn advance_sequences(sequences: &[(usize, &str, &str)]) -> String {
-    let parts: Vec<String> = sequences
+/// Where the largest restored value of a sequence-backed column comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum SequenceSource<'a> {
+    /// The column of a staging table (the tenant's rows, until commit).
+    Staging { index: usize, column: &'a str },
+    /// A value noted while the rows went by.
+    Value(i64),
+}
+
+/// Moves sequences ahead of the largest restored values, never back, in one statement: each
+/// moves only when the restored maximum reaches the sequence's last value, and then only if
+/// `nextval` (atomic, so a concurrent session's progress is seen) is still not past it. Gives
+/// an array with each new value, or NULL where nothing moved. Parameters: `$1..$n` the
+/// sequences' quoted names, then the `Value` maxima in order.
+pub fn advance_sequences(sources: &[SequenceSource<'_>], sequences: &[&str]) -> String {
+    let mut next_value = sources.len();
+    let parts: Vec<String> = sources
         .iter()
+        .zip(sequences)
         .enumerate()
-        .map(|(n, (index, column, sequence))| {
+        .map(|(n, (source, sequence))| {
             let name = n + 1;
+            let maximum = match source {
+                SequenceSource::Staging { index, column } => {
+                    format!("(SELECT max(s.{})::int8 FROM {} AS s)", quote_ident(column), staging_name(*index))
+                }
+                SequenceSource::Value(_) => {
+                    next_value += 1;
+                    format!("${next_value}::int8")
+                }
+            };
             format!(
                 "(SELECT CASE WHEN m.v IS NOT NULL AND m.v >= q.last_value THEN \
                    CASE WHEN pg_catalog.nextval(${name}::regclass) <= m.v THEN pg_catalog.setval(${name}::regclass, m.v) END \
                  END \
-                 FROM (SELECT max(s.{})::int8 AS v FROM {} AS s) AS m, {sequence} AS q)",
-                quote_ident(column),
-                staging_name(*index)
+                 FROM (SELECT {maximum} AS v) AS m, {sequence} AS q)"
             )
         })
         .collect();

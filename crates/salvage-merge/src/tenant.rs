@@ -94,7 +94,22 @@ impl TenantRun<'_> {
         let plan = self.plan;
         let mut tables = vec![TableOutcome::default(); plan.schema.tables.len()];
         let mut advance = Vec::new();
+        let mut maxima = Vec::new();
         for step in &plan.schema.steps {
+            if let [index] = step.as_slice() {
+                if self.direct(*index) {
+                    let (copied, table_maxima) = self.copy_direct(*index).await?;
+                    tables[*index] = TableOutcome {
+                        copied,
+                        inserted: copied,
+                        already_present: 0,
+                        waiting: 0,
+                    };
+                    self.check_counts(*index, &tables[*index])?;
+                    maxima.extend(table_maxima);
+                    continue;
+                }
+            }
             let mut staged = Vec::new();
             for &index in step {
                 if self
@@ -146,8 +161,145 @@ impl TenantRun<'_> {
                 }
             }
         }
-        let sequences = self.advance_sequences(&advance).await?;
+        let sequences = self.advance_sequences(&advance, &maxima).await?;
         Ok(Written { tables, sequences })
+    }
+
+    /// Whether a table's rows can go straight into the live table: the plan found none of
+    /// them in live, so `ON CONFLICT DO NOTHING` would have nothing to skip — staging and
+    /// inserting would write every row twice for the same result. A key that appeared since
+    /// the plan fails the COPY, and the tenant, as the staged path's count check would.
+    fn direct(&self, index: usize) -> bool {
+        let table = &self.plan.schema.tables[index];
+        let counts = self.tenant.tables[index];
+        table.role != Role::Shared
+            && table.in_live
+            && table.in_snapshot
+            && table.guards.is_empty()
+            && self.catch_up.is_none()
+            && counts.snapshot > 0
+            && counts.in_live == 0
+    }
+
+    /// COPYs a tenant's rows of a table straight into the live table (written columns only),
+    /// noting the largest value of each sequence-backed column on the way. Returns the rows
+    /// copied and `(sequence position, maximum)` pairs.
+    async fn copy_direct(
+        &mut self,
+        index: usize,
+    ) -> Result<(u64, Vec<(usize, usize, i64)>), TenantError> {
+        let plan = self.plan;
+        let tenant = self.tenant;
+        let table = &plan.schema.tables[index];
+        let written: Vec<usize> = (0..table.columns.len())
+            .filter(|&position| table.columns[position].write)
+            .collect();
+        let all_written = written.len() == table.columns.len();
+        let sequences: Vec<(usize, usize)> = table
+            .sequences
+            .iter()
+            .enumerate()
+            .filter(|(_, sequence)| sequence.increment > 0)
+            .filter_map(|(number, sequence)| {
+                table
+                    .column_index(&sequence.column)
+                    .map(|position| (number, position))
+            })
+            .collect();
+        let mut maxima: Vec<Option<i64>> = vec![None; sequences.len()];
+        let names: Vec<String> = written
+            .iter()
+            .map(|&position| quote_ident(&table.columns[position].name))
+            .collect();
+        let statement = format!(
+            "COPY {} ({}) FROM STDIN",
+            table.name.quoted(),
+            names.join(", ")
+        );
+        let expected = tenant.tables[index].snapshot;
+        let mut rows = self
+            .reader
+            .copy_owned(&plan.schema, table, &tenant.id)
+            .await?;
+        let mut copy = self
+            .connection
+            .copy_in_raw(&statement)
+            .await
+            .map_err(|error| insert_error(table, error))?;
+        let mut buffer: Vec<u8> = Vec::with_capacity(COPY_BATCH + 4096);
+        let mut buffered_rows = 0u64;
+        while let Some(chunk) = rows.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    let _ = copy.abort("salvage: reading the snapshot failed").await;
+                    return Err(error.into());
+                }
+            };
+            if all_written && sequences.is_empty() {
+                buffer.extend_from_slice(&chunk);
+                buffered_rows += salvage_source::row_count(&chunk);
+            } else {
+                let mut fields: Vec<&[u8]> = Vec::new();
+                for row in salvage_source::rows_of(&chunk) {
+                    fields.clear();
+                    fields.extend(salvage_copy::fields(row));
+                    for ((_, position), maximum) in sequences.iter().zip(maxima.iter_mut()) {
+                        let value = fields
+                            .get(*position)
+                            .and_then(|field| std::str::from_utf8(field).ok()?.parse::<i64>().ok());
+                        if let Some(value) = value {
+                            *maximum = Some(maximum.map_or(value, |current| current.max(value)));
+                        }
+                    }
+                    if all_written {
+                        buffer.extend_from_slice(row);
+                    } else {
+                        for (number, &position) in written.iter().enumerate() {
+                            if number > 0 {
+                                buffer.push(b'\t');
+                            }
+                            buffer.extend_from_slice(
+                                fields.get(position).copied().unwrap_or(salvage_copy::NULL),
+                            );
+                        }
+                    }
+                    buffer.push(b'\n');
+                    buffered_rows += 1;
+                }
+            }
+            if buffer.len() >= COPY_BATCH {
+                copy.send(buffer.as_slice())
+                    .await
+                    .map_err(|error| insert_error(table, error))?;
+                self.reporter.rows_copied(&tenant.id, buffered_rows);
+                buffer.clear();
+                buffered_rows = 0;
+            }
+        }
+        if !buffer.is_empty() {
+            copy.send(buffer.as_slice())
+                .await
+                .map_err(|error| insert_error(table, error))?;
+            self.reporter.rows_copied(&tenant.id, buffered_rows);
+        }
+        let copied = copy
+            .finish()
+            .await
+            .map_err(|error| insert_error(table, error))?;
+        if copied != expected {
+            return Err(TenantError::SnapshotChanged {
+                table: table.name.clone(),
+                expected,
+                copied,
+            });
+        }
+        let maxima = sequences
+            .iter()
+            .zip(maxima)
+            .filter_map(|((number, _), maximum)| maximum.map(|maximum| (index, *number, maximum)))
+            .collect();
+        Ok((copied, maxima))
     }
 
     /// Streams the tenant's rows of a table into its staging table; `None` when the tenant
@@ -402,35 +554,52 @@ impl TenantRun<'_> {
     }
 
     /// Moves the sequences of the tables that got rows ahead of the restored values, in one
-    /// statement before commit (the staging tables still hold the tenant's rows).
+    /// statement before commit: from the staging tables of the staged tables (they still hold
+    /// the tenant's rows), and from the maxima noted while the others were copied.
     async fn advance_sequences(
         &mut self,
-        tables: &[usize],
+        staged: &[usize],
+        maxima: &[(usize, usize, i64)],
     ) -> Result<Vec<(String, i64)>, TenantError> {
-        let mut items = Vec::new();
-        let mut names = Vec::new();
-        for &index in tables {
-            for sequence in self.plan.schema.tables[index]
+        let tables = &self.plan.schema.tables;
+        let mut items: Vec<sql::SequenceSource<'_>> = Vec::new();
+        let mut names: Vec<(String, String)> = Vec::new();
+        for &index in staged {
+            for sequence in tables[index]
                 .sequences
                 .iter()
                 .filter(|sequence| sequence.increment > 0)
             {
                 names.push((sequence.sequence.to_string(), sequence.sequence.quoted()));
-                items.push((index, sequence.column.as_str()));
+                items.push(sql::SequenceSource::Staging {
+                    index,
+                    column: &sequence.column,
+                });
             }
+        }
+        for &(index, number, maximum) in maxima {
+            let sequence = &tables[index].sequences[number];
+            names.push((sequence.sequence.to_string(), sequence.sequence.quoted()));
+            items.push(sql::SequenceSource::Value(maximum));
         }
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let described: Vec<(usize, &str, &str)> = items
-            .iter()
-            .zip(&names)
-            .map(|((index, column), (_, quoted))| (*index, *column, quoted.as_str()))
-            .collect();
-        let statement = sql::advance_sequences(&described);
+        let statement = sql::advance_sequences(
+            &items,
+            &names
+                .iter()
+                .map(|(_, quoted)| quoted.as_str())
+                .collect::<Vec<_>>(),
+        );
         let mut query = sqlx::query_scalar::<_, Vec<Option<i64>>>(&statement);
         for (_, quoted) in &names {
             query = query.bind(quoted);
+        }
+        for item in &items {
+            if let sql::SequenceSource::Value(maximum) = item {
+                query = query.bind(*maximum);
+            }
         }
         let values = query
             .fetch_one(&mut *self.connection)

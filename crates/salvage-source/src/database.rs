@@ -1,15 +1,20 @@
 //! A snapshot that is a database: a PITR-restored instance, a paused replica, a branch.
 //! Every read is a `COPY (SELECT ...) TO STDOUT` on a read-only session.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 
 use futures_util::StreamExt;
 use salvage_catalog::Catalog;
 use salvage_pg::{ConnectionRole, CopyQuery, DatabaseUrl};
-use salvage_plan::{SchemaPlan, TablePlan};
+use salvage_plan::{Role, SchemaPlan, TablePlan};
 use sqlx::postgres::PgConnection;
 
+use crate::selection::Selection;
 use crate::sql::{by_keys_select, owned_select};
+use crate::store::{StoreWriter, TableStore};
 use crate::{Error, OwnedRow, Result, RowStream, Tenants, TextRow};
 
 /// Keys per query when reading rows by key: bounds the size of one bound value.
@@ -20,6 +25,7 @@ pub struct DatabaseSnapshot {
     url: DatabaseUrl,
     catalog: Arc<Catalog>,
     identity: String,
+    selection: Arc<Mutex<Option<Arc<Selection>>>>,
 }
 
 impl DatabaseSnapshot {
@@ -33,6 +39,7 @@ impl DatabaseSnapshot {
             url,
             catalog: Arc::new(catalog),
             identity,
+            selection: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -56,6 +63,7 @@ impl DatabaseSnapshot {
         Ok(DatabaseReader {
             connection: salvage_pg::connect(&self.url, ConnectionRole::ReadOnly).await?,
             catalog: Arc::clone(&self.catalog),
+            selection: Arc::clone(&self.selection),
         })
     }
 }
@@ -64,9 +72,83 @@ impl DatabaseSnapshot {
 pub(crate) struct DatabaseReader {
     connection: PgConnection,
     catalog: Arc<Catalog>,
+    selection: Arc<Mutex<Option<Arc<Selection>>>>,
 }
 
 impl DatabaseReader {
+    fn selection(&self) -> Result<Arc<Selection>> {
+        self.selection
+            .lock()
+            .map_err(|_| Error::Aborted("the selection lock is poisoned".to_owned()))?
+            .clone()
+            .ok_or_else(|| {
+                Error::Aborted("the snapshot was read before its tenants were chosen".to_owned())
+            })
+    }
+
+    /// Reads the chosen tenants' rows of every owned table, one tagged COPY per table, into
+    /// the selection every later read is served from.
+    pub async fn select_tenants(&mut self, plan: &SchemaPlan, ids: &[String]) -> Result<()> {
+        if let Ok(existing) = self.selection() {
+            if existing.ids == ids {
+                return Ok(());
+            }
+        }
+        let mut stores = HashMap::new();
+        let mut reach = HashMap::new();
+        for table in plan.tables.iter().filter(|table| {
+            table.role != Role::Shared && table.in_snapshot && table.ownership.is_some()
+        }) {
+            let columns = column_names(table);
+            let mut query = CopyQuery::new();
+            let select = owned_select(
+                &self.catalog,
+                plan,
+                table,
+                &columns,
+                true,
+                Tenants::Many(ids),
+                &mut query,
+            )?;
+            let context = format!("read {} from the snapshot", table.name);
+            let mut stream = query
+                .copy_out(&mut self.connection, &select, &context)
+                .await?;
+            // Parsing and writing happen on a blocking thread; the stream feeds it.
+            let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(64);
+            let chains = 1 + table.secondary.len();
+            let chosen = ids.to_vec();
+            let keeper =
+                tokio::task::spawn_blocking(move || keep_tagged(receiver, chains, &chosen));
+            while let Some(chunk) = stream.next().await {
+                if sender.send(chunk?).await.is_err() {
+                    break;
+                }
+            }
+            drop(sender);
+            let (store, crossing) = keeper.await.map_err(|error| {
+                Error::Aborted(format!(
+                    "keeping the rows of {} failed: {error}",
+                    table.name
+                ))
+            })??;
+            stores.insert(table.name.clone(), store);
+            if !crossing.is_empty() {
+                reach.insert(table.name.clone(), crossing);
+            }
+        }
+        *self
+            .selection
+            .lock()
+            .map_err(|_| Error::Aborted("the selection lock is poisoned".to_owned()))? =
+            Some(Arc::new(Selection {
+                ids: ids.to_vec(),
+                stores,
+                reach,
+            }));
+        Ok(())
+    }
+
     pub async fn root_rows(&mut self, plan: &SchemaPlan, ids: &[String]) -> Result<Vec<TextRow>> {
         let root = plan
             .table(&plan.root.table)
@@ -91,37 +173,13 @@ impl DatabaseReader {
 
     pub async fn project_owned(
         &mut self,
-        plan: &SchemaPlan,
+        _plan: &SchemaPlan,
         table: &TablePlan,
         columns: &[String],
-        tenants: &[String],
+        _tenants: &[String],
         on_row: &mut (dyn FnMut(OwnedRow) -> Result<()> + Send),
     ) -> Result<()> {
-        let mut query = CopyQuery::new();
-        let select = owned_select(
-            &self.catalog,
-            plan,
-            table,
-            columns,
-            true,
-            Tenants::Many(tenants),
-            &mut query,
-        )?;
-        let context = format!("read {} from the snapshot", table.name);
-        let stream = query
-            .copy_out(&mut self.connection, &select, &context)
-            .await?;
-        let chains = 1 + table.secondary.len();
-        decode_stream(
-            stream,
-            &table.name,
-            columns.len() + chains,
-            &mut |mut values| {
-                let tenants = values.drain(..chains).collect();
-                on_row(OwnedRow { tenants, values })
-            },
-        )
-        .await
+        crate::selection::project_kept(self.selection()?, table, columns, on_row).await
     }
 
     pub async fn project_by_keys(
@@ -153,26 +211,11 @@ impl DatabaseReader {
 
     pub async fn copy_owned(
         &mut self,
-        plan: &SchemaPlan,
+        _plan: &SchemaPlan,
         table: &TablePlan,
-        tenants: Tenants<'_>,
+        tenant: &str,
     ) -> Result<RowStream<'_>> {
-        let columns = column_names(table);
-        let mut query = CopyQuery::new();
-        let select = owned_select(
-            &self.catalog,
-            plan,
-            table,
-            &columns,
-            false,
-            tenants,
-            &mut query,
-        )?;
-        let context = format!("copy {} rows from the snapshot", table.name);
-        let stream = query
-            .copy_out(&mut self.connection, &select, &context)
-            .await?;
-        Ok(stream.map(|chunk| chunk.map_err(Error::from)).boxed())
+        crate::selection::copy_kept(self.selection()?, table, tenant).await
     }
 
     pub async fn copy_by_keys(
@@ -197,6 +240,54 @@ impl DatabaseReader {
             .await?;
         Ok(stream.map(|chunk| chunk.map_err(Error::from)).boxed())
     }
+}
+
+/// Rows reaching several tenants, with all of them.
+type Reach = HashMap<Vec<u8>, Vec<String>>;
+
+/// Routes rows of a tagged COPY (each row starts with the tenant of each ownership chain) to
+/// the chosen tenants they reach; rows reaching several tenants are noted with all of them.
+fn keep_tagged(
+    mut receiver: tokio::sync::mpsc::Receiver<Bytes>,
+    chains: usize,
+    ids: &[String],
+) -> Result<(TableStore, Reach)> {
+    let index_of: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| (id.as_str(), index))
+        .collect();
+    let io = |error: std::io::Error| Error::Io(format!("keep the snapshot's rows: {error}"));
+    let mut writer = StoreWriter::new(ids.len()).map_err(io)?;
+    let mut crossing = HashMap::new();
+    let mut reached: Vec<String> = Vec::with_capacity(chains);
+    while let Some(chunk) = receiver.blocking_recv() {
+        for line in crate::rows_of(&chunk) {
+            reached.clear();
+            let mut rest = line;
+            for _ in 0..chains {
+                let (field, after) = match memchr::memchr(b'\t', rest) {
+                    Some(tab) => (&rest[..tab], &rest[tab + 1..]),
+                    None => (rest, &rest[rest.len()..]),
+                };
+                if let Some(tenant) = salvage_copy::decode_text(field) {
+                    if !reached.contains(&tenant) {
+                        reached.push(tenant);
+                    }
+                }
+                rest = after;
+            }
+            for tenant in &reached {
+                if let Some(&index) = index_of.get(tenant.as_str()) {
+                    writer.push(index, rest).map_err(io)?;
+                }
+            }
+            if reached.len() > 1 {
+                crossing.insert(rest.to_vec(), reached.clone());
+            }
+        }
+    }
+    Ok((writer.finish().map_err(io)?, crossing))
 }
 
 fn column_names(table: &TablePlan) -> Vec<String> {

@@ -8,7 +8,9 @@
 mod archive;
 mod database;
 mod error;
+mod selection;
 pub mod sql;
+mod store;
 
 use std::sync::Arc;
 
@@ -147,11 +149,13 @@ pub struct OwnedRow {
 }
 
 impl SnapshotReader {
-    /// Tells the snapshot which tenants (canonical IDs) will be read. A database needs
-    /// nothing; an archive is filtered for them here, once.
+    /// Tells the snapshot which tenants (canonical IDs) will be read: their rows of every
+    /// owned table are read here, once (one tagged COPY per table from a database, one
+    /// filtering pass over an archive), and every later read of an owned table is served
+    /// from what was kept.
     pub async fn select_tenants(&mut self, plan: &SchemaPlan, ids: &[String]) -> Result<()> {
         match &mut self.inner {
-            ReaderInner::Database(_) => Ok(()),
+            ReaderInner::Database(reader) => reader.select_tenants(plan, ids).await,
             ReaderInner::Archive(reader) => reader.select_tenants(plan, ids).await,
         }
     }
@@ -219,9 +223,7 @@ impl SnapshotReader {
         tenant: &str,
     ) -> Result<RowStream<'_>> {
         match &mut self.inner {
-            ReaderInner::Database(reader) => {
-                reader.copy_owned(plan, table, Tenants::One(tenant)).await
-            }
+            ReaderInner::Database(reader) => reader.copy_owned(plan, table, tenant).await,
             ReaderInner::Archive(reader) => reader.copy_owned(plan, table, tenant).await,
         }
     }

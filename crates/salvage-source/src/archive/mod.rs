@@ -8,7 +8,6 @@
 //! by scanning their table for the keys asked, and kept for the restore that follows.
 
 mod select;
-mod store;
 mod tables;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,8 +18,8 @@ use futures_util::StreamExt;
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_plan::{SchemaPlan, TablePlan};
 
+use crate::selection::{Selection, decode_at, on_rayon, positions};
 use crate::{Error, OwnedRow, Result, RowStream, TextRow};
-use select::Selection;
 use tables::TableSource;
 
 /// An opened archive.
@@ -32,17 +31,6 @@ pub struct ArchiveSnapshot {
     selection: Mutex<Option<Arc<Selection>>>,
     /// Rows of shared tables found by key, per table (raw COPY rows).
     shared: Mutex<HashMap<QualifiedName, Vec<Vec<u8>>>>,
-}
-
-/// Runs `work` on rayon and waits for it without blocking the async runtime.
-async fn on_rayon<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    rayon::spawn(move || {
-        let _ = sender.send(work());
-    });
-    receiver
-        .await
-        .map_err(|_| Error::Aborted("a worker thread stopped".to_owned()))
 }
 
 impl ArchiveSnapshot {
@@ -141,16 +129,7 @@ impl ArchiveReader {
         _tenants: &[String],
         on_row: &mut (dyn FnMut(OwnedRow) -> Result<()> + Send),
     ) -> Result<()> {
-        let selection = self.snapshot.selection()?;
-        let positions = positions(table, columns)?;
-        let name = table.name.clone();
-        let several_chains = !table.secondary.is_empty();
-        let rows =
-            on_rayon(move || project_kept(&selection, &name, &positions, several_chains)).await??;
-        for row in rows {
-            on_row(row)?;
-        }
-        Ok(())
+        crate::selection::project_kept(self.snapshot.selection()?, table, columns, on_row).await
     }
 
     pub async fn project_by_keys(
@@ -172,28 +151,11 @@ impl ArchiveReader {
 
     pub async fn copy_owned(
         &mut self,
-        plan: &SchemaPlan,
+        _plan: &SchemaPlan,
         table: &TablePlan,
         tenant: &str,
     ) -> Result<RowStream<'_>> {
-        let _ = plan;
-        let selection = self.snapshot.selection()?;
-        let Some(index) = selection.ids.iter().position(|id| id == tenant) else {
-            return Err(Error::Aborted(format!(
-                "tenant {tenant} was not chosen when the archive was read"
-            )));
-        };
-        let name = table.name.clone();
-        let chunks = on_rayon(move || -> Result<Vec<Bytes>> {
-            match selection.stores.get(&name) {
-                Some(store) => store
-                    .read(index)
-                    .map_err(|error| Error::Io(format!("read the kept rows of {name}: {error}"))),
-                None => Ok(Vec::new()),
-            }
-        })
-        .await??;
-        Ok(futures_util::stream::iter(chunks.into_iter().map(Ok)).boxed())
+        crate::selection::copy_kept(self.snapshot.selection()?, table, tenant).await
     }
 
     pub async fn copy_by_keys(
@@ -274,32 +236,6 @@ impl ArchiveReader {
     }
 }
 
-/// Positions of `columns` in the table's rows.
-fn positions(table: &TablePlan, columns: &[String]) -> Result<Vec<usize>> {
-    columns
-        .iter()
-        .map(|column| {
-            table.column_index(column).ok_or_else(|| {
-                Error::Aborted(format!(
-                    "{} has no column {column} in the archive",
-                    table.name
-                ))
-            })
-        })
-        .collect()
-}
-
-fn decode_at(fields: &[&[u8]], positions: &[usize]) -> TextRow {
-    positions
-        .iter()
-        .map(|&position| {
-            fields
-                .get(position)
-                .and_then(|field| salvage_copy::decode_text(field))
-        })
-        .collect()
-}
-
 /// A key's raw COPY text (tab-separated), or `None` when a value is NULL.
 fn encode_key(key: &TextRow) -> Option<Vec<u8>> {
     let mut raw = Vec::new();
@@ -328,54 +264,6 @@ fn raw_key(positions: &[usize], fields: &[&[u8]], key: &mut Vec<u8>) -> bool {
         key.extend_from_slice(field);
     }
     true
-}
-
-/// The kept rows of a table projected on `positions`, with their tenants. A table whose rows
-/// may reach several tenants gives each distinct row once, with all of them.
-fn project_kept(
-    selection: &Selection,
-    table: &QualifiedName,
-    positions: &[usize],
-    several_chains: bool,
-) -> Result<Vec<OwnedRow>> {
-    let Some(store) = selection.stores.get(table) else {
-        return Ok(Vec::new());
-    };
-    let io = |error: std::io::Error| Error::Io(format!("read the kept rows of {table}: {error}"));
-    let mut rows = Vec::new();
-    if several_chains {
-        let mut tenants_of: BTreeMap<Vec<u8>, Vec<Option<String>>> = BTreeMap::new();
-        for (index, id) in selection.ids.iter().enumerate() {
-            store
-                .for_each_row(index, |row| {
-                    tenants_of
-                        .entry(row.to_vec())
-                        .or_default()
-                        .push(Some(id.clone()));
-                })
-                .map_err(io)?;
-        }
-        for (row, tenants) in tenants_of {
-            let fields: Vec<&[u8]> = salvage_copy::fields(&row).collect();
-            rows.push(OwnedRow {
-                tenants,
-                values: decode_at(&fields, positions),
-            });
-        }
-        return Ok(rows);
-    }
-    for (index, id) in selection.ids.iter().enumerate() {
-        store
-            .for_each_row(index, |row| {
-                let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
-                rows.push(OwnedRow {
-                    tenants: vec![Some(id.clone())],
-                    values: decode_at(&fields, positions),
-                });
-            })
-            .map_err(io)?;
-    }
-    Ok(rows)
 }
 
 /// Scans a table for rows whose key is one of `wanted`: `(key, row)` for each found.

@@ -18,16 +18,10 @@ use rayon::prelude::*;
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_plan::{Ownership, RelationOrigin, Role, SchemaPlan, TablePlan};
 
-use super::store::{StoreWriter, TableStore};
 use super::tables::TableSource;
+use crate::selection::Selection;
+use crate::store::StoreWriter;
 use crate::{Error, Result};
-
-/// The chosen tenants' rows of every owned table of the plan.
-#[derive(Debug)]
-pub struct Selection {
-    pub ids: Vec<String>,
-    pub stores: HashMap<QualifiedName, TableStore>,
-}
 
 /// Raw key text → the tenant (index) its row belongs to. `FxHash`: keys come from the user's own backup, and
 /// `SipHash`'s protection against hostile keys costs a third of the filter's time.
@@ -152,6 +146,7 @@ pub fn select(
     Ok(Selection {
         ids: ids.to_vec(),
         stores,
+        reach: HashMap::new(),
     })
 }
 
