@@ -776,6 +776,8 @@ def markdown(res):
         else:
             sal = fmt(b["salvage"], b["unit"])
         ratio = "—" if b["ratio"] is None else f"{b['ratio']:.2f}"
+        if b["ratio"] is not None and b["target"] is not None and round(b["ratio"], 2) == b["target"]:
+            ratio = f"{b['ratio']:.3f}"   # so that "1.00 fail" does not happen
         if key.startswith("B6"):
             ratio = "—" if b["ratio"] is None else f"{b['ratio']:.2f}× jobs=1"
         target = targets.get(key, "—")
