@@ -382,6 +382,7 @@ class Suite:
         return self._hash_cache[key]
 
     def order(self, rep):
+        """Which side runs first alternates between repetitions."""
         return ["salvage", "baseline"] if rep % 2 == 0 else ["baseline", "salvage"]
 
     # -- data ---------------------------------------------------------------------------------
@@ -587,41 +588,65 @@ class Suite:
 
     def b4(self):
         pg = self.pg
-        lst = ",".join(map(str, self.ids_large))
         export = WORKDIR / "b4"
         export.mkdir(parents=True, exist_ok=True)
-        load = ["-- B4 baseline: the exact rows salvage restores, loaded with COPY FROM in one transaction",
-                "BEGIN;"]
-        for table, q in OWNED:
-            f = export / f"{table}.copy"
-            pg.psql(self.snap, f"\\copy ({q.format(ids=lst)}) TO '{f}'")
-            load.append(f"\\copy {table} FROM '{f}'")
-        load.append("COMMIT;")
-        load_sql = export / "load.sql"
-        load_sql.write_text("\n".join(load) + "\n")
+
+        def export_load(name, ids, comment):
+            lst = ",".join(map(str, ids))
+            load = [f"-- {comment}", "BEGIN;"]
+            for table, q in OWNED:
+                f = export / f"{name}.{table}.copy"
+                pg.psql(self.snap, f"\\copy ({q.format(ids=lst)}) TO '{f}'")
+                load.append(f"\\copy {table} FROM '{f}'")
+            load.append("COMMIT;")
+            path = export / f"{name}.sql"
+            path.write_text("\n".join(load) + "\n")
+            return path
+
+        load_sql = export_load("load", self.ids_large, "B4 baseline: the exact rows salvage restores, "
+                                                       "loaded with COPY FROM in one transaction")
+        # The same rows split by tenant into two halves, loaded by two sessions at once: what
+        # two CPUs can write (salvage's --jobs use both).
+        halves = [export_load(f"load-half{h}", self.ids_large[h::2], f"B4 two-stream baseline, half {h + 1} of 2")
+                  for h in range(2)]
+        q = "-X -q -v ON_ERROR_STOP=1"
+        two = (f"{PSQL} {q} \"$1\" -f {shlex.quote(str(halves[0]))} & a=$!; "
+               f"{PSQL} {q} \"$1\" -f {shlex.quote(str(halves[1]))} & b=$!; wait $a && wait $b")
         rows = sum(self.results["datasets"]["scale1"]["rows_large"].values())
-        sal, base = [], []
+        sal, base, base2 = [], [], []
+        sides = ["salvage", "baseline", "two streams"]
         for rep in range(self.args.reps):
-            for side in self.order(rep):
+            for side in sides[rep % 3:] + sides[:rep % 3]:
                 incident(pg, self.live, "work", self.ids_large)
                 if side == "salvage":
                     r = self.salvage_restore(f"b4-salvage-{rep}", pg.url(self.snap), "work", self.file_large)
                     self.check_restore(r, "work", self.live_counts, self.ids_large, self.snap, rep == 0, rows)
                     sal.append(self.record("B4", "salvage", rep, r))
-                else:
+                    continue
+                if side == "baseline":
                     cmd = [PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", pg.url("work"), "-f", str(load_sql)]
                     r = run_timed(f"b4-copy-{rep}", cmd)
-                    r["command"] = f"psql -X -q -v ON_ERROR_STOP=1 LIVE_URL -f {load_sql.relative_to(ROOT)}"
-                    if r["exit_code"] != 0:
-                        r["ok"], r["error"] = False, f"exit code {r['exit_code']}: {r['stderr_tail']}"
-                    else:
-                        problems = self.compare_live("work", self.live_counts, self.ids_large, self.snap, rep == 0)
-                        r["ok"], r["error"] = not problems, "; ".join(problems) or None
+                    r["command"] = f"psql {q} LIVE_URL -f {load_sql.relative_to(ROOT)}"
+                else:
+                    cmd = ["bash", "-c", two, "b4", pg.url("work")]
+                    r = run_timed(f"b4-copy2-{rep}", cmd)
+                    r["command"] = " & ".join(f"psql {q} LIVE_URL -f {h.relative_to(ROOT)}" for h in halves)
+                if r["exit_code"] != 0:
+                    r["ok"], r["error"] = False, f"exit code {r['exit_code']}: {r['stderr_tail']}"
+                else:
+                    problems = self.compare_live("work", self.live_counts, self.ids_large, self.snap, rep == 0)
+                    r["ok"], r["error"] = not problems, "; ".join(problems) or None
+                if side == "baseline":
                     base.append(self.record("B4", "baseline", rep, r))
+                else:
+                    base2.append(self.record("B4 2 streams", "baseline", rep, r))
         pg.drop("work")
         self.add("B4", f"restore {self.n_large} of {self.sites} tenants from the snapshot database",
                  f"`COPY FROM` of exactly those rows (exported beforehand) into the same indexed tables, "
                  f"one transaction (`{load_sql.relative_to(ROOT)}`)", sal, base, 1.5)
+        self.add("B4 2 streams", "(for comparison, no target) the same salvage runs",
+                 "the same `COPY FROM` split by tenant into two halves loaded by two psql sessions at once "
+                 "(`target/bench/work/b4/load-half{0,1}.sql`)", sal, base2, None)
 
     # -- B5 -----------------------------------------------------------------------------------
 
