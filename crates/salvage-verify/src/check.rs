@@ -1,5 +1,6 @@
 //! Checking every tenant, `jobs` at a time, each worker on its own connections.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -20,6 +21,8 @@ use crate::compare::ChunkComparison;
 
 /// Rows compared per statement.
 const ROWS_PER_CHUNK: usize = 2_000;
+/// Tenants checked together: their rows of a table go to live in shared statements.
+const TENANTS_PER_BATCH: usize = 32;
 
 /// One table of one tenant.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -146,92 +149,244 @@ pub async fn verify(
 }
 
 impl Context {
+    /// Takes batches of tenants until none are left.
     async fn work(&self) -> Result<Vec<(usize, TenantCheck)>> {
         let mut connection = salvage_pg::connect(&self.target, ConnectionRole::ReadOnly).await?;
         let mut reader = self.snapshot.reader().await?;
-        let mut checks = Vec::new();
+        let mut done = Vec::new();
+        let tenants = self.plan.tenants.len();
         loop {
-            let index = self.next.fetch_add(1, Ordering::SeqCst);
-            let Some(tenant) = self.plan.tenants.get(index) else {
+            let start = self.next.fetch_add(1, Ordering::SeqCst) * TENANTS_PER_BATCH;
+            if start >= tenants {
                 break;
-            };
-            let mut check = TenantCheck {
-                tenant: tenant.id.clone(),
-                label: tenant.label.clone(),
-                tables: vec![None; self.plan.schema.tables.len()],
-                error: None,
-            };
-            let span = tracing::info_span!("tenant", id = %tenant.id);
+            }
+            let indexes: Vec<usize> = (start..tenants.min(start + TENANTS_PER_BATCH)).collect();
+            let mut checks: Vec<TenantCheck> = indexes
+                .iter()
+                .map(|&index| {
+                    let tenant = &self.plan.tenants[index];
+                    TenantCheck {
+                        tenant: tenant.id.clone(),
+                        label: tenant.label.clone(),
+                        tables: vec![None; self.plan.schema.tables.len()],
+                        error: None,
+                    }
+                })
+                .collect();
+            let span = tracing::info_span!("batch", first = start, tenants = indexes.len());
             if let Err(error) = self
-                .check_tenant(tenant, &mut connection, &mut reader, &mut check)
+                .check_batch(&indexes, &mut checks, &mut connection, &mut reader)
                 .instrument(span)
                 .await
             {
-                check.error = Some(error.to_string());
+                for check in &mut checks {
+                    check.error = Some(error.to_string());
+                }
             }
-            self.reporter.tenant_checked(&check);
-            checks.push((index, check));
+            for (index, check) in indexes.into_iter().zip(checks) {
+                self.reporter.tenant_checked(&check);
+                done.push((index, check));
+            }
         }
         salvage_pg::close(connection).await;
-        Ok(checks)
+        Ok(done)
     }
 
-    async fn check_tenant(
+    /// Checks a batch of tenants table by table; keyed tables are compared for the whole
+    /// batch in shared statements, grouped by tenant.
+    async fn check_batch(
         &self,
-        tenant: &TenantClosure,
+        indexes: &[usize],
+        checks: &mut [TenantCheck],
         connection: &mut PgConnection,
         reader: &mut SnapshotReader,
-        check: &mut TenantCheck,
     ) -> Result<()> {
         let plan = &self.plan;
-        for (index, table) in plan.schema.tables.iter().enumerate() {
+        for (table_index, table) in plan.schema.tables.iter().enumerate() {
             if !table.in_live || !table.in_snapshot {
                 continue;
             }
-            let mut table_check = TableCheck {
-                table: Some(table.name.clone()),
-                ..TableCheck::default()
-            };
-            let rows: Option<RowStream<'_>> = match table.role {
-                Role::Shared => match (
-                    tenant.shared_rows.get(&index),
-                    plan.shared_key_columns.get(&index),
-                ) {
-                    (Some(keys), Some(key_columns)) if !keys.is_empty() => {
-                        Some(reader.copy_by_keys(table, key_columns, keys).await?)
-                    }
-                    _ => continue,
-                },
-                Role::Root | Role::Owned => {
-                    if tenant.tables[index].snapshot > 0 {
-                        Some(reader.copy_owned(&plan.schema, table, &tenant.id).await?)
-                    } else {
-                        None
-                    }
+            let Some(comparison) = &self.comparisons[table_index] else {
+                for (position, &index) in indexes.iter().enumerate() {
+                    checks[position].tables[table_index] = self
+                        .check_multiset(table_index, index, connection, reader)
+                        .await?;
                 }
-            };
-            if let Some(comparison) = &self.comparisons[index] {
-                if let Some(rows) = rows {
-                    compare_rows(rows, comparison, connection, &mut table_check).await?;
-                }
-            } else {
-                let rows = match rows {
-                    Some(rows) => collect_rows(rows).await?,
-                    None => Vec::new(),
-                };
-                self.compare_multiset(table, tenant, rows, connection, &mut table_check)
-                    .await?;
-                check.tables[index] = Some(table_check);
                 continue;
+            };
+            let mut table_checks: Vec<Option<TableCheck>> = vec![None; indexes.len()];
+            let mut chunk: Vec<(usize, Vec<Option<String>>)> = Vec::with_capacity(ROWS_PER_CHUNK);
+            for (position, &index) in indexes.iter().enumerate() {
+                let tenant = &plan.tenants[index];
+                let rows = match self.snapshot_rows(table_index, tenant, reader).await? {
+                    Some(rows) => rows,
+                    None if table.role == Role::Shared => continue,
+                    None => futures_util::stream::empty().boxed(),
+                };
+                table_checks[position] = Some(TableCheck {
+                    table: Some(table.name.clone()),
+                    ..TableCheck::default()
+                });
+                let mut rows = rows;
+                let mut read = 0;
+                while let Some(data) = rows.next().await {
+                    let data = data?;
+                    for line in salvage_source::rows_of(&data) {
+                        chunk.push((
+                            position,
+                            salvage_copy::fields(line)
+                                .map(salvage_copy::decode_text)
+                                .collect(),
+                        ));
+                        read += 1;
+                    }
+                    if chunk.len() >= ROWS_PER_CHUNK {
+                        apply(comparison.run(connection, &chunk).await?, &mut table_checks);
+                        chunk.clear();
+                    }
+                }
+                if let Some(check) = table_checks[position].as_mut() {
+                    check.snapshot += read;
+                }
+            }
+            if !chunk.is_empty() {
+                apply(comparison.run(connection, &chunk).await?, &mut table_checks);
             }
             if table.role != Role::Shared {
-                let live = self.live_rows(table, tenant, connection).await?;
-                table_check.live_only =
-                    Some(live.saturating_sub(table_check.equal + table_check.different));
+                let ids: Vec<String> = indexes
+                    .iter()
+                    .map(|&index| plan.tenants[index].id.clone())
+                    .collect();
+                let live = self.live_counts(table, &ids, connection).await?;
+                for (position, check) in table_checks.iter_mut().enumerate() {
+                    if let Some(check) = check {
+                        let count = live.get(&ids[position]).copied().unwrap_or(0);
+                        check.live_only = Some(count.saturating_sub(check.equal + check.different));
+                    }
+                }
             }
-            check.tables[index] = Some(table_check);
+            for (position, check) in table_checks.into_iter().enumerate() {
+                checks[position].tables[table_index] = check;
+            }
         }
         Ok(())
+    }
+
+    /// The snapshot rows of a tenant to check in a table: its owned rows, or the shared rows
+    /// the restore added for it. `None` when there are none.
+    async fn snapshot_rows<'r>(
+        &self,
+        table_index: usize,
+        tenant: &TenantClosure,
+        reader: &'r mut SnapshotReader,
+    ) -> Result<Option<RowStream<'r>>> {
+        let plan = &self.plan;
+        let table = &plan.schema.tables[table_index];
+        Ok(match table.role {
+            Role::Shared => match (
+                tenant.shared_rows.get(&table_index),
+                plan.shared_key_columns.get(&table_index),
+            ) {
+                (Some(keys), Some(key_columns)) if !keys.is_empty() => {
+                    Some(reader.copy_by_keys(table, key_columns, keys).await?)
+                }
+                _ => None,
+            },
+            Role::Root | Role::Owned if tenant.tables[table_index].snapshot > 0 => {
+                Some(reader.copy_owned(&plan.schema, table, &tenant.id).await?)
+            }
+            Role::Root | Role::Owned => None,
+        })
+    }
+
+    /// One keyless table of one tenant, compared as multisets.
+    async fn check_multiset(
+        &self,
+        table_index: usize,
+        index: usize,
+        connection: &mut PgConnection,
+        reader: &mut SnapshotReader,
+    ) -> Result<Option<TableCheck>> {
+        let table = &self.plan.schema.tables[table_index];
+        let tenant = &self.plan.tenants[index];
+        let rows = match self.snapshot_rows(table_index, tenant, reader).await? {
+            Some(mut rows) => {
+                let mut decoded = Vec::new();
+                while let Some(data) = rows.next().await {
+                    let data = data?;
+                    for line in salvage_source::rows_of(&data) {
+                        decoded.push(
+                            salvage_copy::fields(line)
+                                .map(salvage_copy::decode_text)
+                                .collect(),
+                        );
+                    }
+                }
+                decoded
+            }
+            None if table.role == Role::Shared => return Ok(None),
+            None => Vec::new(),
+        };
+        let mut check = TableCheck {
+            table: Some(table.name.clone()),
+            ..TableCheck::default()
+        };
+        self.compare_multiset(table, tenant, rows, connection, &mut check)
+            .await?;
+        Ok(Some(check))
+    }
+
+    /// The live rows of each of `ids` in `table`, found through the same ownership joins: a
+    /// row counts once for each tenant its chains lead to.
+    async fn live_counts(
+        &self,
+        table: &TablePlan,
+        ids: &[String],
+        connection: &mut PgConnection,
+    ) -> Result<HashMap<String, u64>> {
+        let Some(first) = table.columns.first() else {
+            return Ok(HashMap::new());
+        };
+        let mut params = Params::default();
+        let select = owned_select(
+            &self.live_catalog,
+            &self.plan.schema,
+            table,
+            std::slice::from_ref(&first.name),
+            true,
+            Tenants::Many(ids),
+            &mut params,
+        )?;
+        let chains = 1 + table.secondary.len();
+        let tags: Vec<String> = (0..chains).map(|n| format!("tag{n}")).collect();
+        let tenant_texts: Vec<String> = tags
+            .iter()
+            .map(|tag| {
+                format!("CASE WHEN o.{tag} IS NOT NULL THEN pg_catalog.format('%s', o.{tag}) END")
+            })
+            .collect();
+        let sql = format!(
+            "SELECT u.tenant, count(*)::int8 FROM ({select}) AS o({}, c) \
+             CROSS JOIN LATERAL (SELECT DISTINCT x FROM unnest(ARRAY[{}]) AS x WHERE x IS NOT NULL) AS u(tenant) \
+             GROUP BY u.tenant",
+            tags.join(", "),
+            tenant_texts.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+        for value in params.values {
+            query = query.bind(value);
+        }
+        let counts = query
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(salvage_pg::Error::query(format!(
+                "count {}'s live rows",
+                table.name
+            )))?;
+        Ok(counts
+            .into_iter()
+            .map(|(tenant, count)| (tenant, count as u64))
+            .collect())
     }
 
     /// A keyless table: the tenant's snapshot rows against its live rows, as multisets.
@@ -290,94 +445,21 @@ impl Context {
         check.live_only = (table.role != Role::Shared).then_some(extra as u64);
         Ok(())
     }
+}
 
-    /// The tenant's rows of `table` in live, found through the same ownership joins.
-    async fn live_rows(
-        &self,
-        table: &TablePlan,
-        tenant: &TenantClosure,
-        connection: &mut PgConnection,
-    ) -> Result<u64> {
-        let mut params = Params::default();
-        let Some(first) = table.columns.first() else {
-            return Ok(0);
+/// Adds a comparison's results to the checks of the batch's tenants.
+fn apply(results: Vec<(usize, crate::compare::ChunkResult)>, checks: &mut [Option<TableCheck>]) {
+    for (position, result) in results {
+        let Some(Some(check)) = checks.get_mut(position) else {
+            continue;
         };
-        let select = owned_select(
-            &self.live_catalog,
-            &self.plan.schema,
-            table,
-            std::slice::from_ref(&first.name),
-            false,
-            Tenants::One(&tenant.id),
-            &mut params,
-        )?;
-        let sql = format!("SELECT count(*)::int8 FROM ({select}) AS owned");
-        let mut query = sqlx::query_scalar::<_, i64>(&sql);
-        for value in params.values {
-            query = query.bind(value);
-        }
-        let count = query
-            .fetch_one(&mut *connection)
-            .await
-            .map_err(salvage_pg::Error::query(format!(
-                "count {}'s live rows",
-                table.name
-            )))?;
-        Ok(count as u64)
+        check.missing += result.missing;
+        check.equal += result.equal;
+        check.different += result.different;
+        check.waiting += result.waiting;
+        extend_examples(&mut check.missing_examples, result.missing_examples);
+        extend_examples(&mut check.different_examples, result.different_examples);
     }
-}
-
-async fn compare_rows(
-    mut rows: RowStream<'_>,
-    comparison: &ChunkComparison,
-    connection: &mut PgConnection,
-    check: &mut TableCheck,
-) -> Result<()> {
-    let mut chunk: Vec<Vec<Option<String>>> = Vec::with_capacity(ROWS_PER_CHUNK);
-    loop {
-        let next = rows.next().await;
-        if let Some(data) = &next {
-            let data = data
-                .as_ref()
-                .map_err(|error| salvage_source::Error::Aborted(error.to_string()))?;
-            for line in salvage_source::rows_of(data) {
-                chunk.push(
-                    salvage_copy::fields(line)
-                        .map(salvage_copy::decode_text)
-                        .collect(),
-                );
-                check.snapshot += 1;
-            }
-        }
-        if chunk.len() >= ROWS_PER_CHUNK || (next.is_none() && !chunk.is_empty()) {
-            let result = comparison.run(connection, &chunk).await?;
-            check.missing += result.missing;
-            check.equal += result.equal;
-            check.different += result.different;
-            check.waiting += result.waiting;
-            extend_examples(&mut check.missing_examples, result.missing_examples);
-            extend_examples(&mut check.different_examples, result.different_examples);
-            chunk.clear();
-        }
-        if next.is_none() {
-            return Ok(());
-        }
-    }
-}
-
-async fn collect_rows(mut rows: RowStream<'_>) -> Result<Vec<Vec<Option<String>>>> {
-    let mut decoded = Vec::new();
-    while let Some(chunk) = rows.next().await {
-        let chunk = chunk?;
-        for row in salvage_source::rows_of(&chunk) {
-            decoded.push(
-                salvage_copy::fields(row)
-                    .map(salvage_copy::decode_text)
-                    .collect(),
-            );
-        }
-    }
-    Ok(decoded)
 }
 
 fn extend_examples(examples: &mut Vec<String>, more: Vec<String>) {

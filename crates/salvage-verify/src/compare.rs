@@ -37,10 +37,13 @@ impl ChunkComparison {
         let live = catalog.table(&table.name)?;
         let live_type = |name: &str| live.column(name).map(|column| column.type_name.clone());
         let position = |name: &str| table.column_index(name);
-        let arrays: Vec<String> = (1..=table.columns.len())
-            .map(|n| format!("${n}::text[]"))
+        // $1: each row's tenant (its position in the batch); then one array per column.
+        let arrays: Vec<String> = std::iter::once("$1::int4[]".to_owned())
+            .chain((2..=table.columns.len() + 1).map(|n| format!("${n}::text[]")))
             .collect();
-        let aliases: Vec<String> = (0..table.columns.len()).map(|n| format!("c{n}")).collect();
+        let aliases: Vec<String> = std::iter::once("tenant".to_owned())
+            .chain((0..table.columns.len()).map(|n| format!("c{n}")))
+            .collect();
         let mut join = Vec::new();
         let mut key_text = Vec::new();
         for column in &key.columns {
@@ -75,13 +78,13 @@ impl ChunkComparison {
         let present_different = format!("NOT ({absent}) AND NOT ({equal})");
         let key_text = format!("concat_ws(', ', {})", key_text.join(", "));
         let sql = format!(
-            "SELECT count(*) FILTER (WHERE {missing})::int8 AS missing, \
+            "SELECT s.tenant, count(*) FILTER (WHERE {missing})::int8 AS missing, \
                     count(*) FILTER (WHERE {present_equal})::int8 AS equal, \
                     count(*) FILTER (WHERE {present_different})::int8 AS different, \
                     count(*) FILTER (WHERE {waiting})::int8 AS waiting, \
                     (array_agg({key_text}) FILTER (WHERE {missing}))[1:3] AS missing_examples, \
                     (array_agg({key_text}) FILTER (WHERE {present_different}))[1:3] AS different_examples \
-             FROM unnest({}) AS s({}) LEFT JOIN {} AS t ON {}",
+             FROM unnest({}) AS s({}) LEFT JOIN {} AS t ON {} GROUP BY s.tenant",
             arrays.join(", "),
             aliases.join(", "),
             catalog.from_item(&table.name),
@@ -93,36 +96,46 @@ impl ChunkComparison {
         })
     }
 
-    /// Compares `rows` (text values in snapshot column order) with live.
+    /// Compares `rows` (text values in snapshot column order, each with its tenant's
+    /// position in the batch) with live; one result per tenant that had rows.
     pub async fn run(
         &self,
         connection: &mut PgConnection,
-        rows: &[Vec<Option<String>>],
-    ) -> Result<ChunkResult> {
-        let mut query = sqlx::query(&self.sql);
+        rows: &[(usize, Vec<Option<String>>)],
+    ) -> Result<Vec<(usize, ChunkResult)>> {
+        let tenants: Vec<i32> = rows.iter().map(|(tenant, _)| *tenant as i32).collect();
+        let mut query = sqlx::query(&self.sql).bind(tenants);
         for column in 0..self.width {
             let values: Vec<Option<String>> = rows
                 .iter()
-                .map(|row| row.get(column).cloned().flatten())
+                .map(|(_, row)| row.get(column).cloned().flatten())
                 .collect();
             query = query.bind(values);
         }
-        let row = query
-            .fetch_one(&mut *connection)
+        let results = query
+            .fetch_all(&mut *connection)
             .await
             .map_err(salvage_pg::Error::query("compare rows with live"))?;
-        Ok(ChunkResult {
-            missing: row.get::<i64, _>("missing") as u64,
-            equal: row.get::<i64, _>("equal") as u64,
-            different: row.get::<i64, _>("different") as u64,
-            waiting: row.get::<i64, _>("waiting") as u64,
-            missing_examples: row
-                .get::<Option<Vec<String>>, _>("missing_examples")
-                .unwrap_or_default(),
-            different_examples: row
-                .get::<Option<Vec<String>>, _>("different_examples")
-                .unwrap_or_default(),
-        })
+        Ok(results
+            .into_iter()
+            .map(|row| {
+                (
+                    row.get::<i32, _>("tenant") as usize,
+                    ChunkResult {
+                        missing: row.get::<i64, _>("missing") as u64,
+                        equal: row.get::<i64, _>("equal") as u64,
+                        different: row.get::<i64, _>("different") as u64,
+                        waiting: row.get::<i64, _>("waiting") as u64,
+                        missing_examples: row
+                            .get::<Option<Vec<String>>, _>("missing_examples")
+                            .unwrap_or_default(),
+                        different_examples: row
+                            .get::<Option<Vec<String>>, _>("different_examples")
+                            .unwrap_or_default(),
+                    },
+                )
+            })
+            .collect())
     }
 }
 
