@@ -55,6 +55,7 @@ if [ -n "${BENCH_DATABASE_URL:-}" ]; then
 else
     pg_private_start bench
     trap 'pg_private_stop bench' EXIT
+    export BENCH_PRIVATE_CLUSTER=1
 fi
 
 BENCH_GIT_COMMIT=${BENCH_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
