@@ -44,7 +44,13 @@ pub async fn resolve(
 
     let mut reader = snapshot.reader().await?;
     reporter.reading(&schema.root.table);
+    let started = std::time::Instant::now();
     reader.select_tenants(&schema, &ids).await?;
+    tracing::info!(
+        tenants = ids.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "read the chosen tenants' rows"
+    );
     let labels: HashMap<String, Option<String>> = reader
         .root_rows(&schema, &ids)
         .await?
@@ -332,6 +338,7 @@ impl Closure<'_> {
         if crossing.rows > 0 {
             self.cross_tenant.push(crossing);
         }
+        let started = std::time::Instant::now();
         let present = existing_keys(
             self.live,
             self.live_catalog,
@@ -340,6 +347,7 @@ impl Closure<'_> {
             &keys,
         )
         .await?;
+        tracing::info!(table = %table.name, keys = keys.len(), elapsed_ms = started.elapsed().as_millis() as u64, "looked keys up in live");
         for (present, owner) in present.into_iter().zip(owners) {
             if present {
                 self.tenants[owner].tables[table_index].in_live += 1;

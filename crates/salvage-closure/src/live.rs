@@ -7,7 +7,7 @@ use sqlx::postgres::PgConnection;
 
 use crate::Result;
 
-const KEYS_PER_QUERY: usize = 10_000;
+const KEYS_PER_QUERY: usize = 100_000;
 
 /// For each key (text values in `key_columns` order), whether a live row has it. Keys with a
 /// NULL never match.

@@ -102,6 +102,9 @@ struct Context {
     target: DatabaseUrl,
     live_catalog: Arc<Catalog>,
     comparisons: Vec<Option<ChunkComparison>>,
+    /// Per keyed owned table, every chosen tenant's live rows: counted once for all tenants,
+    /// which is one scan where per-batch counts were one scan each.
+    live_counts: Vec<Option<HashMap<String, u64>>>,
     reporter: Arc<dyn VerifyReporter>,
     next: AtomicUsize,
 }
@@ -115,18 +118,38 @@ pub async fn verify(
     jobs: usize,
     reporter: Arc<dyn VerifyReporter>,
 ) -> Result<Vec<TenantCheck>> {
-    let comparisons = plan
+    let comparisons: Vec<Option<ChunkComparison>> = plan
         .schema
         .tables
         .iter()
         .map(|table| ChunkComparison::new(table, &live_catalog, &plan.by_value))
         .collect();
+    let ids: Vec<String> = plan
+        .tenants
+        .iter()
+        .map(|tenant| tenant.id.clone())
+        .collect();
+    let mut connection = salvage_pg::connect(&target, ConnectionRole::ReadOnly).await?;
+    let mut live_counts = Vec::with_capacity(plan.schema.tables.len());
+    for (table, comparison) in plan.schema.tables.iter().zip(&comparisons) {
+        let counted = table.in_live
+            && table.in_snapshot
+            && table.role != Role::Shared
+            && comparison.is_some();
+        live_counts.push(if counted {
+            Some(count_live_rows(&live_catalog, &plan, table, &ids, &mut connection).await?)
+        } else {
+            None
+        });
+    }
+    salvage_pg::close(connection).await;
     let context = Arc::new(Context {
         plan: Arc::clone(&plan),
         snapshot,
         target,
         live_catalog,
         comparisons,
+        live_counts,
         reporter,
         next: AtomicUsize::new(0),
     });
@@ -252,15 +275,13 @@ impl Context {
             if !chunk.is_empty() {
                 apply(comparison.run(connection, &chunk).await?, &mut table_checks);
             }
-            if table.role != Role::Shared {
-                let ids: Vec<String> = indexes
-                    .iter()
-                    .map(|&index| plan.tenants[index].id.clone())
-                    .collect();
-                let live = self.live_counts(table, &ids, connection).await?;
+            if let Some(live) = &self.live_counts[table_index] {
                 for (position, check) in table_checks.iter_mut().enumerate() {
                     if let Some(check) = check {
-                        let count = live.get(&ids[position]).copied().unwrap_or(0);
+                        let count = live
+                            .get(&plan.tenants[indexes[position]].id)
+                            .copied()
+                            .unwrap_or(0);
                         check.live_only = Some(count.saturating_sub(check.equal + check.different));
                     }
                 }
@@ -336,59 +357,6 @@ impl Context {
         Ok(Some(check))
     }
 
-    /// The live rows of each of `ids` in `table`, found through the same ownership joins: a
-    /// row counts once for each tenant its chains lead to.
-    async fn live_counts(
-        &self,
-        table: &TablePlan,
-        ids: &[String],
-        connection: &mut PgConnection,
-    ) -> Result<HashMap<String, u64>> {
-        let Some(first) = table.columns.first() else {
-            return Ok(HashMap::new());
-        };
-        let mut params = Params::default();
-        let select = owned_select(
-            &self.live_catalog,
-            &self.plan.schema,
-            table,
-            std::slice::from_ref(&first.name),
-            true,
-            Tenants::Many(ids),
-            &mut params,
-        )?;
-        let chains = 1 + table.secondary.len();
-        let tags: Vec<String> = (0..chains).map(|n| format!("tag{n}")).collect();
-        let tenant_texts: Vec<String> = tags
-            .iter()
-            .map(|tag| {
-                format!("CASE WHEN o.{tag} IS NOT NULL THEN pg_catalog.format('%s', o.{tag}) END")
-            })
-            .collect();
-        let sql = format!(
-            "SELECT u.tenant, count(*)::int8 FROM ({select}) AS o({}, c) \
-             CROSS JOIN LATERAL (SELECT DISTINCT x FROM unnest(ARRAY[{}]) AS x WHERE x IS NOT NULL) AS u(tenant) \
-             GROUP BY u.tenant",
-            tags.join(", "),
-            tenant_texts.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
-        for value in params.values {
-            query = query.bind(value);
-        }
-        let counts = query
-            .fetch_all(&mut *connection)
-            .await
-            .map_err(salvage_pg::Error::query(format!(
-                "count {}'s live rows",
-                table.name
-            )))?;
-        Ok(counts
-            .into_iter()
-            .map(|(tenant, count)| (tenant, count as u64))
-            .collect())
-    }
-
     /// A keyless table: the tenant's snapshot rows against its live rows, as multisets.
     async fn compare_multiset(
         &self,
@@ -445,6 +413,60 @@ impl Context {
         check.live_only = (table.role != Role::Shared).then_some(extra as u64);
         Ok(())
     }
+}
+
+/// The live rows of each of `ids` in `table`, found through the same ownership joins: a
+/// row counts once for each tenant its chains lead to.
+async fn count_live_rows(
+    live_catalog: &Catalog,
+    plan: &RestorePlan,
+    table: &TablePlan,
+    ids: &[String],
+    connection: &mut PgConnection,
+) -> Result<HashMap<String, u64>> {
+    let Some(first) = table.columns.first() else {
+        return Ok(HashMap::new());
+    };
+    let mut params = Params::default();
+    let select = owned_select(
+        live_catalog,
+        &plan.schema,
+        table,
+        std::slice::from_ref(&first.name),
+        true,
+        Tenants::Many(ids),
+        &mut params,
+    )?;
+    let chains = 1 + table.secondary.len();
+    let tags: Vec<String> = (0..chains).map(|n| format!("tag{n}")).collect();
+    let tenant_texts: Vec<String> = tags
+        .iter()
+        .map(|tag| {
+            format!("CASE WHEN o.{tag} IS NOT NULL THEN pg_catalog.format('%s', o.{tag}) END")
+        })
+        .collect();
+    let sql = format!(
+        "SELECT u.tenant, count(*)::int8 FROM ({select}) AS o({}, c) \
+         CROSS JOIN LATERAL (SELECT DISTINCT x FROM unnest(ARRAY[{}]) AS x WHERE x IS NOT NULL) AS u(tenant) \
+         GROUP BY u.tenant",
+        tags.join(", "),
+        tenant_texts.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+    for value in params.values {
+        query = query.bind(value);
+    }
+    let counts = query
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(salvage_pg::Error::query(format!(
+            "count {}'s live rows",
+            table.name
+        )))?;
+    Ok(counts
+        .into_iter()
+        .map(|(tenant, count)| (tenant, count as u64))
+        .collect())
 }
 
 /// Adds a comparison's results to the checks of the batch's tenants.

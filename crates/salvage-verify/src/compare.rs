@@ -67,24 +67,30 @@ impl ChunkComparison {
         }
         let guards = guards_hold(table, catalog)?;
         let absent = format!("t.{} IS NULL", quote_ident(&key.columns[0]));
-        let missing = format!("{absent} AND {guards}");
-        let waiting = format!("{absent} AND NOT ({guards})");
         let equal = format!(
             "ROW({}) IS NOT DISTINCT FROM ROW({})",
             live_side.join(", "),
             snapshot_side.join(", ")
         );
-        let present_equal = format!("NOT ({absent}) AND {equal}");
-        let present_different = format!("NOT ({absent}) AND NOT ({equal})");
         let key_text = format!("concat_ws(', ', {})", key_text.join(", "));
+        // Each row's facts are computed once, in a subquery the planner may not inline
+        // (OFFSET 0): the typed comparison casts every column, and written into each FILTER
+        // it would run once per FILTER. Equality is worked out only for rows live has, the
+        // guards only for rows it lacks, the key text only for rows the examples may show.
         let sql = format!(
-            "SELECT s.tenant, count(*) FILTER (WHERE {missing})::int8 AS missing, \
-                    count(*) FILTER (WHERE {present_equal})::int8 AS equal, \
-                    count(*) FILTER (WHERE {present_different})::int8 AS different, \
-                    count(*) FILTER (WHERE {waiting})::int8 AS waiting, \
-                    (array_agg({key_text}) FILTER (WHERE {missing}))[1:3] AS missing_examples, \
-                    (array_agg({key_text}) FILTER (WHERE {present_different}))[1:3] AS different_examples \
-             FROM unnest({}) AS s({}) LEFT JOIN {} AS t ON {} GROUP BY s.tenant",
+            "SELECT c.tenant, \
+                    count(*) FILTER (WHERE NOT c.found AND c.guarded)::int8 AS missing, \
+                    count(*) FILTER (WHERE c.found AND c.equal)::int8 AS equal, \
+                    count(*) FILTER (WHERE c.found AND NOT c.equal)::int8 AS different, \
+                    count(*) FILTER (WHERE NOT c.found AND NOT c.guarded)::int8 AS waiting, \
+                    (array_agg(c.key) FILTER (WHERE NOT c.found AND c.guarded))[1:3] AS missing_examples, \
+                    (array_agg(c.key) FILTER (WHERE c.found AND NOT c.equal))[1:3] AS different_examples \
+             FROM (SELECT s.tenant, NOT ({absent}) AS found, \
+                          CASE WHEN NOT ({absent}) THEN {equal} END AS equal, \
+                          CASE WHEN {absent} THEN {guards} END AS guarded, \
+                          CASE WHEN {absent} OR NOT ({equal}) THEN {key_text} END AS key \
+                   FROM unnest({}) AS s({}) LEFT JOIN {} AS t ON {} OFFSET 0) AS c \
+             GROUP BY c.tenant",
             arrays.join(", "),
             aliases.join(", "),
             catalog.from_item(&table.name),
