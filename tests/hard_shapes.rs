@@ -167,8 +167,20 @@ async fn a_drifted_live_schema_takes_what_it_can_and_says_what_it_cannot() {
     shapes.delete_accounts("2").await;
     shapes.live.execute_fixture("shapes/drift.sql").await;
 
-    let run = salvage(&with(shapes.args("restore", "2"), &["--yes"]));
+    let report = temp_path("drift-report.json");
+    let run = salvage(&with(
+        shapes.args("restore", "2"),
+        &["--yes", "--report", report.to_str().unwrap()],
+    ));
     assert_eq!(run.code, 0, "{run}");
+    // `size` prints 1.5000 in the snapshot and 1.500000 in live: equal by value.
+    let report = read_json(&report);
+    let docs = &report["tenants"][0]["tables"]["public.docs"];
+    assert_eq!(
+        (&docs["equal"], &docs["different"], &docs["missing"]),
+        (&serde_json::json!(12), &serde_json::json!(0), &serde_json::json!(0)),
+        "{docs}"
+    );
     assert!(
         run.stdout
             .contains("column took exists only in the snapshot"),

@@ -330,6 +330,15 @@ async fn verify_names_a_row_that_is_missing_and_exits_1() {
         .live
         .execute("UPDATE projects SET budget = budget + 1 WHERE site_id = 2 AND project_no = 2")
         .await;
+    // Written after the snapshot: live-only, which is not a failure.
+    scenario
+        .live
+        .execute(
+            "INSERT INTO comments (issue_id, author_id, body, created_at)
+             SELECT issue_id, author_id, 'written after the snapshot', now() FROM comments
+             WHERE issue_id IN (SELECT id FROM issues WHERE site_id = 2) LIMIT 1",
+        )
+        .await;
 
     let report = temp_path("verify-report.json");
     let verify = salvage(&with(
@@ -360,4 +369,11 @@ async fn verify_names_a_row_that_is_missing_and_exits_1() {
         report["tenants"][0]["tables"]["public.comments"]["missing_examples"],
         serde_json::json!([comment.to_string()])
     );
+    let comments = &report["tenants"][0]["tables"]["public.comments"];
+    assert_eq!(comments["live_only"], serde_json::json!(1), "{comments}");
+    let in_snapshot: i64 = scenario
+        .snapshot
+        .scalar("SELECT count(*) FROM comments c JOIN issues i ON i.id = c.issue_id WHERE i.site_id = 2")
+        .await;
+    assert_eq!(comments["equal"], serde_json::json!(in_snapshot - 1), "{comments}");
 }

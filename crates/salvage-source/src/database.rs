@@ -100,38 +100,17 @@ impl DatabaseReader {
             table.role != Role::Shared && table.in_snapshot && table.ownership.is_some()
         }) {
             let columns = column_names(table);
-            let mut query = CopyQuery::new();
-            let select = owned_select(
+            let context = format!("read {} from the snapshot", table.name);
+            let (store, crossing) = keep_owned(
+                &mut self.connection,
                 &self.catalog,
                 plan,
                 table,
                 &columns,
-                true,
-                Tenants::Many(ids),
-                &mut query,
-            )?;
-            let context = format!("read {} from the snapshot", table.name);
-            let mut stream = query
-                .copy_out(&mut self.connection, &select, &context)
-                .await?;
-            // Parsing and writing happen on a blocking thread; the stream feeds it.
-            let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(64);
-            let chains = 1 + table.secondary.len();
-            let chosen = ids.to_vec();
-            let keeper =
-                tokio::task::spawn_blocking(move || keep_tagged(receiver, chains, &chosen));
-            while let Some(chunk) = stream.next().await {
-                if sender.send(chunk?).await.is_err() {
-                    break;
-                }
-            }
-            drop(sender);
-            let (store, crossing) = keeper.await.map_err(|error| {
-                Error::Aborted(format!(
-                    "keeping the rows of {} failed: {error}",
-                    table.name
-                ))
-            })??;
+                ids,
+                &context,
+            )
+            .await?;
             stores.insert(table.name.clone(), store);
             if !crossing.is_empty() {
                 reach.insert(table.name.clone(), crossing);
@@ -244,6 +223,48 @@ impl DatabaseReader {
 
 /// Rows reaching several tenants, with all of them.
 type Reach = HashMap<Vec<u8>, Vec<String>>;
+
+/// The chosen tenants' rows of one owned table, `columns` of them, in one tagged COPY on
+/// `connection` (whichever database `catalog` describes), kept per tenant (by position in
+/// `ids`); rows reaching several tenants are also noted with all of them.
+pub(crate) async fn keep_owned(
+    connection: &mut PgConnection,
+    catalog: &Catalog,
+    plan: &SchemaPlan,
+    table: &TablePlan,
+    columns: &[String],
+    ids: &[String],
+    context: &str,
+) -> Result<(TableStore, Reach)> {
+    let mut query = CopyQuery::new();
+    let select = owned_select(
+        catalog,
+        plan,
+        table,
+        columns,
+        true,
+        Tenants::Many(ids),
+        &mut query,
+    )?;
+    let mut stream = query.copy_out(connection, &select, context).await?;
+    // Parsing and writing happen on a blocking thread; the stream feeds it.
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let chains = 1 + table.secondary.len();
+    let chosen = ids.to_vec();
+    let keeper = tokio::task::spawn_blocking(move || keep_tagged(receiver, chains, &chosen));
+    while let Some(chunk) = stream.next().await {
+        if sender.send(chunk?).await.is_err() {
+            break;
+        }
+    }
+    drop(sender);
+    keeper.await.map_err(|error| {
+        Error::Aborted(format!(
+            "keeping the rows of {} failed: {error}",
+            table.name
+        ))
+    })?
+}
 
 /// Routes rows of a tagged COPY (each row starts with the tenant of each ownership chain) to
 /// the chosen tenants they reach; rows reaching several tenants are noted with all of them.

@@ -23,6 +23,7 @@ use salvage_plan::{SchemaPlan, TablePlan};
 pub use archive::ArchiveSnapshot;
 pub use database::DatabaseSnapshot;
 pub use error::{Error, Result};
+pub use selection::on_rayon;
 
 /// COPY text rows in chunks of one or more complete rows (each row ends with a newline, and a
 /// raw newline only ever ends a row).
@@ -38,6 +39,40 @@ pub fn rows_of(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
 #[must_use]
 pub fn row_count(chunk: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', chunk).count() as u64
+}
+
+/// One owned table's rows of the chosen tenants as a database holds them at one moment,
+/// kept per tenant in a temporary file: what verification compares the snapshot with.
+#[derive(Debug)]
+pub struct KeptRows {
+    store: store::TableStore,
+}
+
+impl KeptRows {
+    /// Reads, in one tagged COPY on `connection`, the rows of `table` (its `columns`, in
+    /// that order) that its ownership chains lead to one of `ids` on the database `catalog`
+    /// describes. A row is kept once for each distinct tenant it reaches.
+    pub async fn read(
+        connection: &mut sqlx::postgres::PgConnection,
+        catalog: &Catalog,
+        plan: &SchemaPlan,
+        table: &TablePlan,
+        columns: &[String],
+        ids: &[String],
+    ) -> Result<Self> {
+        let context = format!("read {} from live", table.name);
+        let (store, _) =
+            database::keep_owned(connection, catalog, plan, table, columns, ids, &context).await?;
+        Ok(Self { store })
+    }
+
+    /// The rows of the tenant at position `tenant` of the `ids` read, as chunks of complete
+    /// COPY rows.
+    pub fn tenant_rows(&self, tenant: usize) -> Result<Vec<Bytes>> {
+        self.store
+            .read(tenant)
+            .map_err(|error| Error::Io(format!("read the kept live rows: {error}")))
+    }
 }
 
 /// Which tenants a read is for.

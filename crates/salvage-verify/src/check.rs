@@ -10,7 +10,7 @@ use salvage_closure::{Multiset, RestorePlan, TenantClosure};
 use salvage_pg::{ConnectionRole, DatabaseUrl, Params};
 use salvage_plan::{Role, TablePlan};
 use salvage_source::sql::owned_select;
-use salvage_source::{RowStream, Snapshot, SnapshotReader, Tenants};
+use salvage_source::{KeptRows, RowStream, Snapshot, SnapshotReader, Tenants, TextRow};
 use serde::Serialize;
 use sqlx::postgres::PgConnection;
 use tokio::task::JoinSet;
@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::Result;
 use crate::compare::ChunkComparison;
+use crate::matching::{Layout, match_rows};
 
 /// Rows compared per statement.
 const ROWS_PER_CHUNK: usize = 2_000;
@@ -102,9 +103,9 @@ struct Context {
     target: DatabaseUrl,
     live_catalog: Arc<Catalog>,
     comparisons: Vec<Option<ChunkComparison>>,
-    /// Per keyed owned table, every chosen tenant's live rows: counted once for all tenants,
-    /// which is one scan where per-batch counts were one scan each.
-    live_counts: Vec<Option<HashMap<String, u64>>>,
+    /// Per keyed owned table (and the root): where its columns are, and every chosen
+    /// tenant's live rows, read once before the tenants are checked.
+    live_rows: Vec<Option<(Arc<Layout>, Arc<KeptRows>)>>,
     reporter: Arc<dyn VerifyReporter>,
     next: AtomicUsize,
 }
@@ -124,32 +125,14 @@ pub async fn verify(
         .iter()
         .map(|table| ChunkComparison::new(table, &live_catalog, &plan.by_value))
         .collect();
-    let ids: Vec<String> = plan
-        .tenants
-        .iter()
-        .map(|tenant| tenant.id.clone())
-        .collect();
-    let mut connection = salvage_pg::connect(&target, ConnectionRole::ReadOnly).await?;
-    let mut live_counts = Vec::with_capacity(plan.schema.tables.len());
-    for (table, comparison) in plan.schema.tables.iter().zip(&comparisons) {
-        let counted = table.in_live
-            && table.in_snapshot
-            && table.role != Role::Shared
-            && comparison.is_some();
-        live_counts.push(if counted {
-            Some(count_live_rows(&live_catalog, &plan, table, &ids, &mut connection).await?)
-        } else {
-            None
-        });
-    }
-    salvage_pg::close(connection).await;
+    let live_rows = read_live_rows(&plan, &target, &live_catalog, &comparisons, jobs).await?;
     let context = Arc::new(Context {
         plan: Arc::clone(&plan),
         snapshot,
         target,
         live_catalog,
         comparisons,
-        live_counts,
+        live_rows,
         reporter,
         next: AtomicUsize::new(0),
     });
@@ -238,10 +221,11 @@ impl Context {
                 continue;
             };
             let mut table_checks: Vec<Option<TableCheck>> = vec![None; indexes.len()];
-            let mut chunk: Vec<(usize, Vec<Option<String>>)> = Vec::with_capacity(ROWS_PER_CHUNK);
+            let mut live_counts: Vec<Option<u64>> = vec![None; indexes.len()];
+            let mut unsettled: Vec<(usize, TextRow)> = Vec::with_capacity(ROWS_PER_CHUNK);
             for (position, &index) in indexes.iter().enumerate() {
                 let tenant = &plan.tenants[index];
-                let rows = match self.snapshot_rows(table_index, tenant, reader).await? {
+                let mut rows = match self.snapshot_rows(table_index, tenant, reader).await? {
                     Some(rows) => rows,
                     None if table.role == Role::Shared => continue,
                     None => futures_util::stream::empty().boxed(),
@@ -250,40 +234,62 @@ impl Context {
                     table: Some(table.name.clone()),
                     ..TableCheck::default()
                 });
-                let mut rows = rows;
-                let mut read = 0;
-                while let Some(data) = rows.next().await {
-                    let data = data?;
-                    for line in salvage_source::rows_of(&data) {
-                        chunk.push((
-                            position,
-                            salvage_copy::fields(line)
-                                .map(salvage_copy::decode_text)
-                                .collect(),
-                        ));
-                        read += 1;
+                // Counted here; the typed comparison adds its results as its chunks run.
+                let (mut read, mut equal) = (0, 0);
+                if let Some((layout, live)) = &self.live_rows[table_index] {
+                    let mut snapshot = Vec::new();
+                    while let Some(data) = rows.next().await {
+                        snapshot.push(data?);
                     }
-                    if chunk.len() >= ROWS_PER_CHUNK {
-                        apply(comparison.run(connection, &chunk).await?, &mut table_checks);
-                        chunk.clear();
+                    let (layout, live) = (Arc::clone(layout), Arc::clone(live));
+                    let matched = salvage_source::on_rayon(move || {
+                        live.tenant_rows(index)
+                            .map(|live| match_rows(&layout, &snapshot, &live))
+                    })
+                    .await??;
+                    (read, equal) = (matched.snapshot, matched.equal);
+                    live_counts[position] = Some(matched.live);
+                    for row in matched.unsettled {
+                        unsettled.push((position, row));
+                        if unsettled.len() >= ROWS_PER_CHUNK {
+                            let results = comparison.run(connection, &unsettled).await?;
+                            apply(results, &mut table_checks);
+                            unsettled.clear();
+                        }
+                    }
+                } else {
+                    while let Some(data) = rows.next().await {
+                        let data = data?;
+                        for line in salvage_source::rows_of(&data) {
+                            unsettled.push((
+                                position,
+                                salvage_copy::fields(line)
+                                    .map(salvage_copy::decode_text)
+                                    .collect(),
+                            ));
+                            read += 1;
+                        }
+                        if unsettled.len() >= ROWS_PER_CHUNK {
+                            let results = comparison.run(connection, &unsettled).await?;
+                            apply(results, &mut table_checks);
+                            unsettled.clear();
+                        }
                     }
                 }
                 if let Some(check) = table_checks[position].as_mut() {
                     check.snapshot += read;
+                    check.equal += equal;
                 }
             }
-            if !chunk.is_empty() {
-                apply(comparison.run(connection, &chunk).await?, &mut table_checks);
+            if !unsettled.is_empty() {
+                apply(
+                    comparison.run(connection, &unsettled).await?,
+                    &mut table_checks,
+                );
             }
-            if let Some(live) = &self.live_counts[table_index] {
-                for (position, check) in table_checks.iter_mut().enumerate() {
-                    if let Some(check) = check {
-                        let count = live
-                            .get(&plan.tenants[indexes[position]].id)
-                            .copied()
-                            .unwrap_or(0);
-                        check.live_only = Some(count.saturating_sub(check.equal + check.different));
-                    }
+            for (check, live) in table_checks.iter_mut().zip(&live_counts) {
+                if let (Some(check), Some(live)) = (check, live) {
+                    check.live_only = Some(live.saturating_sub(check.equal + check.different));
                 }
             }
             for (position, check) in table_checks.into_iter().enumerate() {
@@ -415,58 +421,76 @@ impl Context {
     }
 }
 
-/// The live rows of each of `ids` in `table`, found through the same ownership joins: a
-/// row counts once for each tenant its chains lead to.
-async fn count_live_rows(
-    live_catalog: &Catalog,
+/// Every chosen tenant's live rows of each keyed table the comparison covers (owned tables
+/// and the root), one tagged COPY per table, on up to `jobs` connections: with them most
+/// rows are settled by their text, without a statement per chunk of rows.
+async fn read_live_rows(
     plan: &RestorePlan,
-    table: &TablePlan,
-    ids: &[String],
-    connection: &mut PgConnection,
-) -> Result<HashMap<String, u64>> {
-    let Some(first) = table.columns.first() else {
-        return Ok(HashMap::new());
-    };
-    let mut params = Params::default();
-    let select = owned_select(
-        live_catalog,
-        &plan.schema,
-        table,
-        std::slice::from_ref(&first.name),
-        true,
-        Tenants::Many(ids),
-        &mut params,
-    )?;
-    let chains = 1 + table.secondary.len();
-    let tags: Vec<String> = (0..chains).map(|n| format!("tag{n}")).collect();
-    let tenant_texts: Vec<String> = tags
-        .iter()
-        .map(|tag| {
-            format!("CASE WHEN o.{tag} IS NOT NULL THEN pg_catalog.format('%s', o.{tag}) END")
-        })
-        .collect();
-    let sql = format!(
-        "SELECT u.tenant, count(*)::int8 FROM ({select}) AS o({}, c) \
-         CROSS JOIN LATERAL (SELECT DISTINCT x FROM unnest(ARRAY[{}]) AS x WHERE x IS NOT NULL) AS u(tenant) \
-         GROUP BY u.tenant",
-        tags.join(", "),
-        tenant_texts.join(", ")
-    );
-    let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
-    for value in params.values {
-        query = query.bind(value);
+    target: &DatabaseUrl,
+    live_catalog: &Catalog,
+    comparisons: &[Option<ChunkComparison>],
+    jobs: usize,
+) -> Result<Vec<Option<(Arc<Layout>, Arc<KeptRows>)>>> {
+    let mut wanted = Vec::new();
+    for (index, (table, comparison)) in plan.schema.tables.iter().zip(comparisons).enumerate() {
+        if table.in_live && table.in_snapshot && table.role != Role::Shared && comparison.is_some()
+        {
+            if let Some(layout) = Layout::new(table) {
+                wanted.push((index, layout));
+            }
+        }
     }
-    let counts = query
-        .fetch_all(&mut *connection)
-        .await
-        .map_err(salvage_pg::Error::query(format!(
-            "count {}'s live rows",
-            table.name
-        )))?;
-    Ok(counts
+    let ids: Vec<String> = plan
+        .tenants
+        .iter()
+        .map(|tenant| tenant.id.clone())
+        .collect();
+    let started = std::time::Instant::now();
+    let next = AtomicUsize::new(0);
+    let queue = &wanted;
+    let readers = (0..jobs.clamp(1, queue.len().max(1))).map(|_| async {
+        let mut read = Vec::new();
+        if next.load(Ordering::SeqCst) >= queue.len() {
+            return Ok(read);
+        }
+        let mut connection = salvage_pg::connect(target, ConnectionRole::ReadOnly).await?;
+        while let Some((index, layout)) = queue.get(next.fetch_add(1, Ordering::SeqCst)) {
+            let table = &plan.schema.tables[*index];
+            let started = std::time::Instant::now();
+            let rows = KeptRows::read(
+                &mut connection,
+                live_catalog,
+                &plan.schema,
+                table,
+                &layout.live_columns,
+                &ids,
+            )
+            .await?;
+            tracing::debug!(table = %table.name, elapsed_ms = started.elapsed().as_millis() as u64, "read live rows");
+            read.push((*index, rows));
+        }
+        salvage_pg::close(connection).await;
+        Ok::<_, crate::Error>(read)
+    });
+    let read: Vec<(usize, KeptRows)> = futures_util::future::try_join_all(readers)
+        .await?
         .into_iter()
-        .map(|(tenant, count)| (tenant, count as u64))
-        .collect())
+        .flatten()
+        .collect();
+    tracing::info!(
+        tables = read.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "read the chosen tenants' live rows"
+    );
+    let mut live_rows: Vec<Option<(Arc<Layout>, Arc<KeptRows>)>> =
+        (0..plan.schema.tables.len()).map(|_| None).collect();
+    let mut layouts: HashMap<usize, Layout> = wanted.into_iter().collect();
+    for (index, rows) in read {
+        if let Some(layout) = layouts.remove(&index) {
+            live_rows[index] = Some((Arc::new(layout), Arc::new(rows)));
+        }
+    }
+    Ok(live_rows)
 }
 
 /// Adds a comparison's results to the checks of the batch's tenants.

@@ -10,6 +10,7 @@
 mod check;
 mod compare;
 mod error;
+mod matching;
 
 pub use check::{TableCheck, TenantCheck, VerifyReporter, verify};
 pub use error::{Error, Result};
