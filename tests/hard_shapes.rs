@@ -178,7 +178,11 @@ async fn a_drifted_live_schema_takes_what_it_can_and_says_what_it_cannot() {
     let docs = &report["tenants"][0]["tables"]["public.docs"];
     assert_eq!(
         (&docs["equal"], &docs["different"], &docs["missing"]),
-        (&serde_json::json!(12), &serde_json::json!(0), &serde_json::json!(0)),
+        (
+            &serde_json::json!(12),
+            &serde_json::json!(0),
+            &serde_json::json!(0)
+        ),
         "{docs}"
     );
     assert!(

@@ -375,5 +375,9 @@ async fn verify_names_a_row_that_is_missing_and_exits_1() {
         .snapshot
         .scalar("SELECT count(*) FROM comments c JOIN issues i ON i.id = c.issue_id WHERE i.site_id = 2")
         .await;
-    assert_eq!(comments["equal"], serde_json::json!(in_snapshot - 1), "{comments}");
+    assert_eq!(
+        comments["equal"],
+        serde_json::json!(in_snapshot - 1),
+        "{comments}"
+    );
 }
