@@ -175,6 +175,19 @@ async fn every_variant_matches(snapshot: &TestDatabase, incident: &TestDatabase,
             variant.name
         );
     }
+    // No memory for keys: every key map the filter builds goes to disk, and the result is
+    // the same.
+    let path = temp_path(&format!("{}-{}", snapshot.name, VARIANTS[0].name));
+    let mut spilled = with_snapshot(args, path.to_str().unwrap());
+    spilled.extend(["--key-memory".to_owned(), "0".to_owned(), "-v".to_owned()]);
+    let (target, run) = restore_copy(incident, &spilled, None).await;
+    assert_eq!(run.code, 0, "keys on disk: {run}");
+    assert!(run.stderr.contains("kept keys on disk"), "{run}");
+    assert_eq!(
+        all_rows(&target).await,
+        expected,
+        "keys on disk: live differs from the database snapshot's result"
+    );
 }
 
 #[tokio::test]

@@ -70,6 +70,10 @@ pub struct Common {
     /// salvage.toml with the same settings (flags win).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Memory for the keys an archive's filter keeps (e.g. 512MiB); beyond it they spill to
+    /// temporary files [default: 1GiB].
+    #[arg(long, value_name = "SIZE")]
+    pub key_memory: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]

@@ -36,6 +36,7 @@ pub struct Config {
     pub jobs: Option<usize>,
     pub lock_timeout: Option<String>,
     pub statement_timeout: Option<String>,
+    pub key_memory: Option<String>,
     #[serde(default)]
     pub relations: Vec<RelationConfig>,
     #[serde(default)]

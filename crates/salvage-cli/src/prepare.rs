@@ -30,7 +30,7 @@ pub async fn prepare(
         .await
         .map_err(|error| Failure::bad_input(anyhow!("the target database: {error}")))?;
     let live_catalog = salvage_catalog::introspect(&mut live).await.bad_input()?;
-    let snapshot = Snapshot::open(&settings.snapshot)
+    let snapshot = Snapshot::open_with(&settings.snapshot, settings.snapshot_options)
         .await
         .map_err(|error| Failure::bad_input(anyhow!("the snapshot: {error}")))?;
     if let Some(identity) = snapshot.database_identity() {

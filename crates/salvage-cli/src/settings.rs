@@ -9,6 +9,7 @@ use salvage_catalog::QualifiedName;
 use salvage_merge::MergeOptions;
 use salvage_pg::DatabaseUrl;
 use salvage_plan::PlanOptions;
+use salvage_source::SnapshotOptions;
 
 use crate::args::Common;
 use crate::config::Config;
@@ -19,6 +20,7 @@ const DEFAULT_JOBS: usize = 4;
 #[derive(Debug)]
 pub struct Settings {
     pub snapshot: String,
+    pub snapshot_options: SnapshotOptions,
     pub target: DatabaseUrl,
     pub plan: PlanOptions,
     pub tenants: Vec<String>,
@@ -125,8 +127,17 @@ impl Settings {
                 .context("--statement-timeout")
                 .bad_input()?;
         }
+        let mut snapshot_options = SnapshotOptions::default();
+        if let Some(text) = common
+            .key_memory
+            .as_deref()
+            .or(config.key_memory.as_deref())
+        {
+            snapshot_options.key_memory = parse_size(text).context("--key-memory").bad_input()?;
+        }
         Ok(Self {
             snapshot,
+            snapshot_options,
             target,
             plan,
             tenants,
@@ -184,11 +195,47 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     Ok(duration)
 }
 
+/// `512MiB`, `4GiB`, `64K`, or plain bytes; units are binary (K = KiB = 1024).
+pub fn parse_size(text: &str) -> anyhow::Result<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|ch: char| !ch.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let Ok(number) = number.parse::<u64>() else {
+        bail!("`{text}` is not a size (e.g. 512MiB, 4GiB)");
+    };
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        "T" | "TiB" => 40,
+        _ => bail!("`{text}` is not a size (e.g. 512MiB, 4GiB)"),
+    };
+    number
+        .checked_mul(1 << shift)
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .ok_or_else(|| anyhow!("`{text}` is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use super::{parse_duration, parse_list};
+    use super::{parse_duration, parse_list, parse_size};
+
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(parse_size("0").unwrap(), 0);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("64K").unwrap(), 64 << 10);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size(" 4GiB ").unwrap(), 4 << 30);
+        assert!(parse_size("4GB").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
 
     #[test]
     fn parses_durations() {

@@ -94,17 +94,38 @@ enum Source {
     Archive(Arc<ArchiveSnapshot>),
 }
 
+/// How a snapshot is read.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotOptions {
+    /// Bytes the key maps of an archive's filter may hold in memory; beyond, they spill to
+    /// temporary files.
+    pub key_memory: usize,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        Self {
+            key_memory: 1 << 30,
+        }
+    }
+}
+
 impl Snapshot {
     /// Opens a snapshot: a `postgres://` URL (connects and reads its catalog), or a pg_dump
     /// archive — a file, a directory, or `-` for standard input (reads its table of contents).
     pub async fn open(text: &str) -> Result<Self> {
+        Self::open_with(text, SnapshotOptions::default()).await
+    }
+
+    /// [`Snapshot::open`] with `options`.
+    pub async fn open_with(text: &str, options: SnapshotOptions) -> Result<Self> {
         let source = if let Some(url) = DatabaseUrl::parse(text) {
             Source::Database(DatabaseSnapshot::open(url).await?)
         } else {
             if text != "-" && !std::path::Path::new(text).exists() {
                 return Err(Error::UnknownSource(text.to_owned()));
             }
-            Source::Archive(ArchiveSnapshot::open(text).await?)
+            Source::Archive(ArchiveSnapshot::open(text, options.key_memory).await?)
         };
         Ok(Self {
             inner: Arc::new(source),

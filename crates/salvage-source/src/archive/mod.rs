@@ -7,6 +7,7 @@
 //! and the verification read what a database snapshot would give them. Shared rows are found
 //! by scanning their table for the keys asked, and kept for the restore that follows.
 
+mod keys;
 mod select;
 mod tables;
 
@@ -31,11 +32,13 @@ pub struct ArchiveSnapshot {
     selection: Mutex<Option<Arc<Selection>>>,
     /// Rows of shared tables found by key, per table (raw COPY rows).
     shared: Mutex<HashMap<QualifiedName, Vec<Vec<u8>>>>,
+    /// Bytes the filter's key maps may hold in memory before spilling to disk.
+    key_memory: usize,
 }
 
 impl ArchiveSnapshot {
     /// Opens `path` (`-` reads standard input once into a spool) and reads its schema.
-    pub async fn open(path: &str) -> Result<Arc<Self>> {
+    pub async fn open(path: &str, key_memory: usize) -> Result<Arc<Self>> {
         let owned = path.to_owned();
         let opened = on_rayon(move || TableSource::open(&owned)).await??;
         let description = if path == "-" {
@@ -49,6 +52,7 @@ impl ArchiveSnapshot {
             catalog: opened.catalog,
             selection: Mutex::new(None),
             shared: Mutex::new(HashMap::new()),
+            key_memory,
         }))
     }
 
@@ -94,9 +98,16 @@ impl ArchiveReader {
         let snapshot = Arc::clone(&self.snapshot);
         let plan = plan.clone();
         let ids = ids.to_vec();
-        let selection =
-            on_rayon(move || select::select(&snapshot.source, &snapshot.catalog, &plan, &ids))
-                .await??;
+        let selection = on_rayon(move || {
+            select::select(
+                &snapshot.source,
+                &snapshot.catalog,
+                &plan,
+                &ids,
+                snapshot.key_memory,
+            )
+        })
+        .await??;
         *self
             .snapshot
             .selection

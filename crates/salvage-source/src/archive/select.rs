@@ -11,6 +11,7 @@
 //! the table once every level is done.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -18,14 +19,12 @@ use rayon::prelude::*;
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_plan::{Ownership, RelationOrigin, Role, SchemaPlan, TablePlan};
 
+use super::keys::{KeyBudget, KeyMap, KeyMapBuilder};
 use super::tables::TableSource;
 use crate::selection::Selection;
 use crate::store::StoreWriter;
 use crate::{Error, Result};
 
-/// Raw key text → the tenant (index) its row belongs to. `FxHash`: keys come from the user's own backup, and
-/// `SipHash`'s protection against hostile keys costs a third of the filter's time.
-type KeyMap = FxHashMap<Box<[u8]>, usize>;
 /// The chosen tenants' IDs as raw COPY text → their index.
 type Chosen = FxHashMap<Vec<u8>, usize>;
 /// Maps exported by filtered tables, by (table, key columns).
@@ -55,13 +54,16 @@ struct Job<'p> {
     secondary: Vec<(Hop, usize)>,
 }
 
-/// Filters the archive for tenants `ids` (canonical text).
+/// Filters the archive for tenants `ids` (canonical text), its key maps holding at most
+/// `key_memory` bytes in memory (the rest spills to disk).
 pub fn select(
     source: &TableSource,
     catalog: &Catalog,
     plan: &SchemaPlan,
     ids: &[String],
+    key_memory: usize,
 ) -> Result<Selection> {
+    let budget = KeyBudget::new(key_memory);
     let chosen: Chosen = ids
         .iter()
         .enumerate()
@@ -97,10 +99,12 @@ pub fn select(
                     source,
                     catalog,
                     job,
-                    &chosen,
-                    &maps,
+                    &Lookup {
+                        chosen: &chosen,
+                        maps: &maps,
+                    },
                     ids.len(),
-                    &exports,
+                    (&exports, &budget),
                     None,
                 )
             })
@@ -128,10 +132,12 @@ pub fn select(
             source,
             catalog,
             job,
-            &chosen,
-            &maps,
+            &Lookup {
+                chosen: &chosen,
+                maps: &maps,
+            },
             ids.len(),
-            &BTreeSet::new(),
+            (&BTreeSet::new(), &budget),
             Some(writer),
         )?;
         writers.insert(job.table.name.clone(), filtered.writer);
@@ -230,19 +236,26 @@ struct Filtered {
     exports: Vec<(Vec<String>, KeyMap)>,
 }
 
-/// Reads a table once, keeping its chosen tenants' rows. On the second look (`again`), only
-/// tenants reached through chains whose parent came later are added.
-#[allow(clippy::too_many_arguments)]
+/// What a row's tenant is looked up in.
+struct Lookup<'a> {
+    chosen: &'a Chosen,
+    maps: &'a Maps,
+}
+
+/// Reads a table once, keeping its chosen tenants' rows and building the key maps `exports`
+/// asks for within the budget. On the second look (`again`), only tenants reached through
+/// chains whose parent came later are added.
 fn filter_table(
     source: &TableSource,
     catalog: &Catalog,
     job: &Job<'_>,
-    chosen: &Chosen,
-    maps: &Maps,
+    lookup: &Lookup<'_>,
     tenants: usize,
-    exports: &BTreeSet<Vec<String>>,
+    (exports, budget): (&BTreeSet<Vec<String>>, &Arc<KeyBudget>),
     again: Option<StoreWriter>,
 ) -> Result<Filtered> {
+    let keys_error =
+        |error: std::io::Error| Error::Io(format!("keep the keys of {}: {error}", job.table.name));
     let table = job.table;
     let second_look = again.is_some();
     let mut writer = match again {
@@ -255,14 +268,14 @@ fn filter_table(
         .iter()
         .map(|column| column.name.clone())
         .collect();
-    let mut exported: Vec<(Vec<usize>, KeyMap)> = exports
+    let mut exported: Vec<(Vec<usize>, KeyMapBuilder)> = exports
         .iter()
         .map(|columns| {
             let positions = columns
                 .iter()
                 .filter_map(|column| table.column_index(column))
                 .collect();
-            (positions, KeyMap::default())
+            (positions, KeyMapBuilder::new(Arc::clone(budget)))
         })
         .collect();
     let inline: Vec<&Hop> = job
@@ -298,10 +311,10 @@ fn filter_table(
         read += 1;
         let fields = Fields::split(row, needed, &mut spans);
         reached.clear();
-        let primary = tenant_of(&job.primary, &fields, chosen, maps, &mut key);
+        let primary = tenant_of(&job.primary, &fields, lookup, &mut key).map_err(keys_error)?;
         reached.extend(primary);
         for hop in &inline {
-            if let Some(tenant) = tenant_of(hop, &fields, chosen, maps, &mut key) {
+            if let Some(tenant) = tenant_of(hop, &fields, lookup, &mut key).map_err(keys_error)? {
                 if !reached.contains(&tenant) {
                     reached.push(tenant);
                 }
@@ -309,7 +322,9 @@ fn filter_table(
         }
         if second_look {
             for hop in &later {
-                if let Some(tenant) = tenant_of(hop, &fields, chosen, maps, &mut key) {
+                if let Some(tenant) =
+                    tenant_of(hop, &fields, lookup, &mut key).map_err(keys_error)?
+                {
                     if !reached.contains(&tenant) {
                         reached.push(tenant);
                         writer.push(tenant, row).map_err(|error| {
@@ -328,7 +343,7 @@ fn filter_table(
         if let Some(tenant) = primary {
             for (positions, map) in &mut exported {
                 if raw_key(positions, &fields, &mut key) {
-                    map.insert(key.clone().into_boxed_slice(), tenant);
+                    map.insert(&key, tenant).map_err(keys_error)?;
                 }
             }
         }
@@ -340,13 +355,22 @@ fn filter_table(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "filtered"
     );
+    let mut maps = Vec::with_capacity(exported.len());
+    for (columns, (_, builder)) in exports.iter().zip(exported) {
+        let map = builder.finish().map_err(keys_error)?;
+        if let KeyMap::Disk(disk) = &map {
+            tracing::info!(
+                table = %table.name,
+                columns = %columns.join(", "),
+                keys = disk.len(),
+                "kept keys on disk"
+            );
+        }
+        maps.push((columns.clone(), map));
+    }
     Ok(Filtered {
         writer,
-        exports: exports
-            .iter()
-            .cloned()
-            .zip(exported.into_iter().map(|(_, map)| map))
-            .collect(),
+        exports: maps,
     })
 }
 
@@ -354,10 +378,9 @@ fn filter_table(
 fn tenant_of(
     hop: &Hop,
     fields: &Fields<'_>,
-    chosen: &Chosen,
-    maps: &Maps,
+    lookup: &Lookup<'_>,
     key: &mut Vec<u8>,
-) -> Option<usize> {
+) -> std::io::Result<Option<usize>> {
     let holds = |condition: &Option<(usize, Vec<u8>)>| match condition {
         Some((position, value)) => fields
             .get(*position)
@@ -370,10 +393,11 @@ fn tenant_of(
             condition,
         } => {
             if !holds(condition) {
-                return None;
+                return Ok(None);
             }
-            let field = fields.get(*position)?;
-            chosen.get(field).copied()
+            Ok(fields
+                .get(*position)
+                .and_then(|field| lookup.chosen.get(field).copied()))
         }
         Hop::Parent {
             positions,
@@ -381,9 +405,12 @@ fn tenant_of(
             condition,
         } => {
             if !holds(condition) || !raw_key(positions, fields, key) {
-                return None;
+                return Ok(None);
             }
-            maps.get(map)?.get(key.as_slice()).copied()
+            match lookup.maps.get(map) {
+                Some(map) => map.get(key),
+                None => Ok(None),
+            }
         }
     }
 }
