@@ -326,12 +326,19 @@ impl Closure<'_> {
                     }
                 }
                 let row_owners = Self::owners(&row, index_of);
-                for &tenant in &row_owners {
+                Self::note_references(pending, schema, table, &positions, &row.values, &row_owners);
+                // Kept for every owner; the last takes the key itself (most rows have one).
+                let mut key = Some(key);
+                for (count, &tenant) in row_owners.iter().enumerate() {
                     tenants[tenant].tables[table_index].snapshot += 1;
-                    keys.push(key.clone());
+                    let kept = if count + 1 == row_owners.len() {
+                        key.take()
+                    } else {
+                        key.clone()
+                    };
+                    keys.extend(kept);
                     owners.push(tenant);
                 }
-                Self::note_references(pending, schema, table, &positions, &row.values, &row_owners);
                 Ok(())
             })
             .await?;

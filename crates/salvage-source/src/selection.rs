@@ -48,18 +48,19 @@ impl Selection {
 
     /// The kept rows of a table projected on `positions`, with their tenants. A table whose
     /// rows may reach several tenants gives each distinct row once, with all of them.
+    /// Rows are handed to `on_row` as they are read; it returns false to stop.
     pub fn project(
         &self,
         table: &QualifiedName,
         positions: &[usize],
         several_chains: bool,
-    ) -> Result<Vec<OwnedRow>> {
+        on_row: &mut dyn FnMut(OwnedRow) -> bool,
+    ) -> Result<()> {
         let Some(store) = self.stores.get(table) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let io =
             |error: std::io::Error| Error::Io(format!("read the kept rows of {table}: {error}"));
-        let mut rows = Vec::new();
         if several_chains {
             let mut tenants_of: BTreeMap<Vec<u8>, Vec<Option<String>>> = BTreeMap::new();
             for (index, id) in self.ids.iter().enumerate() {
@@ -78,25 +79,33 @@ impl Selection {
                     .and_then(|reach| reach.get(&row))
                     .map_or(chosen, |all| all.iter().cloned().map(Some).collect());
                 let fields: Vec<&[u8]> = salvage_copy::fields(&row).collect();
-                rows.push(OwnedRow {
+                if !on_row(OwnedRow {
                     tenants,
                     values: decode_at(&fields, positions),
-                });
+                }) {
+                    return Ok(());
+                }
             }
-            return Ok(rows);
+            return Ok(());
         }
         for (index, id) in self.ids.iter().enumerate() {
+            let mut going = true;
             store
                 .for_each_row(index, |row| {
-                    let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
-                    rows.push(OwnedRow {
-                        tenants: vec![Some(id.clone())],
-                        values: decode_at(&fields, positions),
-                    });
+                    if going {
+                        let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                        going = on_row(OwnedRow {
+                            tenants: vec![Some(id.clone())],
+                            values: decode_at(&fields, positions),
+                        });
+                    }
                 })
                 .map_err(io)?;
+            if !going {
+                break;
+            }
         }
-        Ok(rows)
+        Ok(())
     }
 }
 
@@ -158,12 +167,40 @@ pub async fn project_kept(
     columns: &[String],
     on_row: &mut (dyn FnMut(OwnedRow) -> Result<()> + Send),
 ) -> Result<()> {
+    /// Rows per batch handed from the reading thread to `on_row`.
+    const BATCH: usize = 4096;
     let positions = positions(table, columns)?;
     let name = table.name.clone();
     let several_chains = !table.secondary.is_empty();
-    let rows = on_rayon(move || selection.project(&name, &positions, several_chains)).await??;
-    for row in rows {
-        on_row(row)?;
-    }
-    Ok(())
+    // Streamed in batches, not collected: a table's projection can hold millions of rows.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<OwnedRow>>(2);
+    let reading = on_rayon(move || {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut open = true;
+        selection.project(&name, &positions, several_chains, &mut |row| {
+            batch.push(row);
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                open = sender.blocking_send(full).is_ok();
+            }
+            open
+        })?;
+        if open && !batch.is_empty() {
+            // The receiver may have stopped on an error of its own; that error is reported.
+            let _ = sender.blocking_send(batch);
+        }
+        Ok::<(), Error>(())
+    });
+    // Owns the receiver: stopping on an error drops it, which stops the reading thread.
+    let consuming = async move {
+        while let Some(batch) = receiver.recv().await {
+            for row in batch {
+                on_row(row)?;
+            }
+        }
+        Ok::<(), Error>(())
+    };
+    let (read, consumed) = tokio::join!(reading, consuming);
+    consumed?;
+    read?
 }
