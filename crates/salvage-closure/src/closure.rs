@@ -266,10 +266,10 @@ impl Closure<'_> {
             self.reporter.reading(&table.name);
             match &table.key {
                 Some(key) if table.in_live => {
-                    self.keyed_table(table_index, &key.columns, ids, &index_of)
+                    self.keyed_table(table_index, &key.columns, &index_of)
                         .await?;
                 }
-                _ if !table.in_live => self.unplaceable(table_index, ids, &index_of).await?,
+                _ if !table.in_live => self.unplaceable(table_index, &index_of).await?,
                 _ => self.keyless_table(table_index, ids, &index_of).await?,
             }
         }
@@ -290,7 +290,6 @@ impl Closure<'_> {
         &mut self,
         table_index: usize,
         key_columns: &[String],
-        ids: &[String],
         index_of: &HashMap<&str, usize>,
     ) -> Result<()> {
         let schema = self.schema;
@@ -306,7 +305,7 @@ impl Closure<'_> {
         let tenants = &mut *self.tenants;
         let pending = &mut self.pending;
         self.reader
-            .project_owned(schema, table, &columns, ids, &mut |row| {
+            .project_owned(table, &columns, &mut |row| {
                 let reached: BTreeSet<&str> =
                     row.tenants.iter().flatten().map(String::as_str).collect();
                 let key: TextRow = row.values[..key_columns.len()].to_vec();
@@ -384,7 +383,7 @@ impl Closure<'_> {
         let mut rows_by_tenant: BTreeMap<usize, Vec<TextRow>> = BTreeMap::new();
         let pending = &mut self.pending;
         self.reader
-            .project_owned(schema, table, &columns, ids, &mut |row| {
+            .project_owned(table, &columns, &mut |row| {
                 let row_owners = Self::owners(&row, index_of);
                 for &tenant in &row_owners {
                     rows_by_tenant
@@ -440,7 +439,6 @@ impl Closure<'_> {
     async fn unplaceable(
         &mut self,
         table_index: usize,
-        ids: &[String],
         index_of: &HashMap<&str, usize>,
     ) -> Result<()> {
         let schema = self.schema;
@@ -453,7 +451,7 @@ impl Closure<'_> {
             .collect();
         let tenants = &mut *self.tenants;
         self.reader
-            .project_owned(schema, table, &first, ids, &mut |row| {
+            .project_owned(table, &first, &mut |row| {
                 for tenant in Self::owners(&row, index_of) {
                     tenants[tenant].tables[table_index].snapshot += 1;
                 }

@@ -217,10 +217,7 @@ impl TenantRun<'_> {
             names.join(", ")
         );
         let expected = tenant.tables[index].snapshot;
-        let mut rows = self
-            .reader
-            .copy_owned(&plan.schema, table, &tenant.id)
-            .await?;
+        let mut rows = self.reader.copy_owned(table, &tenant.id).await?;
         let mut copy = self
             .connection
             .copy_in_raw(&statement)
@@ -333,9 +330,7 @@ impl TenantRun<'_> {
                     return Ok(None);
                 }
                 (
-                    self.reader
-                        .copy_owned(&plan.schema, table, &tenant.id)
-                        .await?,
+                    self.reader.copy_owned(table, &tenant.id).await?,
                     counts.snapshot,
                 )
             }

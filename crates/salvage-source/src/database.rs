@@ -15,7 +15,7 @@ use sqlx::postgres::PgConnection;
 use crate::selection::Selection;
 use crate::sql::{by_keys_select, owned_select};
 use crate::store::{StoreWriter, TableStore};
-use crate::{Error, OwnedRow, Result, RowStream, Tenants, TextRow};
+use crate::{Error, Result, RowStream, Tenants, TextRow};
 
 /// Keys per query when reading rows by key: bounds the size of one bound value.
 const KEYS_PER_QUERY: usize = 50_000;
@@ -76,7 +76,7 @@ pub(crate) struct DatabaseReader {
 }
 
 impl DatabaseReader {
-    fn selection(&self) -> Result<Arc<Selection>> {
+    pub(crate) fn selection(&self) -> Result<Arc<Selection>> {
         self.selection
             .lock()
             .map_err(|_| Error::Aborted("the selection lock is poisoned".to_owned()))?
@@ -150,17 +150,6 @@ impl DatabaseReader {
         Ok(rows)
     }
 
-    pub async fn project_owned(
-        &mut self,
-        _plan: &SchemaPlan,
-        table: &TablePlan,
-        columns: &[String],
-        _tenants: &[String],
-        on_row: &mut (dyn FnMut(OwnedRow) -> Result<()> + Send),
-    ) -> Result<()> {
-        crate::selection::project_kept(self.selection()?, table, columns, on_row).await
-    }
-
     pub async fn project_by_keys(
         &mut self,
         table: &TablePlan,
@@ -186,15 +175,6 @@ impl DatabaseReader {
             decode_stream(stream, &table.name, columns.len(), on_row).await?;
         }
         Ok(())
-    }
-
-    pub async fn copy_owned(
-        &mut self,
-        _plan: &SchemaPlan,
-        table: &TablePlan,
-        tenant: &str,
-    ) -> Result<RowStream<'_>> {
-        crate::selection::copy_kept(self.selection()?, table, tenant).await
     }
 
     pub async fn copy_by_keys(

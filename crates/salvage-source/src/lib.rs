@@ -224,28 +224,23 @@ impl SnapshotReader {
         }
     }
 
-    /// For the tenants, the rows of an owned table projected on `columns`, each with the
+    /// What `select_tenants` kept, which every read of an owned table is served from.
+    fn selection(&self) -> Result<Arc<selection::Selection>> {
+        match &self.inner {
+            ReaderInner::Database(reader) => reader.selection(),
+            ReaderInner::Archive(reader) => reader.selection(),
+        }
+    }
+
+    /// The chosen tenants' rows of an owned table projected on `columns`, each with the
     /// tenants its ownership chains lead to.
     pub async fn project_owned(
         &mut self,
-        plan: &SchemaPlan,
         table: &TablePlan,
         columns: &[String],
-        tenants: &[String],
         on_row: &mut (dyn FnMut(OwnedRow) -> Result<()> + Send),
     ) -> Result<()> {
-        match &mut self.inner {
-            ReaderInner::Database(reader) => {
-                reader
-                    .project_owned(plan, table, columns, tenants, on_row)
-                    .await
-            }
-            ReaderInner::Archive(reader) => {
-                reader
-                    .project_owned(plan, table, columns, tenants, on_row)
-                    .await
-            }
-        }
+        selection::project_kept(self.selection()?, table, columns, on_row).await
     }
 
     /// Rows of `table` whose `key_columns` equal one of `keys`, projected on `columns`.
@@ -272,16 +267,8 @@ impl SnapshotReader {
     }
 
     /// A tenant's rows of an owned table (or the root), all columns of the plan.
-    pub async fn copy_owned(
-        &mut self,
-        plan: &SchemaPlan,
-        table: &TablePlan,
-        tenant: &str,
-    ) -> Result<RowStream<'_>> {
-        match &mut self.inner {
-            ReaderInner::Database(reader) => reader.copy_owned(plan, table, tenant).await,
-            ReaderInner::Archive(reader) => reader.copy_owned(plan, table, tenant).await,
-        }
+    pub async fn copy_owned(&mut self, table: &TablePlan, tenant: &str) -> Result<RowStream<'_>> {
+        selection::copy_kept(self.selection()?, table, tenant).await
     }
 
     /// Rows of `table` by key, all columns of the plan.

@@ -320,7 +320,7 @@ impl Context {
                 _ => None,
             },
             Role::Root | Role::Owned if tenant.tables[table_index].snapshot > 0 => {
-                Some(reader.copy_owned(&plan.schema, table, &tenant.id).await?)
+                Some(reader.copy_owned(table, &tenant.id).await?)
             }
             Role::Root | Role::Owned => None,
         })

@@ -19,8 +19,8 @@ use futures_util::StreamExt;
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_plan::{SchemaPlan, TablePlan};
 
-use crate::selection::{Selection, decode_at, on_rayon, positions};
-use crate::{Error, OwnedRow, Result, RowStream, TextRow};
+use crate::selection::{Selection, decode_at, on_rayon, positions, project_kept};
+use crate::{Error, Result, RowStream, TextRow};
 use tables::TableSource;
 
 /// An opened archive.
@@ -117,14 +117,15 @@ impl ArchiveReader {
         Ok(())
     }
 
-    pub async fn root_rows(&mut self, plan: &SchemaPlan, ids: &[String]) -> Result<Vec<TextRow>> {
+    /// The kept root rows: the selection holds exactly the tenants `_ids` names.
+    pub async fn root_rows(&mut self, plan: &SchemaPlan, _ids: &[String]) -> Result<Vec<TextRow>> {
         let root = plan
             .table(&plan.root.table)
             .ok_or_else(|| Error::MissingTable(plan.root.table.clone()))?;
         let mut columns = vec![plan.root.key_column.clone()];
         columns.extend(plan.root.label_column.clone());
         let mut rows = Vec::new();
-        self.project_owned(plan, root, &columns, ids, &mut |row| {
+        project_kept(self.selection()?, root, &columns, &mut |row| {
             rows.push(row.values);
             Ok(())
         })
@@ -132,15 +133,8 @@ impl ArchiveReader {
         Ok(rows)
     }
 
-    pub async fn project_owned(
-        &mut self,
-        _plan: &SchemaPlan,
-        table: &TablePlan,
-        columns: &[String],
-        _tenants: &[String],
-        on_row: &mut (dyn FnMut(OwnedRow) -> Result<()> + Send),
-    ) -> Result<()> {
-        crate::selection::project_kept(self.snapshot.selection()?, table, columns, on_row).await
+    pub(crate) fn selection(&self) -> Result<Arc<Selection>> {
+        self.snapshot.selection()
     }
 
     pub async fn project_by_keys(
@@ -158,15 +152,6 @@ impl ArchiveReader {
             on_row(decode_at(&fields, &positions))?;
         }
         Ok(())
-    }
-
-    pub async fn copy_owned(
-        &mut self,
-        _plan: &SchemaPlan,
-        table: &TablePlan,
-        tenant: &str,
-    ) -> Result<RowStream<'_>> {
-        crate::selection::copy_kept(self.snapshot.selection()?, table, tenant).await
     }
 
     pub async fn copy_by_keys(
@@ -211,7 +196,12 @@ impl ArchiveReader {
         let mut key = Vec::new();
         for row in known {
             let fields: Vec<&[u8]> = salvage_copy::fields(&row).collect();
-            if raw_key(&key_positions, &fields, &mut key) && wanted.contains(&key) {
+            if select::raw_key(
+                &key_positions,
+                |position| fields.get(position).copied(),
+                &mut key,
+            ) && wanted.contains(&key)
+            {
                 found.insert(key.clone(), row);
             }
         }
@@ -260,23 +250,6 @@ fn encode_key(key: &TextRow) -> Option<Vec<u8>> {
     Some(raw)
 }
 
-fn raw_key(positions: &[usize], fields: &[&[u8]], key: &mut Vec<u8>) -> bool {
-    key.clear();
-    for (index, &position) in positions.iter().enumerate() {
-        let Some(field) = fields.get(position) else {
-            return false;
-        };
-        if salvage_copy::is_null(field) {
-            return false;
-        }
-        if index > 0 {
-            key.push(b'\t');
-        }
-        key.extend_from_slice(field);
-    }
-    true
-}
-
 /// Scans a table for rows whose key is one of `wanted`: `(key, row)` for each found.
 fn scan_for_keys(
     snapshot: &ArchiveSnapshot,
@@ -293,7 +266,12 @@ fn scan_for_keys(
     let mut key = Vec::new();
     while let Some(row) = rows.next_row()? {
         let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
-        if raw_key(key_positions, &fields, &mut key) && wanted.contains(&key) {
+        if select::raw_key(
+            key_positions,
+            |position| fields.get(position).copied(),
+            &mut key,
+        ) && wanted.contains(&key)
+        {
             found.push((key.clone(), row.to_vec()));
         }
     }

@@ -342,7 +342,7 @@ fn filter_table(
         }
         if let Some(tenant) = primary {
             for (positions, map) in &mut exported {
-                if raw_key(positions, &fields, &mut key) {
+                if raw_key(positions, |position| fields.get(position), &mut key) {
                     map.insert(&key, tenant).map_err(keys_error)?;
                 }
             }
@@ -404,7 +404,7 @@ fn tenant_of(
             map,
             condition,
         } => {
-            if !holds(condition) || !raw_key(positions, fields, key) {
+            if !holds(condition) || !raw_key(positions, |position| fields.get(position), key) {
                 return Ok(None);
             }
             match lookup.maps.get(map) {
@@ -415,12 +415,16 @@ fn tenant_of(
     }
 }
 
-/// Builds the raw key of `fields` at `positions` into `key` (tab-separated, as in the row);
-/// false when a field is NULL: a NULL reference points nowhere.
-fn raw_key(positions: &[usize], fields: &Fields<'_>, key: &mut Vec<u8>) -> bool {
+/// Builds the raw key of the fields at `positions` into `key` (tab-separated, as in the
+/// row); false when a field is NULL: a NULL reference points nowhere.
+pub(super) fn raw_key<'f>(
+    positions: &[usize],
+    fields: impl Fn(usize) -> Option<&'f [u8]>,
+    key: &mut Vec<u8>,
+) -> bool {
     key.clear();
     for (index, &position) in positions.iter().enumerate() {
-        let Some(field) = fields.get(position) else {
+        let Some(field) = fields(position) else {
             return false;
         };
         if salvage_copy::is_null(field) {
