@@ -5,8 +5,16 @@ pub mod plan;
 pub mod restore;
 pub mod verify;
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use salvage_verify::TenantCheck;
+
 use crate::args::Command;
 use crate::failure::Failure;
+use crate::prepare::{Prepared, prepare};
+use crate::progress::{Display, PlanProgress, VerifyProgress};
+use crate::settings::Settings;
 
 pub async fn run(command: Command) -> Result<u8, Failure> {
     match command {
@@ -15,4 +23,37 @@ pub async fn run(command: Command) -> Result<u8, Failure> {
         Command::Verify(args) => verify::run(&args).await,
         Command::Inspect(args) => inspect::run(&args).await,
     }
+}
+
+/// Plans, with a progress display that is cleared whether planning succeeds or not.
+async fn prepare_shown(settings: &Settings, display: Display) -> Result<Prepared, Failure> {
+    let progress = PlanProgress::new(display);
+    let prepared = prepare(settings, &progress).await;
+    progress.finish();
+    prepared
+}
+
+/// Verifies every tenant of the plan with progress: the checks, and how long they took.
+async fn verify_shown(
+    prepared: &Prepared,
+    jobs: usize,
+    display: Display,
+) -> Result<(Vec<TenantCheck>, Duration), Failure> {
+    let clock = Instant::now();
+    let progress = Arc::new(VerifyProgress::new(
+        display,
+        prepared.plan.tenants.len() as u64,
+    ));
+    let checks = salvage_verify::verify(
+        Arc::clone(&prepared.plan),
+        prepared.snapshot.clone(),
+        prepared.target.clone(),
+        Arc::clone(&prepared.live_catalog),
+        jobs,
+        Arc::clone(&progress) as Arc<dyn salvage_verify::VerifyReporter>,
+    )
+    .await
+    .map_err(Failure::failed)?;
+    progress.finish();
+    Ok((checks, clock.elapsed()))
 }

@@ -2,8 +2,7 @@
 
 use crate::args::{Format, PlanArgs};
 use crate::failure::{Failure, SUCCESS};
-use crate::prepare::prepare;
-use crate::progress::{Display, PlanProgress};
+use crate::progress::Display;
 use crate::settings::{Extra, Settings};
 use crate::{render, report};
 
@@ -15,10 +14,7 @@ pub async fn run(args: &PlanArgs) -> Result<u8, Failure> {
     } else {
         Display::detect()
     };
-    let progress = PlanProgress::new(display);
-    let prepared = prepare(&settings, &progress).await;
-    progress.finish();
-    let prepared = prepared?;
+    let prepared = super::prepare_shown(&settings, display).await?;
     match args.format {
         Format::Text => print!("{}", render::plan(&prepared, None)),
         Format::Json => {

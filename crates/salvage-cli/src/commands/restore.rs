@@ -8,8 +8,8 @@ use anyhow::anyhow;
 
 use crate::args::RestoreArgs;
 use crate::failure::{Failure, SOME_FAILED, SUCCESS};
-use crate::prepare::{Prepared, prepare};
-use crate::progress::{Display, PlanProgress, RestoreProgress, VerifyProgress};
+use crate::prepare::Prepared;
+use crate::progress::{Display, RestoreProgress};
 use crate::render;
 use crate::report::{RunFacts, Timings, round, run_report, write_json};
 use crate::settings::{Extra, Settings};
@@ -29,10 +29,7 @@ pub async fn run(args: &RestoreArgs) -> Result<u8, Failure> {
         },
     )?;
     let display = Display::detect();
-    let progress = PlanProgress::new(display);
-    let prepared = prepare(&settings, &progress).await;
-    progress.finish();
-    let prepared = prepared?;
+    let prepared = super::prepare_shown(&settings, display).await?;
     let plan_seconds = clock.elapsed();
     print!("{}", render::plan(&prepared, Some(TENANTS_SHOWN)));
     confirm(&prepared, args.yes).await?;
@@ -63,20 +60,7 @@ pub async fn run(args: &RestoreArgs) -> Result<u8, Failure> {
     restore_progress.finish();
     let restore_seconds = restore_clock.elapsed();
 
-    let verify_clock = Instant::now();
-    let verify_progress = Arc::new(VerifyProgress::new(display, plan.tenants.len() as u64));
-    let checks = salvage_verify::verify(
-        Arc::clone(&plan),
-        prepared.snapshot.clone(),
-        prepared.target.clone(),
-        Arc::clone(&prepared.live_catalog),
-        settings.jobs,
-        Arc::clone(&verify_progress) as Arc<dyn salvage_verify::VerifyReporter>,
-    )
-    .await
-    .map_err(Failure::failed)?;
-    verify_progress.finish();
-    let verify_seconds = verify_clock.elapsed();
+    let (checks, verify_seconds) = super::verify_shown(&prepared, settings.jobs, display).await?;
 
     print!("{}", render::restore_summary(&plan, &outcomes, &checks));
     let all_good = outcomes.iter().all(salvage_merge::TenantOutcome::restored)
