@@ -13,7 +13,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 use super::sql::{
-    self, Kind, Token, closing_paren, identifier, identifier_list, qualified_name,
+    self, Kind, Token, alter_table, closing_paren, identifier, identifier_list, qualified_name,
     starts_with_words,
 };
 
@@ -340,20 +340,10 @@ pub(crate) fn add_constraint(statement: &str) -> Option<(QualifiedName, Constrai
 /// The tokenizer's reading of ADD CONSTRAINT, for what sqlparser rejects.
 fn own_add_constraint(statement: &str) -> Option<(QualifiedName, Constraint)> {
     let tokens = sql::tokens(statement);
-    if !starts_with_words(&tokens, &["ALTER", "TABLE"]) {
-        return None;
-    }
-    let mut at = 2;
-    if tokens.get(at)?.is_word("ONLY") {
-        at += 1;
-    }
-    let (table, at) = qualified_name(&tokens, at)?;
-    if !starts_with_words(&tokens[at..], &["ADD", "CONSTRAINT"]) {
-        return None;
-    }
-    let name = identifier(tokens.get(at + 2)?)?;
-    let rest = &tokens[at + 3..];
-    let at = at + 3;
+    let (table, at) = alter_table(&tokens, &["ADD", "CONSTRAINT"])?;
+    let name = identifier(tokens.get(at)?)?;
+    let rest = &tokens[at + 1..];
+    let at = at + 1;
     let key = |open: usize| {
         identifier_list(&tokens, open).map(|(columns, _)| Key {
             name: name.clone(),
@@ -456,17 +446,7 @@ fn own_unique_index(tokens: &[Token<'_>]) -> Option<(QualifiedName, Key)> {
 /// `ALTER TABLE [ONLY] parent ATTACH PARTITION child FOR VALUES ...`: (parent, child).
 pub(crate) fn attach_partition(statement: &str) -> Option<(QualifiedName, QualifiedName)> {
     let tokens = sql::tokens(statement);
-    if !starts_with_words(&tokens, &["ALTER", "TABLE"]) {
-        return None;
-    }
-    let mut at = 2;
-    if tokens.get(at)?.is_word("ONLY") {
-        at += 1;
-    }
-    let (parent, at) = qualified_name(&tokens, at)?;
-    if !starts_with_words(&tokens[at..], &["ATTACH", "PARTITION"]) {
-        return None;
-    }
-    let (child, _) = qualified_name(&tokens, at + 2)?;
+    let (parent, at) = alter_table(&tokens, &["ATTACH", "PARTITION"])?;
+    let (child, _) = qualified_name(&tokens, at)?;
     Some((parent, child))
 }

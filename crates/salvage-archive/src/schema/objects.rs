@@ -5,7 +5,7 @@
 use salvage_catalog::{Identity, QualifiedName};
 
 use super::sql::{
-    self, Kind, Token, column_reference, identifier, qualified_name, starts_with_words,
+    self, Kind, Token, alter_table, column_reference, identifier, qualified_name, starts_with_words,
 };
 
 /// The `INCREMENT [BY] n` of sequence options in `tokens` (1 when absent).
@@ -65,19 +65,9 @@ pub(crate) struct IdentityColumn {
 
 pub(crate) fn identity_column(statement: &str) -> Option<IdentityColumn> {
     let tokens = sql::tokens(statement);
-    if !starts_with_words(&tokens, &["ALTER", "TABLE"]) {
-        return None;
-    }
-    let mut at = 2;
-    if tokens.get(at)?.is_word("ONLY") {
-        at += 1;
-    }
-    let (table, at) = qualified_name(&tokens, at)?;
-    if !starts_with_words(&tokens[at..], &["ALTER", "COLUMN"]) {
-        return None;
-    }
-    let column = identifier(tokens.get(at + 2)?)?;
-    let rest = &tokens[at + 3..];
+    let (table, at) = alter_table(&tokens, &["ALTER", "COLUMN"])?;
+    let column = identifier(tokens.get(at)?)?;
+    let rest = &tokens[at + 1..];
     let identity = if starts_with_words(rest, &["ADD", "GENERATED", "ALWAYS", "AS", "IDENTITY"]) {
         Identity::Always
     } else if starts_with_words(
@@ -105,22 +95,12 @@ pub(crate) fn identity_column(statement: &str) -> Option<IdentityColumn> {
 /// `ALTER TABLE [ONLY] t ALTER COLUMN c SET DEFAULT expr`: (table, column, expr as written).
 pub(crate) fn set_default(statement: &str) -> Option<(QualifiedName, String, String)> {
     let tokens = sql::tokens(statement);
-    if !starts_with_words(&tokens, &["ALTER", "TABLE"]) {
+    let (table, at) = alter_table(&tokens, &["ALTER", "COLUMN"])?;
+    let column = identifier(tokens.get(at)?)?;
+    if !starts_with_words(&tokens[at + 1..], &["SET", "DEFAULT"]) {
         return None;
     }
-    let mut at = 2;
-    if tokens.get(at)?.is_word("ONLY") {
-        at += 1;
-    }
-    let (table, at) = qualified_name(&tokens, at)?;
-    if !starts_with_words(&tokens[at..], &["ALTER", "COLUMN"]) {
-        return None;
-    }
-    let column = identifier(tokens.get(at + 2)?)?;
-    if !starts_with_words(&tokens[at + 3..], &["SET", "DEFAULT"]) {
-        return None;
-    }
-    let expression = tokens.get(at + 5)?;
+    let expression = tokens.get(at + 3)?;
     Some((
         table,
         column,

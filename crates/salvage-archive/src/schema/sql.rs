@@ -194,6 +194,22 @@ pub(crate) fn starts_with_words(tokens: &[Token<'_>], words: &[&str]) -> bool {
             .all(|(word, token)| token.is_word(word))
 }
 
+/// `ALTER TABLE [ONLY] name` followed by `words`: the table and the index after `words`.
+pub(crate) fn alter_table(
+    tokens: &[Token<'_>],
+    words: &[&str],
+) -> Option<(salvage_catalog::QualifiedName, usize)> {
+    if !starts_with_words(tokens, &["ALTER", "TABLE"]) {
+        return None;
+    }
+    let mut at = 2;
+    if tokens.get(at)?.is_word("ONLY") {
+        at += 1;
+    }
+    let (table, at) = qualified_name(tokens, at)?;
+    starts_with_words(&tokens[at..], words).then_some((table, at + words.len()))
+}
+
 /// Reads an identifier or `schema.name` from the token at `at`: the name and the index after.
 pub(crate) fn qualified_name(
     tokens: &[Token<'_>],
