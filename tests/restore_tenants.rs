@@ -350,13 +350,13 @@ async fn verify_names_a_row_that_is_missing_and_exits_1() {
     assert!(
         verify
             .stdout
-            .contains(&format!("public.comments missing key(s) {comment}")),
+            .contains(&format!("public.comments missing key(s) (id)=({comment})")),
         "{verify}"
     );
     assert!(
         verify
             .stdout
-            .contains("public.projects different key(s) 2, 2"),
+            .contains("public.projects different key(s) (site_id, project_no)=(2, 2)"),
         "{verify}"
     );
     let report = read_json(&report);
@@ -367,7 +367,7 @@ async fn verify_names_a_row_that_is_missing_and_exits_1() {
     assert_eq!(report["summary"]["rows_different"], serde_json::json!(1));
     assert_eq!(
         report["tenants"][0]["tables"]["public.comments"]["missing_examples"],
-        serde_json::json!([comment.to_string()])
+        serde_json::json!([format!("(id)=({comment})")])
     );
     let comments = &report["tenants"][0]["tables"]["public.comments"];
     assert_eq!(comments["live_only"], serde_json::json!(1), "{comments}");

@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query("SELECT pg_catalog.set_config('search_path', '', false)")
         .execute(&mut connection)
         .await?;
-    let catalog = salvage_catalog::introspect(&mut connection).await?;
+    let catalog = salvage_pg::introspect(&mut connection).await?;
     // `Catalog` keys its tables by `QualifiedName`, which JSON cannot use as a map key:
     // write the tables as a list.
     let tables: Vec<_> = catalog.tables.values().collect();

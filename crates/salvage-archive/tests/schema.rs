@@ -18,9 +18,14 @@ fn as_json(catalog: &Catalog) -> Value {
     json
 }
 
+/// Planner estimates and indexes are the database's alone: an archive's TOC gives neither
+/// (salvage reads no index from it).
 fn blank_estimates(json: &mut Value) {
     for table in json["tables"].as_array_mut().expect("tables") {
         table["estimated_rows"] = Value::from(-1);
+        if let Some(table) = table.as_object_mut() {
+            table.remove("indexes");
+        }
     }
 }
 

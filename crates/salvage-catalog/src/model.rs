@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use salvage_pg::quote_ident;
-use serde::Serialize;
+use salvage_quote::quote_ident;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
 /// `schema.table`. Displays unquoted for people; [`QualifiedName::quoted`] is for SQL.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct QualifiedName {
     pub schema: String,
     pub name: String,
@@ -91,7 +91,7 @@ impl fmt::Display for QualifiedName {
 }
 
 /// All user tables of one database.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Catalog {
     /// `server_version` as the server reports it (for the snapshot, or the dump's source).
     pub server_version: String,
@@ -103,27 +103,16 @@ impl Catalog {
     pub fn table(&self, name: &QualifiedName) -> Option<&Table> {
         self.tables.get(name)
     }
-
-    /// How a query names the table's rows: `ONLY "s"."t"` for an ordinary table (inheritance
-    /// children are tables of their own), the plain name for a partitioned table (its rows
-    /// live in its partitions).
-    #[must_use]
-    pub fn from_item(&self, name: &QualifiedName) -> String {
-        match self.table(name).map(|table| table.kind) {
-            Some(TableKind::Partitioned) => name.quoted(),
-            _ => format!("ONLY {}", name.quoted()),
-        }
-    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TableKind {
     Ordinary,
     Partitioned,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Table {
     pub name: QualifiedName,
     pub kind: TableKind,
@@ -135,6 +124,11 @@ pub struct Table {
     /// Unique constraints and plain unique indexes (no expressions, no predicate).
     pub unique_keys: Vec<Key>,
     pub foreign_keys: Vec<ForeignKey>,
+    /// The columns of every valid btree index without expressions or predicate (primary and
+    /// unique keys included), in index order: what a lookup by those leading columns can
+    /// probe. Empty when unknown (a schema read from an archive).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<Vec<String>>,
     /// The planner's estimate (`reltuples`), for display only; -1 when never analysed.
     pub estimated_rows: i64,
 }
@@ -143,6 +137,18 @@ impl Table {
     #[must_use]
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|column| column.name == name)
+    }
+
+    /// Whether an index leads with exactly `columns` (in any order): a lookup by them is an
+    /// index probe, whatever the size of the table.
+    #[must_use]
+    pub fn has_index_on(&self, columns: &[String]) -> bool {
+        self.indexes.iter().any(|index| {
+            index.len() >= columns.len()
+                && index[..columns.len()]
+                    .iter()
+                    .all(|column| columns.contains(column))
+        })
     }
 
     /// The key that identifies a row: the primary key, else the first unique key whose
@@ -159,7 +165,7 @@ impl Table {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Identity {
     Always,
@@ -167,7 +173,7 @@ pub enum Identity {
 }
 
 /// What kind of type a column has; decides how values are compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TypeKind {
     Base,
@@ -179,7 +185,7 @@ pub enum TypeKind {
     Other,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
     /// `format_type` of the column: `bigint`, `numeric(10,2)`, `"MyEnum"[]`.
@@ -212,21 +218,21 @@ impl Column {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SequenceRef {
     pub name: QualifiedName,
     pub increment: i64,
 }
 
 /// A primary key, unique constraint or unique index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Key {
     /// The constraint's (or index's) name.
     pub name: String,
     pub columns: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForeignKey {
     pub name: String,
     pub columns: Vec<String>,

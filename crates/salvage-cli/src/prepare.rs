@@ -29,7 +29,7 @@ pub async fn prepare(
     let mut live = salvage_pg::connect(&settings.target, ConnectionRole::ReadOnly)
         .await
         .map_err(|error| Failure::bad_input(anyhow!("the target database: {error}")))?;
-    let live_catalog = salvage_catalog::introspect(&mut live).await.bad_input()?;
+    let live_catalog = salvage_pg::introspect(&mut live).await.bad_input()?;
     let snapshot = Snapshot::open_with(&settings.snapshot, settings.snapshot_options)
         .await
         .map_err(|error| Failure::bad_input(anyhow!("the snapshot: {error}")))?;

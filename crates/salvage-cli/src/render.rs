@@ -14,7 +14,17 @@ use crate::table::{Align, TextTable};
 pub fn table_path(schema: &SchemaPlan, table: &TablePlan) -> String {
     match (&table.role, &table.ownership) {
         (Role::Root, _) => format!("tenant root, key {}", schema.root.key_column),
-        (_, Some(ownership)) => ownership.describe(&table.name),
+        (_, Some(ownership)) => {
+            let mut path = ownership.describe(&table.name);
+            let others = table.parents.len().saturating_sub(1);
+            if others > 0 {
+                path.push_str(&format!(
+                    " (+{others} other relation{})",
+                    if others == 1 { "" } else { "s" }
+                ));
+            }
+            path
+        }
         _ => {
             let referrers: Vec<String> = schema
                 .tables
@@ -122,35 +132,48 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
     }
 
     let _ = writeln!(out, "\nTables, in restore order:");
-    let totals = plan.totals();
-    let mut tables = TextTable::new(&[
+    let totals = &plan.totals;
+    let waiting = totals.iter().any(|counts| counts.waiting > 0);
+    let mut headers = vec![
         ("TABLE", Align::Left),
         ("ROLE", Align::Left),
         ("PATH", Align::Left),
         ("SNAPSHOT", Align::Right),
         ("IN LIVE", Align::Right),
         ("TO ADD", Align::Right),
-    ]);
+    ];
+    if waiting {
+        headers.push(("WAITING", Align::Right));
+    }
+    let mut tables = TextTable::new(&headers);
     let mut sum = TableCounts::default();
-    for (table, counts) in schema.tables.iter().zip(&totals) {
+    for (table, counts) in schema.tables.iter().zip(totals) {
         sum.add(counts);
-        tables.row(vec![
+        let mut row = vec![
             table.name.to_string(),
             role_name(table.role).to_owned(),
             table_path(schema, table),
             counts.snapshot.to_string(),
             counts.in_live.to_string(),
             counts.to_add.to_string(),
-        ]);
+        ];
+        if waiting {
+            row.push(counts.waiting.to_string());
+        }
+        tables.row(row);
     }
-    tables.row(vec![
+    let mut row = vec![
         "total".into(),
         String::new(),
         String::new(),
         sum.snapshot.to_string(),
         sum.in_live.to_string(),
         sum.to_add.to_string(),
-    ]);
+    ];
+    if waiting {
+        row.push(sum.waiting.to_string());
+    }
+    tables.row(row);
     out.push_str(&tables.render(2));
     if !schema.unrelated.is_empty() {
         let names: Vec<String> = schema.unrelated.iter().map(ToString::to_string).collect();
@@ -170,7 +193,20 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
 
 fn notes(plan: &RestorePlan, out: &mut String) {
     let schema = &plan.schema;
-    if schema.notes.is_empty() && plan.dangling.is_empty() && plan.cross_tenant.is_empty() {
+    let held = plan
+        .tenants
+        .iter()
+        .any(|tenant| !tenant.held_elsewhere.is_empty());
+    let waiting = plan
+        .tenants
+        .iter()
+        .any(|tenant| !tenant.waiting_examples.is_empty());
+    if schema.notes.is_empty()
+        && plan.dangling.is_empty()
+        && plan.cross_tenant.is_empty()
+        && !held
+        && !waiting
+    {
         return;
     }
     let _ = writeln!(out, "\nNotes:");
@@ -194,11 +230,23 @@ fn notes(plan: &RestorePlan, out: &mut String) {
     for crossing in &plan.cross_tenant {
         let _ = writeln!(
             out,
-            "  warning: {}: {} rows reach more than one tenant (e.g. {}); each is restored only when all its parents are present",
+            "  note: {}: {} rows reach more than one of the chosen tenants (e.g. {}); each counts under all of them and goes in once",
             crossing.table,
             crossing.rows,
             crossing.examples.join("; ")
         );
+    }
+    for tenant in &plan.tenants {
+        for held in &tenant.held_elsewhere {
+            let _ = writeln!(
+                out,
+                "  warning: tenant {}: {held}; this tenant will not be restored",
+                tenant.id
+            );
+        }
+        for waiting in &tenant.waiting_examples {
+            let _ = writeln!(out, "  warning: tenant {}: {waiting}", tenant.id);
+        }
     }
 }
 
@@ -215,6 +263,7 @@ pub struct TableCheckTotals {
     pub equal: u64,
     pub different: u64,
     pub missing: u64,
+    pub left_behind: u64,
     pub waiting: u64,
     pub live_only: u64,
 }
@@ -225,6 +274,7 @@ impl TableCheckTotals {
         self.equal += check.equal;
         self.different += check.different;
         self.missing += check.missing;
+        self.left_behind += check.left_behind;
         self.waiting += check.waiting;
         self.live_only += check.live_only.unwrap_or(0);
     }

@@ -50,8 +50,10 @@ struct PlanTable<'a> {
     path: String,
     /// How the table reaches the root, relation by relation, with where each came from.
     ownership: Option<&'a [Relation]>,
-    in_live: bool,
-    in_snapshot: bool,
+    /// Every relation a row's tenants come from.
+    relations: &'a [Relation],
+    exists_in_live: bool,
+    exists_in_snapshot: bool,
     #[serde(flatten)]
     counts: TableCounts,
 }
@@ -85,7 +87,7 @@ pub fn plan_json(prepared: &Prepared) -> PlanJson<'_> {
     let tables = schema
         .tables
         .iter()
-        .zip(plan.totals())
+        .zip(plan.totals.iter().copied())
         .map(|(table, counts)| PlanTable {
             table: table.name.to_string(),
             role: table.role,
@@ -94,8 +96,9 @@ pub fn plan_json(prepared: &Prepared) -> PlanJson<'_> {
                 .ownership
                 .as_ref()
                 .map(|ownership| ownership.chain.as_slice()),
-            in_live: table.in_live,
-            in_snapshot: table.in_snapshot,
+            relations: &table.parents,
+            exists_in_live: table.in_live,
+            exists_in_snapshot: table.in_snapshot,
             counts,
         })
         .collect();
@@ -151,6 +154,7 @@ struct Summary {
     rows_inserted: Option<u64>,
     rows_already_present: Option<u64>,
     rows_missing: u64,
+    rows_left_behind: u64,
     rows_different: u64,
 }
 
@@ -175,6 +179,9 @@ struct Counts {
     equal: u64,
     different: u64,
     missing: u64,
+    /// Of the missing rows, those the plan did not hold: found by the independent check.
+    #[serde(skip_serializing_if = "is_zero")]
+    left_behind: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     live_only: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -236,6 +243,7 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
                 equal: total.check.equal,
                 different: total.check.different,
                 missing: total.check.missing,
+                left_behind: total.check.left_behind,
                 live_only: (table.role != Role::Shared).then_some(total.check.live_only),
                 ..Counts::default()
             },
@@ -272,6 +280,7 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
                         equal: checked.map_or(0, |checked| checked.equal),
                         different: checked.map_or(0, |checked| checked.different),
                         missing: checked.map_or(0, |checked| checked.missing),
+                        left_behind: checked.map_or(0, |checked| checked.left_behind),
                         live_only: checked.and_then(|checked| checked.live_only),
                         missing_examples: checked
                             .map(|checked| checked.missing_examples.clone())
@@ -326,6 +335,7 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
                     .sum()
             }),
             rows_missing: facts.checks.iter().map(TenantCheck::missing).sum(),
+            rows_left_behind: facts.checks.iter().map(TenantCheck::left_behind).sum(),
             rows_different: facts.checks.iter().map(TenantCheck::different).sum(),
         },
         timings: Timings { ..facts.timings },

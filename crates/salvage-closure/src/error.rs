@@ -25,6 +25,9 @@ pub enum Error {
         ids: Vec<String>,
         table: QualifiedName,
     },
+    /// The plan and what was read disagree: a bug, named so it can be reported.
+    #[error("inconsistent plan: {0}")]
+    Inconsistent(String),
     #[error("{table} exists only in the snapshot, yet holds {rows} rows of the chosen tenants ({}): they cannot be placed in live", quote_all(.tenants))]
     Unplaceable {
         table: QualifiedName,

@@ -1,30 +1,77 @@
 //! The restore plan: the schema plan plus, per tenant, what will be written.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use rustc_hash::FxHashSet;
 use salvage_catalog::QualifiedName;
-
 use salvage_plan::{Role, SchemaPlan};
-use salvage_source::TextRow;
+use salvage_source::{Selected, TextRow};
 use serde::Serialize;
 
-/// Rows of one table for one tenant.
+/// Rows of one table for one tenant (or, in totals, for the whole restore: rows counted once
+/// however many tenants they reach).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct TableCounts {
     /// Owned table: the tenant's rows in the snapshot. Shared table: distinct rows its rows
     /// reference.
     pub snapshot: u64,
-    /// How many of those keys the live database already has (kept as they are).
+    /// How many of those live already has, as the tenant's (kept as they are).
     pub in_live: u64,
-    /// Rows the restore will insert.
+    /// How many of those live has on another tenant's row: the tenant cannot be restored
+    /// whole (its restore fails, naming them).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub held_elsewhere: u64,
+    /// Rows the restore will insert (owned: including those that wait, below).
     pub to_add: u64,
+    /// Of the rows to add, those a parent of which is neither in live nor restored by this
+    /// run: they wait for it, and are reported, never dropped silently.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub waiting: u64,
+    /// Of the snapshot rows, those that reach other chosen tenants too.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub joint: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl TableCounts {
     pub fn add(&mut self, other: &Self) {
         self.snapshot += other.snapshot;
         self.in_live += other.in_live;
+        self.held_elsewhere += other.held_elsewhere;
         self.to_add += other.to_add;
+        self.waiting += other.waiting;
+        self.joint += other.joint;
+    }
+}
+
+/// Which of a tenant's kept rows of a table the restore writes.
+#[derive(Debug, Clone, Default)]
+pub enum RowFilter {
+    /// All of them (none is in live).
+    #[default]
+    All,
+    /// All but those whose key (raw COPY text of the key columns, tab-joined) live has.
+    SkipKeys(Arc<FxHashSet<Box<[u8]>>>),
+    /// The rows at these positions (0-based, in the order the tenant's rows are read): a
+    /// table without a key, where only the copies live lacks go in.
+    Take(Arc<BTreeSet<u64>>),
+}
+
+impl RowFilter {
+    /// Whether the row at `position` (0-based, in reading order: rows reaching the tenant
+    /// alone, then the others) with raw key `key` (for tables with a key) is written.
+    #[must_use]
+    pub fn keeps(&self, position: u64, key: Option<&[u8]>) -> bool {
+        match self {
+            Self::All => true,
+            Self::SkipKeys(keys) => key.is_none_or(|key| !keys.contains(key)),
+            Self::Take(positions) => positions.contains(&position),
+        }
     }
 }
 
@@ -40,10 +87,20 @@ pub struct TenantClosure {
     pub root_in_live: bool,
     /// Counts per table, aligned with `SchemaPlan::tables`.
     pub tables: Vec<TableCounts>,
+    /// Per table, which kept rows are written.
+    #[serde(skip)]
+    pub filters: Vec<RowFilter>,
     /// For shared tables (by index in `SchemaPlan::tables`): the keys of the rows to add,
     /// in the columns of [`RestorePlan::shared_key_columns`].
     #[serde(skip)]
     pub shared_rows: BTreeMap<usize, Vec<TextRow>>,
+    /// Rows of the tenant whose key live has on another tenant's row, as
+    /// `table: live already has (columns)=(values) but on another tenant's rows`: the restore
+    /// of this tenant fails naming them.
+    pub held_elsewhere: Vec<String>,
+    /// Rows that wait for a parent neither in live nor restored by this run, as
+    /// `table (key) waits for parent (key)`; at most a few per table.
+    pub waiting_examples: Vec<String>,
 }
 
 impl TenantClosure {
@@ -62,13 +119,18 @@ impl TenantClosure {
 pub struct RestorePlan {
     pub schema: SchemaPlan,
     pub tenants: Vec<TenantClosure>,
+    /// The chosen tenants' snapshot rows of every owned table, read once.
+    #[serde(skip)]
+    pub selected: Arc<Selected>,
+    /// Per table, the counts over all tenants, each row once.
+    pub totals: Vec<TableCounts>,
     /// For each shared table (by index), the columns its rows are fetched by.
     #[serde(skip)]
     pub shared_key_columns: BTreeMap<usize, Vec<String>>,
     /// References from restored rows to rows that neither live nor the snapshot has.
     pub dangling: Vec<String>,
-    /// Owned rows whose ownership chains lead to more than one tenant: each is restored only
-    /// when all its parents are present.
+    /// Owned rows that reach more than one chosen tenant: each is counted under every one,
+    /// and goes in with the first whose transaction finds all its parents present.
     pub cross_tenant: Vec<CrossTenantRows>,
     /// Live types compared by value; the others are compared by their text.
     #[serde(skip)]
@@ -83,8 +145,8 @@ pub struct CrossTenantRows {
 }
 
 impl RestorePlan {
-    /// Rows a restore of `tenant` reads from the snapshot: its owned rows and the shared rows
-    /// it adds.
+    /// Rows a restore of `tenant` writes or checks: its owned rows to add and the shared
+    /// rows it adds.
     #[must_use]
     pub fn rows_to_copy(&self, tenant: &TenantClosure) -> u64 {
         self.schema
@@ -92,25 +154,19 @@ impl RestorePlan {
             .iter()
             .zip(&tenant.tables)
             .filter(|(table, _)| table.in_live && table.in_snapshot)
-            .map(|(table, counts)| {
-                if table.role == Role::Shared {
-                    counts.to_add
-                } else {
-                    counts.snapshot
-                }
-            })
+            .map(|(_, counts)| counts.to_add)
             .sum()
     }
 
-    /// Totals per table over all tenants, aligned with `SchemaPlan::tables`.
+    /// Whether `table` is one of the tenant-owned tables (or the root).
     #[must_use]
-    pub fn totals(&self) -> Vec<TableCounts> {
-        let mut totals = vec![TableCounts::default(); self.schema.tables.len()];
-        for tenant in &self.tenants {
-            for (total, counts) in totals.iter_mut().zip(&tenant.tables) {
-                total.add(counts);
-            }
-        }
-        totals
+    pub fn is_owned(&self, index: usize) -> bool {
+        self.schema.tables[index].role != Role::Shared
+    }
+
+    /// The number of a tenant in [`RestorePlan::selected`].
+    #[must_use]
+    pub fn tenant_number(&self, tenant: &TenantClosure) -> Option<usize> {
+        self.selected.index_of(&tenant.id)
     }
 }

@@ -27,6 +27,11 @@ pub enum TenantError {
     Database(#[from] salvage_pg::Error),
     #[error(transparent)]
     Source(#[from] salvage_source::Error),
+    #[error(transparent)]
+    Plan(#[from] salvage_closure::Error),
+    /// The plan and what was read disagree: a bug, named so it can be reported.
+    #[error("inconsistent plan: {0}")]
+    Inconsistent(String),
     #[error(
         "{table}: the snapshot gave {copied} rows where the plan counted {expected}; the snapshot changed since the plan"
     )]
@@ -51,12 +56,8 @@ pub enum TenantError {
         /// The live row that holds the key, when it could be found.
         holder: Option<String>,
     },
-    #[error("{table}: live already has ({columns})=({}) but on another tenant's rows; they are not overwritten", keys.join("), ("))]
-    KeyHeldByAnotherTenant {
-        table: QualifiedName,
-        columns: String,
-        keys: Vec<String>,
-    },
+    #[error("{}; they are not overwritten, so the tenant cannot be restored whole", keys.join("; "))]
+    KeyHeldByAnotherTenant { keys: Vec<String> },
 }
 
 impl TenantError {
@@ -71,9 +72,12 @@ impl TenantError {
         }
     }
 
-    /// Another transaction was in the way: worth another attempt.
+    /// Another transaction was in the way — a lock, a deadlock, a serialization failure,
+    /// or a parent row it removed between the check and the insert: worth another attempt,
+    /// which looks at live again.
     #[must_use]
     pub fn is_transient(&self) -> bool {
-        self.sqlstate().is_some_and(|state| state.is_transient())
+        self.sqlstate()
+            .is_some_and(|state| state.is_transient() || state == SqlState::ForeignKeyViolation)
     }
 }

@@ -1,18 +1,22 @@
 //! Merging tenants into the live database: one transaction per tenant, `--jobs` tenants at a
 //! time, each on its own connections.
 //!
-//! A tenant's rows stream from the snapshot into temporary staging tables (COPY), then go
-//! into the live tables in FK order with `INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING`:
-//! rows whose key live already has are kept as they are. Before commit, the rows each
-//! statement wrote are checked against the plan; sequences are moved ahead of the restored
-//! values. The live database stays in use: no table locks, no DDL on live tables, no disabled
-//! triggers or constraints, bounded waits, and a tenant that loses a deadlock is retried.
+//! The plan says which of a tenant's kept rows to write (those live does not have). In FK
+//! order, each goes in once every parent it references is present: rows only the tenant
+//! reaches are copied (COPY) straight into the live table, rows other chosen tenants reach too (and
+//! shared rows) are inserted from bound arrays with `ON CONFLICT (key) DO NOTHING`, a cycle's
+//! tables in one statement. The rows each statement wrote are checked before commit;
+//! sequences are moved ahead of the restored values. The live database stays in use: no
+//! table locks, no DDL, no temporary tables, no disabled triggers or constraints, bounded
+//! waits, and a tenant that loses a deadlock is retried.
 
+mod diagnose;
 mod error;
 mod outcome;
-mod sql;
+mod rows;
 mod tenant;
 mod worker;
+mod write;
 
 use std::time::Duration;
 

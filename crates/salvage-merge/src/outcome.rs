@@ -6,11 +6,12 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct TableOutcome {
-    /// Rows read from the snapshot into staging.
+    /// Rows sent to live.
     pub copied: u64,
     /// Rows inserted into live.
     pub inserted: u64,
-    /// Rows whose key live already had: kept as they were.
+    /// Rows sent that live had by then (another tenant of the run wrote them first, or
+    /// shared rows someone added): kept as they were.
     pub already_present: u64,
     /// Rows reaching another tenant whose parent row is not in live yet: left for that
     /// tenant's restore ("both ends present").

@@ -14,15 +14,19 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::outcome::{TableOutcome, TenantOutcome, TenantStatus};
-use crate::tenant::TenantRun;
-use crate::{MergeOptions, RestoreReporter, Result, TenantError, sql};
+use crate::rows::Row;
+use crate::tenant::{TenantRun, Written};
+use crate::{MergeOptions, RestoreReporter, Result, TenantError};
+
+/// Catch-up passes at most: each runs only while the last one wrote something.
+const PASSES: usize = 8;
 
 /// Restores every tenant of the plan; one outcome per tenant, in plan order.
 ///
-/// Rows that reach two tenants (a link between their documents) go in with whichever tenant
-/// finds both ends present. When both are restored in the same run, concurrently, neither
-/// may see the other's uncommitted rows: tenants that left rows waiting get one more pass
-/// once the first is over, which adds nothing else (everything else is present by then).
+/// A row goes in once all its parents are present. Tenants restored in the same run
+/// concurrently cannot see each other's uncommitted rows, so a row whose parent another
+/// tenant of the run restores may wait in the first pass: tenants that left rows waiting get
+/// more passes — only for those rows — while a pass still writes something.
 pub async fn restore(
     plan: Arc<RestorePlan>,
     snapshot: Snapshot,
@@ -33,9 +37,9 @@ pub async fn restore(
 ) -> Result<Vec<TenantOutcome>> {
     let shared = |reporter: Arc<dyn RestoreReporter>,
                   queue: Vec<usize>,
-                  previous: Option<Arc<Vec<TenantOutcome>>>| Shared {
+                  retry: Option<Arc<Vec<Vec<Vec<Row>>>>>| Shared {
         plan: Arc::clone(&plan),
-        previous,
+        retry,
         live_catalog: Arc::clone(&live_catalog),
         snapshot: snapshot.clone(),
         target: target.clone(),
@@ -44,31 +48,39 @@ pub async fn restore(
         queue: Arc::new(queue),
         next: Arc::new(AtomicUsize::new(0)),
     };
-    let mut outcomes = run_pass(
+    let first = run_pass(
         &shared(reporter, (0..plan.tenants.len()).collect(), None),
         options.jobs,
     )
     .await;
-    let waiting: Vec<usize> = outcomes
-        .iter()
-        .enumerate()
-        .filter(|(_, outcome)| {
-            outcome.restored() && outcome.tables.iter().any(|table| table.waiting > 0)
-        })
-        .map(|(index, _)| index)
-        .collect();
-    if !waiting.is_empty() {
+    let mut outcomes: Vec<TenantOutcome> = Vec::with_capacity(first.len());
+    let mut waiting: Vec<Vec<Vec<Row>>> = Vec::with_capacity(first.len());
+    for (outcome, rows) in first {
+        outcomes.push(outcome);
+        waiting.push(rows);
+    }
+    for pass in 2..=PASSES {
+        let queue: Vec<usize> = (0..outcomes.len())
+            .filter(|&index| {
+                outcomes[index].restored() && waiting[index].iter().any(|rows| !rows.is_empty())
+            })
+            .collect();
+        if queue.is_empty() {
+            break;
+        }
         tracing::info!(
-            tenants = waiting.len(),
+            pass,
+            tenants = queue.len(),
             "another pass for rows that were waiting for other tenants"
         );
-        let previous = Arc::new(outcomes.clone());
+        let retry: Vec<Vec<Vec<Row>>> = queue.iter().map(|&index| waiting[index].clone()).collect();
         let again = run_pass(
-            &shared(Arc::new(Quiet), waiting.clone(), Some(previous)),
+            &shared(Arc::new(Quiet), queue.clone(), Some(Arc::new(retry))),
             options.jobs,
         )
         .await;
-        for (index, second) in waiting.into_iter().zip(again) {
+        let mut wrote = false;
+        for (index, (second, still)) in queue.into_iter().zip(again) {
             let first = &mut outcomes[index];
             match &second.status {
                 TenantStatus::Restored => {
@@ -76,26 +88,33 @@ pub async fn restore(
                         if later.copied == 0 {
                             continue;
                         }
+                        wrote |= later.inserted > 0;
+                        table.copied += later.copied;
                         table.inserted += later.inserted;
+                        table.already_present += later.already_present;
                         table.waiting = later.waiting;
-                        table.already_present =
-                            table.copied.saturating_sub(table.inserted + table.waiting);
                     }
                     first.sequences.extend(second.sequences);
+                    waiting[index] = still;
                 }
-                // The first pass stands; its waiting rows stay waiting, and verification
+                // The earlier pass stands; its waiting rows stay waiting, and verification
                 // reports them.
                 TenantStatus::Failed { error } => {
                     tracing::warn!(tenant = %first.tenant, %error, "rows waiting for other tenants could not be added");
+                    waiting[index] = Vec::new();
                 }
             }
+        }
+        if !wrote {
+            break;
         }
     }
     Ok(outcomes)
 }
 
-/// Runs the shared queue of tenants on `jobs` workers; outcomes in queue order.
-async fn run_pass(shared: &Shared, jobs: usize) -> Vec<TenantOutcome> {
+/// Runs the shared queue of tenants on `jobs` workers; outcomes (with the rows that waited)
+/// in queue order.
+async fn run_pass(shared: &Shared, jobs: usize) -> Vec<(TenantOutcome, Vec<Vec<Row>>)> {
     let jobs = jobs.clamp(1, shared.queue.len().max(1));
     let mut workers = JoinSet::new();
     for worker in 0..jobs {
@@ -106,18 +125,22 @@ async fn run_pass(shared: &Shared, jobs: usize) -> Vec<TenantOutcome> {
                 .instrument(tracing::info_span!("worker", worker)),
         );
     }
-    let mut outcomes: Vec<(usize, TenantOutcome)> = Vec::with_capacity(shared.queue.len());
+    let mut outcomes: Vec<(usize, TenantOutcome, Vec<Vec<Row>>)> =
+        Vec::with_capacity(shared.queue.len());
     while let Some(joined) = workers.join_next().await {
         match joined {
             Ok(mut finished) => outcomes.append(&mut finished),
             Err(error) => std::panic::resume_unwind(error.into_panic()),
         }
     }
-    outcomes.sort_by_key(|(position, _)| *position);
-    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+    outcomes.sort_by_key(|(position, _, _)| *position);
+    outcomes
+        .into_iter()
+        .map(|(_, outcome, waiting)| (outcome, waiting))
+        .collect()
 }
 
-/// Reports nothing: the second pass is not news.
+/// Reports nothing: a catch-up pass is not news.
 struct Quiet;
 
 impl RestoreReporter for Quiet {
@@ -130,8 +153,9 @@ impl RestoreReporter for Quiet {
 #[derive(Clone)]
 struct Shared {
     plan: Arc<RestorePlan>,
-    /// The first pass's outcomes (by tenant index) when this is the catch-up pass.
-    previous: Option<Arc<Vec<TenantOutcome>>>,
+    /// For a catch-up pass: per queued tenant (by queue position), per table, the rows that
+    /// waited.
+    retry: Option<Arc<Vec<Vec<Vec<Row>>>>>,
     live_catalog: Arc<Catalog>,
     snapshot: Snapshot,
     target: DatabaseUrl,
@@ -142,15 +166,16 @@ struct Shared {
     next: Arc<AtomicUsize>,
 }
 
-/// A worker's connections: live with its staging tables, and a snapshot reader.
+/// A worker's connections: live, and a snapshot reader for shared rows.
 struct Session {
     connection: PgConnection,
     reader: SnapshotReader,
 }
 
 impl Shared {
-    /// Takes tenants off the queue until it is empty; returns `(queue position, outcome)`.
-    async fn run(self) -> Vec<(usize, TenantOutcome)> {
+    /// Takes tenants off the queue until it is empty; returns `(queue position, outcome,
+    /// rows that waited)`.
+    async fn run(self) -> Vec<(usize, TenantOutcome, Vec<Vec<Row>>)> {
         let mut outcomes = Vec::new();
         let mut session: Option<Session> = None;
         loop {
@@ -162,36 +187,42 @@ impl Shared {
             let started = Instant::now();
             let span = tracing::info_span!("tenant", id = %tenant.id);
             let (result, attempts) = self
-                .restore_with_retries(index, &mut session)
+                .restore_with_retries(index, position, &mut session)
                 .instrument(span)
                 .await;
-            let outcome = match result {
-                Ok(written) => TenantOutcome {
-                    tenant: tenant.id.clone(),
-                    label: tenant.label.clone(),
-                    status: TenantStatus::Restored,
-                    attempts,
-                    tables: written.tables,
-                    sequences: written.sequences,
-                    elapsed: started.elapsed(),
-                },
-                Err(error) => {
-                    tracing::warn!(tenant = %tenant.id, %error, "tenant rolled back");
+            let (outcome, waiting) = match result {
+                Ok(written) => (
                     TenantOutcome {
                         tenant: tenant.id.clone(),
                         label: tenant.label.clone(),
-                        status: TenantStatus::Failed {
-                            error: error.to_string(),
-                        },
+                        status: TenantStatus::Restored,
                         attempts,
-                        tables: vec![TableOutcome::default(); self.plan.schema.tables.len()],
-                        sequences: Vec::new(),
+                        tables: written.tables,
+                        sequences: written.sequences,
                         elapsed: started.elapsed(),
-                    }
+                    },
+                    written.waiting,
+                ),
+                Err(error) => {
+                    tracing::warn!(tenant = %tenant.id, %error, "tenant rolled back");
+                    (
+                        TenantOutcome {
+                            tenant: tenant.id.clone(),
+                            label: tenant.label.clone(),
+                            status: TenantStatus::Failed {
+                                error: error.to_string(),
+                            },
+                            attempts,
+                            tables: vec![TableOutcome::default(); self.plan.schema.tables.len()],
+                            sequences: Vec::new(),
+                            elapsed: started.elapsed(),
+                        },
+                        Vec::new(),
+                    )
                 }
             };
             self.reporter.tenant_finished(&outcome);
-            outcomes.push((position, outcome));
+            outcomes.push((position, outcome, waiting));
         }
         if let Some(session) = session {
             salvage_pg::close(session.connection).await;
@@ -202,8 +233,9 @@ impl Shared {
     async fn restore_with_retries(
         &self,
         index: usize,
+        position: usize,
         session: &mut Option<Session>,
-    ) -> (Result<crate::tenant::Written, TenantError>, u32) {
+    ) -> (Result<Written, TenantError>, u32) {
         let tenant = &self.plan.tenants[index];
         let mut attempt = 0;
         loop {
@@ -225,12 +257,9 @@ impl Shared {
             );
             let run = TenantRun {
                 plan: &self.plan,
-                catch_up: self
-                    .previous
-                    .as_ref()
-                    .map(|previous| previous[index].tables.as_slice()),
+                number: index,
+                retry: self.retry.as_ref().map(|retry| retry[position].as_slice()),
                 live_catalog: &self.live_catalog,
-                tenant,
                 connection: &mut current.connection,
                 reader: &mut current.reader,
                 options: &self.options,
@@ -258,18 +287,7 @@ impl Shared {
     }
 
     async fn open_session(&self) -> Result<Session, TenantError> {
-        let mut connection = salvage_pg::connect(&self.target, ConnectionRole::ReadWrite).await?;
-        for (index, table) in self.plan.schema.tables.iter().enumerate() {
-            if table.in_live && table.in_snapshot {
-                sqlx::query(&sql::create_staging(index, table))
-                    .execute(&mut connection)
-                    .await
-                    .map_err(salvage_pg::Error::query(format!(
-                        "create the staging table for {}",
-                        table.name
-                    )))?;
-            }
-        }
+        let connection = salvage_pg::connect(&self.target, ConnectionRole::ReadWrite).await?;
         let reader = self.snapshot.reader().await?;
         Ok(Session { connection, reader })
     }

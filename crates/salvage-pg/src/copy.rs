@@ -9,29 +9,10 @@
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use salvage_sql::Binder;
 use sqlx::postgres::PgConnection;
 
 use crate::{Error, Result};
-
-/// Something that turns a value into the SQL expression that stands for it: a parameter
-/// marker for ordinary statements, a `current_setting` call for COPY.
-pub trait Binder {
-    /// Registers `value` and returns SQL text yielding it as `text`.
-    fn bind(&mut self, value: String) -> String;
-}
-
-/// Parameters of an ordinary statement: `$1`, `$2`... bound in order.
-#[derive(Debug, Default)]
-pub struct Params {
-    pub values: Vec<String>,
-}
-
-impl Binder for Params {
-    fn bind(&mut self, value: String) -> String {
-        self.values.push(value);
-        format!("${}::text", self.values.len())
-    }
-}
 
 /// A query whose values travel as session settings.
 #[derive(Debug, Default)]

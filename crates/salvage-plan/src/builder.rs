@@ -9,8 +9,7 @@ use crate::model::{
     ConfiguredRelation, CycleBreak, DeferredConstraint, Note, NoteLevel, Ownership, PlanOptions,
     Role, RootInfo, SchemaPlan, SequencePlan, TablePlan,
 };
-use crate::ownership::Chains;
-use crate::{Error, Result, cycles, order, ownership};
+use crate::{Error, Result, cycles, membership, order, ownership};
 
 pub fn build(live: &Catalog, snapshot: &Catalog, options: &PlanOptions) -> Result<SchemaPlan> {
     Builder::new(live, snapshot, options)?.build()
@@ -79,6 +78,7 @@ impl<'a> Builder<'a> {
             },
         );
         let shared = ownership::shared_tables(&chains, &relations, &excluded);
+        let owned: BTreeSet<QualifiedName> = chains.keys().cloned().collect();
 
         let members: BTreeSet<QualifiedName> =
             chains.keys().chain(shared.iter()).cloned().collect();
@@ -114,8 +114,9 @@ impl<'a> Builder<'a> {
                 };
                 let chain = chains.get(name).cloned();
                 let mut table = self.table_plan(name, role, chain, &relations, &shared)?;
-                if role != Role::Shared {
-                    self.add_secondary_chains(&mut table, &chains, &relations);
+                if role == Role::Owned {
+                    table.parents =
+                        membership::parents_of(name, &self.root.table, &owned, &relations);
                 }
                 indexes.push(tables.len());
                 tables.push(table);
@@ -130,6 +131,26 @@ impl<'a> Builder<'a> {
                 message: cycle.describe(),
             });
         }
+        let membership = membership::group(&mut tables, &self.root.table);
+        for group in membership.iter().filter(|group| group.recursive) {
+            for &index in &group.tables {
+                let table = &tables[index];
+                if table.key.is_none() && table.in_live {
+                    let members: Vec<String> = group
+                        .tables
+                        .iter()
+                        .map(|&index| tables[index].name.to_string())
+                        .collect();
+                    return Err(Error::NoKey {
+                        table: table.name.clone(),
+                        reason: format!(
+                            "its rows reach tenants through rows of their own ({}), which are told apart by their key",
+                            members.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
         let deferred = planned
             .deferred
             .iter()
@@ -143,21 +164,59 @@ impl<'a> Builder<'a> {
             .filter(|name| !members.contains(*name))
             .cloned()
             .collect();
+        for name in &unrelated {
+            self.point_out_tenant_like_columns(name);
+        }
         Ok(SchemaPlan {
             root: self.root,
             tables,
             steps,
             cycles: planned.cycles,
             deferred,
+            membership,
+            relations,
+            forced_shared: self.options.shared.clone(),
             unrelated,
             excluded: excluded.into_iter().collect(),
             notes: self.notes,
         })
     }
 
+    /// A table left alone that has a column looking like the tenant key — `site_id` next to
+    /// root `sites(id)`, or a column of the key's type whose name ends in the root's name —
+    /// may be one the user forgot to name with `--tenant-column`.
+    fn point_out_tenant_like_columns(&mut self, name: &QualifiedName) {
+        let Some(table) = self.table(name) else {
+            return;
+        };
+        let root = self.root.table.name.to_lowercase();
+        let singular = singular(&root);
+        let exact = format!("{singular}_{}", self.root.key_column.to_lowercase());
+        let suspects: Vec<String> = table
+            .columns
+            .iter()
+            .filter(|column| {
+                let lower = column.name.to_lowercase();
+                lower == exact
+                    || (same_key_type(&column.type_name, &self.root.key_type)
+                        && (lower.ends_with(&singular) || lower.ends_with(&root)))
+            })
+            .map(|column| column.name.clone())
+            .collect();
+        for column in suspects {
+            self.notes.push(Note {
+                level: NoteLevel::Warning,
+                table: None,
+                message: format!(
+                    "{name} has {column} but is left alone; add --tenant-column {column}?"
+                ),
+            });
+        }
+    }
+
     /// Declared FKs of every table (live first; the snapshot's for tables only it has),
     /// configured relations and tenant columns.
-    fn relations(&self, nodes: &BTreeSet<QualifiedName>) -> Result<Vec<Relation>> {
+    fn relations(&mut self, nodes: &BTreeSet<QualifiedName>) -> Result<Vec<Relation>> {
         let mut relations = Vec::new();
         let from_live = self.live.tables.values();
         let only_in_snapshot = self.snapshot.tables.values().filter(|table| {
@@ -175,6 +234,7 @@ impl<'a> Builder<'a> {
         for configured in &self.options.relations {
             relations.push(self.configured_relation(configured)?);
         }
+        self.check_tenant_columns(nodes)?;
         for name in nodes {
             if name == &self.root.table {
                 continue;
@@ -198,7 +258,93 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        Ok(relations)
+        Ok(relations
+            .into_iter()
+            .filter(|relation| self.usable(relation))
+            .collect())
+    }
+
+    /// Every `--tenant-column` names a column some table has, of a type that holds the root
+    /// key's values: a typo would otherwise leave a table's rows behind without a word.
+    fn check_tenant_columns(&self, nodes: &BTreeSet<QualifiedName>) -> Result<()> {
+        for column in &self.options.tenant_columns {
+            let mut found = false;
+            for name in nodes.iter().filter(|name| **name != self.root.table) {
+                let Some(table) = self.table(name) else {
+                    continue;
+                };
+                let Some(definition) = table.column(column) else {
+                    continue;
+                };
+                found = true;
+                if !same_key_type(&definition.type_name, &self.root.key_type) {
+                    return Err(Error::TenantColumnType {
+                        table: name.clone(),
+                        column: column.clone(),
+                        column_type: definition.type_name.clone(),
+                        root_key: format!(
+                            "{}.{} is {}",
+                            self.root.table, self.root.key_column, self.root.key_type
+                        ),
+                    });
+                }
+            }
+            if !found {
+                let similar: Vec<String> = nodes
+                    .iter()
+                    .filter_map(|name| self.table(name))
+                    .flat_map(|table| &table.columns)
+                    .map(|definition| definition.name.clone())
+                    .filter(|name| similar_name(name, column))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                return Err(Error::UnknownTenantColumn {
+                    column: column.clone(),
+                    similar,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A relation can be followed when its columns exist in its tables, on every side that
+    /// has both tables. One that cannot (a column dropped or added since the snapshot) is
+    /// noted and left out.
+    fn usable(&mut self, relation: &Relation) -> bool {
+        let mut missing = Vec::new();
+        for (side, catalog) in [("live", self.live), ("snapshot", self.snapshot)] {
+            let (Some(child), Some(parent)) = (
+                catalog.table(&relation.child),
+                catalog.table(&relation.parent),
+            ) else {
+                continue;
+            };
+            let condition = relation.condition.iter().map(|condition| &condition.column);
+            for column in relation.child_columns.iter().chain(condition) {
+                if child.column(column).is_none() {
+                    missing.push(format!("{side} has no column {}.{column}", relation.child));
+                }
+            }
+            for column in &relation.parent_columns {
+                if parent.column(column).is_none() {
+                    missing.push(format!("{side} has no column {}.{column}", relation.parent));
+                }
+            }
+        }
+        if missing.is_empty() {
+            return true;
+        }
+        self.notes.push(Note::new(
+            NoteLevel::Warning,
+            &relation.child,
+            format!(
+                "{} is not followed: {}",
+                relation.describe_short(),
+                missing.join("; ")
+            ),
+        ));
+        false
     }
 
     fn configured_relation(&self, configured: &ConfiguredRelation) -> Result<Relation> {
@@ -287,66 +433,6 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// Other relations from `table` to owned tables lead to a tenant too. A row belongs to
-    /// every tenant its chains lead to, and is inserted only when the parents of all of them
-    /// are present. A relation that carries the tenant column itself (`issues(site_id,
-    /// project_no) → projects`) cannot lead elsewhere and is not one.
-    fn add_secondary_chains(
-        &mut self,
-        table: &mut TablePlan,
-        chains: &Chains,
-        relations: &[Relation],
-    ) {
-        let Some(primary) = table.ownership.clone() else {
-            return;
-        };
-        let Some(first) = primary.chain.first() else {
-            return;
-        };
-        let direct_tenant_column = primary
-            .joins
-            .is_empty()
-            .then_some(primary.tenant_column.as_str());
-        let candidates: Vec<&Relation> = relations
-            .iter()
-            .filter(|relation| {
-                relation.child == table.name
-                    && !relation.is_self_reference()
-                    && relation.origin != RelationOrigin::TenantColumn
-                    && chains.contains_key(&relation.parent)
-                    && !same_relation(relation, first)
-                    && !direct_tenant_column
-                        .is_some_and(|column| relation.child_columns.iter().any(|c| c == column))
-            })
-            .collect();
-        if candidates.is_empty() {
-            return;
-        }
-        if table.key.is_none() {
-            self.notes.push(Note::new(
-                NoteLevel::Warning,
-                &table.name,
-                "has no key: its rows follow only the path shown, not its other references to tenants".to_owned(),
-            ));
-            return;
-        }
-        for relation in candidates {
-            let mut chain = vec![relation.clone()];
-            chain.extend(chains[&relation.parent].iter().cloned());
-            table.secondary.push(Ownership::new(chain, &self.root));
-        }
-        table.guards = std::iter::once(first)
-            .chain(
-                table
-                    .secondary
-                    .iter()
-                    .filter_map(|ownership| ownership.chain.first()),
-            )
-            .filter(|relation| relation.origin == RelationOrigin::DeclaredFk)
-            .cloned()
-            .collect();
-    }
-
     fn table_plan(
         &mut self,
         name: &QualifiedName,
@@ -374,10 +460,9 @@ impl<'a> Builder<'a> {
             )),
             _ => {}
         }
-        let ownership = chain.map(|chain| Ownership::new(chain, &self.root));
-        if let (Some(ownership), Some(snapshot)) = (&ownership, snapshot) {
-            self.check_path_in_snapshot(name, snapshot, ownership)?;
-        }
+        let ownership = chain
+            .filter(|chain| !chain.is_empty())
+            .map(|chain| Ownership { chain });
         let key = live.and_then(Table::identity_key).cloned();
         if let (Some(key), true) = (&key, snapshot.is_some()) {
             if let Some(missing) = key.columns.iter().find(|column| {
@@ -437,51 +522,10 @@ impl<'a> Builder<'a> {
             sequences,
             shared_references,
             references,
-            secondary: Vec::new(),
+            parents: Vec::new(),
             guards: Vec::new(),
+            exports: Vec::new(),
         })
-    }
-
-    /// The columns a snapshot query joins on must exist in the snapshot.
-    fn check_path_in_snapshot(
-        &self,
-        name: &QualifiedName,
-        snapshot: &Table,
-        ownership: &Ownership,
-    ) -> Result<()> {
-        let mut table = snapshot;
-        for relation in &ownership.joins {
-            for column in &relation.child_columns {
-                if table.column(column).is_none() {
-                    return Err(Error::PathNotInSnapshot {
-                        table: name.clone(),
-                        reason: format!("{} has no column {column}", table.name),
-                    });
-                }
-            }
-            table =
-                self.snapshot
-                    .table(&relation.parent)
-                    .ok_or_else(|| Error::PathNotInSnapshot {
-                        table: name.clone(),
-                        reason: format!("the snapshot has no table {}", relation.parent),
-                    })?;
-            for column in &relation.parent_columns {
-                if table.column(column).is_none() {
-                    return Err(Error::PathNotInSnapshot {
-                        table: name.clone(),
-                        reason: format!("{} has no column {column}", table.name),
-                    });
-                }
-            }
-        }
-        if table.column(&ownership.tenant_column).is_none() {
-            return Err(Error::PathNotInSnapshot {
-                table: name.clone(),
-                reason: format!("{} has no column {}", table.name, ownership.tenant_column),
-            });
-        }
-        Ok(())
     }
 }
 
@@ -569,9 +613,64 @@ fn label_column(live: &Table, snapshot: &Table, key_column: &str) -> Option<Stri
         })
 }
 
-fn same_relation(a: &Relation, b: &Relation) -> bool {
-    a.child == b.child
-        && a.parent == b.parent
-        && a.child_columns == b.child_columns
-        && a.condition == b.condition
+/// Whether a column of type `column` holds values of a root key of type `key`: the same
+/// type, or two of the integer types, or two of the text types.
+fn same_key_type(column: &str, key: &str) -> bool {
+    const INTEGERS: [&str; 3] = ["smallint", "integer", "bigint"];
+    let is_text =
+        |name: &str| name == "text" || name.starts_with("character varying") || name == "citext";
+    column == key
+        || (INTEGERS.contains(&column) && INTEGERS.contains(&key))
+        || (is_text(column) && is_text(key))
+}
+
+/// `sites` → `site`, `companies` → `company`: enough to recognise `site_id` next to `sites`.
+fn singular(name: &str) -> String {
+    if let Some(stem) = name.strip_suffix("ies") {
+        format!("{stem}y")
+    } else if let Some(stem) = name.strip_suffix('s') {
+        stem.to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Two column names a typo apart: the same letters ignoring case and underscores, or one
+/// edit away.
+fn similar_name(a: &str, b: &str) -> bool {
+    let squash = |text: &str| -> Vec<char> {
+        text.chars()
+            .filter(|ch| *ch != '_')
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let (a, b) = (squash(a), squash(b));
+    if a == b {
+        return true;
+    }
+    if a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    // One insertion, deletion or substitution.
+    let (mut i, mut j, mut edits) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] == b[j] {
+            i += 1;
+            j += 1;
+            continue;
+        }
+        edits += 1;
+        if edits > 1 {
+            return false;
+        }
+        match a.len().cmp(&b.len()) {
+            std::cmp::Ordering::Greater => i += 1,
+            std::cmp::Ordering::Less => j += 1,
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    edits + (a.len() - i) + (b.len() - j) <= 1
 }

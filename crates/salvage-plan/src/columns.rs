@@ -3,13 +3,13 @@
 //! gained is filled by its default (or NULL), and refused when it is NOT NULL without one.
 
 use salvage_catalog::{Column, QualifiedName, Table};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Note, NoteLevel};
 use crate::{Error, Result};
 
 /// One column of the rows the snapshot yields, in the order it yields them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ColumnPlan {
     pub name: String,
     /// The column's type in the snapshot.

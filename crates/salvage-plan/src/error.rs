@@ -23,11 +23,6 @@ pub enum Error {
         table: QualifiedName,
         column: String,
     },
-    #[error("cannot find {table}'s rows of a tenant in the snapshot: {reason}")]
-    PathNotInSnapshot {
-        table: QualifiedName,
-        reason: String,
-    },
     #[error("tables {} reference each other in a cycle that cannot be inserted: {reason}", join(.tables))]
     Cycle {
         tables: Vec<QualifiedName>,
@@ -38,10 +33,33 @@ pub enum Error {
         table: QualifiedName,
         reason: String,
     },
+    #[error("--tenant-column {column}: no table has a column {column}{}", similar_hint(.similar))]
+    UnknownTenantColumn {
+        column: String,
+        similar: Vec<String>,
+    },
+    #[error(
+        "--tenant-column {column}: {table}.{column} is {column_type}, but the root key {root_key}; tenant IDs cannot be compared with it"
+    )]
+    TenantColumnType {
+        table: QualifiedName,
+        column: String,
+        column_type: String,
+        /// `public.sites.id is bigint`.
+        root_key: String,
+    },
     #[error("the configuration names {table}, which does not exist in the live database")]
     UnknownTable { table: QualifiedName },
     #[error("the configuration's relation {relation}: {reason}")]
     BadRelation { relation: String, reason: String },
+}
+
+fn similar_hint(similar: &[String]) -> String {
+    if similar.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", similar.join(" or "))
+    }
 }
 
 fn join(tables: &[QualifiedName]) -> String {

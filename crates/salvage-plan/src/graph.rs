@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use salvage_catalog::{Catalog, QualifiedName, Table};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where a relation came from; shown in the plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RelationOrigin {
     /// A FOREIGN KEY constraint of the schema.
@@ -20,7 +20,7 @@ pub enum RelationOrigin {
 }
 
 /// `child(child_columns) → parent(parent_columns)`: each child row points at one parent row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Relation {
     /// The constraint's name, or a name made up for config relations and tenant columns.
     pub name: String,
@@ -36,7 +36,7 @@ pub struct Relation {
     pub initially_deferred: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Condition {
     pub column: String,
     pub value: String,

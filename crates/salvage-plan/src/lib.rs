@@ -11,6 +11,7 @@ mod columns;
 mod cycles;
 mod error;
 mod graph;
+mod membership;
 mod model;
 mod order;
 mod ownership;
@@ -18,6 +19,6 @@ mod ownership;
 pub use error::{Error, Result};
 pub use graph::{Condition, Relation, RelationOrigin};
 pub use model::{
-    ColumnPlan, ConfiguredRelation, Cycle, CycleBreak, DeferredConstraint, Note, NoteLevel,
-    Ownership, PlanOptions, Role, RootInfo, SchemaPlan, SequencePlan, TablePlan,
+    ColumnPlan, ConfiguredRelation, Cycle, CycleBreak, DeferredConstraint, MembershipGroup, Note,
+    NoteLevel, Ownership, PlanOptions, Role, RootInfo, SchemaPlan, SequencePlan, TablePlan,
 };

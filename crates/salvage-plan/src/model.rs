@@ -1,7 +1,7 @@
 //! The schema plan's types: what the rest of salvage reads.
 
 use salvage_catalog::{Catalog, Key, QualifiedName};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Result;
 pub use crate::columns::ColumnPlan;
@@ -46,7 +46,7 @@ pub struct ConfiguredRelation {
     pub condition: Option<Condition>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The tenant root table itself.
@@ -57,7 +57,7 @@ pub enum Role {
     Shared,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoteLevel {
     Info,
@@ -65,7 +65,7 @@ pub enum NoteLevel {
 }
 
 /// Something the plan wants a human to know: drift, cycles, tables left alone.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Note {
     pub level: NoteLevel,
     pub table: Option<QualifiedName>,
@@ -82,7 +82,7 @@ impl Note {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RootInfo {
     pub table: QualifiedName,
     /// The single primary-key column whose values are tenant IDs.
@@ -93,38 +93,15 @@ pub struct RootInfo {
     pub label_column: Option<String>,
 }
 
-/// How an owned table's rows map to a tenant.
-#[derive(Debug, Clone, Serialize)]
+/// The path shown for an owned table: its shortest chain of relations up to the root. Only a
+/// description — a row's tenants come from every relation it has ([`TablePlan::parents`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ownership {
-    /// The relations from this table up to the root, as the plan shows them.
+    /// The relations from this table up to the root.
     pub chain: Vec<Relation>,
-    /// The relations to join, from this table upwards, to reach the tenant column.
-    pub joins: Vec<Relation>,
-    /// The column holding the tenant ID: on the last joined table, or on this table when
-    /// `joins` is empty.
-    pub tenant_column: String,
 }
 
 impl Ownership {
-    pub(crate) fn new(chain: Vec<Relation>, root: &RootInfo) -> Self {
-        let mut joins = chain.clone();
-        let tenant_column = match joins.last() {
-            Some(last)
-                if last.parent_columns == [root.key_column.clone()] && last.condition.is_none() =>
-            {
-                let column = last.child_columns[0].clone();
-                joins.pop();
-                column
-            }
-            _ => root.key_column.clone(),
-        };
-        Self {
-            chain,
-            joins,
-            tenant_column,
-        }
-    }
-
     /// `comments → issues → projects → sites`, then how any step that is not a declared FK
     /// is made: `(tenant column site_id)`, `(configured: comments(owner_id) → folders(id) when
     /// owner_type = 'folder')`.
@@ -155,7 +132,7 @@ impl Ownership {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SequencePlan {
     pub column: String,
     pub sequence: QualifiedName,
@@ -163,11 +140,11 @@ pub struct SequencePlan {
 }
 
 /// One table of the plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TablePlan {
     pub name: QualifiedName,
     pub role: Role,
-    /// For the root and owned tables: how rows map to a tenant.
+    /// For owned tables: the shortest chain up to the root, for people to read.
     pub ownership: Option<Ownership>,
     pub in_live: bool,
     pub in_snapshot: bool,
@@ -183,13 +160,18 @@ pub struct TablePlan {
     pub shared_references: Vec<Relation>,
     /// Declared references between tables of the plan where this table is the child.
     pub references: Vec<Relation>,
-    /// Other chains of relations that lead from this table to a tenant (a link row between
-    /// two tenants' documents reaches both). A row belongs to every tenant one of its chains
-    /// leads to.
-    pub secondary: Vec<Ownership>,
-    /// Declared FKs whose parent row may belong to another tenant: a row is inserted only
-    /// when every one of these parents is present ("both ends present").
+    /// For owned tables: every relation from this table to an owned table (the root, others,
+    /// itself) whose columns exist on both sides. A row belongs to every tenant any of its
+    /// parents belongs to, over all of them; the root's rows belong to their own key.
+    pub parents: Vec<Relation>,
+    /// The parents whose row may not be there when this table's row is inserted — another
+    /// tenant's row, or one waiting itself: a row goes in only when every one of these
+    /// parents is present in live (or goes in with it). Empty when a row's only parent is
+    /// restored with it, always, before it.
     pub guards: Vec<Relation>,
+    /// The column sets other owned tables reference this one by: what a row's tenants are
+    /// looked up by when its children are read.
+    pub exports: Vec<Vec<String>>,
 }
 
 impl TablePlan {
@@ -204,8 +186,23 @@ impl TablePlan {
     }
 }
 
+/// Owned tables whose rows' tenants are worked out together: one table, or several that
+/// reference each other (and tables that reference themselves), in an order where every
+/// parent group comes first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MembershipGroup {
+    /// Indexes into [`SchemaPlan::tables`].
+    pub tables: Vec<usize>,
+    /// Some relation leads from a table of the group to a table of the group: a row's
+    /// tenants may come from rows of its own group, worked out to a fixpoint.
+    pub recursive: bool,
+    /// The longest chain of groups from the root's: groups of one level can be read
+    /// independently.
+    pub level: usize,
+}
+
 /// How a cycle of foreign keys between tables is inserted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "how", rename_all = "snake_case")]
 pub enum CycleBreak {
     /// Its deferrable constraints are checked at commit; the tables go in one by one.
@@ -215,7 +212,7 @@ pub enum CycleBreak {
     OneStatement,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cycle {
     pub tables: Vec<QualifiedName>,
     pub relations: Vec<Relation>,
@@ -243,14 +240,14 @@ impl Cycle {
 }
 
 /// A deferrable constraint set DEFERRED in every tenant's transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeferredConstraint {
     pub table: QualifiedName,
     pub name: String,
 }
 
 /// The schema-level plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SchemaPlan {
     pub root: RootInfo,
     /// Root, owned and shared tables, in restore order.
@@ -262,6 +259,15 @@ pub struct SchemaPlan {
     pub cycles: Vec<Cycle>,
     /// Constraints deferred to commit in every tenant's transaction.
     pub deferred: Vec<DeferredConstraint>,
+    /// Owned tables (and the root, first) grouped for working out row membership, parents
+    /// first.
+    pub membership: Vec<MembershipGroup>,
+    /// Every relation between the tables of the schema that planning followed (declared FKs,
+    /// configured relations, tenant columns), excluded tables left out: what an independent
+    /// check of the plan's membership starts from.
+    pub relations: Vec<Relation>,
+    /// Tables the configuration keeps shared: never owned, whatever references lead from them.
+    pub forced_shared: Vec<QualifiedName>,
     /// Tables with no relation to the tenants: left alone.
     pub unrelated: Vec<QualifiedName>,
     pub excluded: Vec<QualifiedName>,

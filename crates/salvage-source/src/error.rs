@@ -1,4 +1,6 @@
-//! Errors reading a snapshot.
+//! Errors reading a snapshot (or, with the same machinery, the live database's rows).
+
+use salvage_catalog::QualifiedName;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -9,22 +11,45 @@ pub enum Error {
     #[error(transparent)]
     Catalog(#[from] salvage_catalog::Error),
     #[error(
-        "`{0}` is not a snapshot salvage can read: neither a postgres:// URL nor an existing dump file or directory (or - for standard input)"
+        "{0} is not a snapshot salvage can read: neither a postgres:// URL nor an existing dump file or directory (or - for standard input)"
     )]
     UnknownSource(String),
     #[error(transparent)]
     Archive(#[from] salvage_archive::Error),
-    #[error("{0}")]
-    Io(String),
+    /// Reading or writing salvage's own temporary files.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the snapshot has no table {0}")]
-    MissingTable(salvage_catalog::QualifiedName),
-    #[error("{table}: the snapshot sent a row with {found} fields where {expected} were expected")]
+    MissingTable(QualifiedName),
+    #[error("{table} has no column {column} in {side}")]
+    MissingColumn {
+        table: QualifiedName,
+        column: String,
+        side: String,
+    },
+    #[error("{table}: {side} sent a row with {found} fields where {expected} were expected")]
     BadRow {
-        table: salvage_catalog::QualifiedName,
+        table: QualifiedName,
+        side: String,
         expected: usize,
         found: usize,
     },
-    /// Raised by a row callback to stop a read.
-    #[error("{0}")]
-    Aborted(String),
+    /// The plan and what was read disagree: a bug, named so it can be reported.
+    #[error("inconsistent plan: {0}")]
+    Inconsistent(String),
+    /// A worker thread stopped without an answer (it panicked).
+    #[error("a worker thread stopped: {0}")]
+    Worker(String),
+}
+
+impl Error {
+    /// Wraps an I/O error of salvage's temporary files with what was being done.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Io { context, source }
+    }
 }

@@ -1,15 +1,16 @@
 //! Snapshot sources: where the chosen tenants' rows are read from.
 //!
 //! A snapshot is a database reachable by URL (a PITR-restored instance, a paused replica, a
-//! branch) or, later, a pg_dump archive. Whatever it is, it offers the same reads, all as COPY
-//! text in the pinned session format: a tenant's rows of an owned table, rows of a table by
-//! key, and projections of a few columns for planning. Nothing here writes.
+//! branch) or a pg_dump archive. Whatever it is, it offers the same reads, all as COPY text in
+//! the pinned session format: the chosen tenants' rows of every owned table, read once by the
+//! membership rule ([`members`]) into a [`Selected`], and rows of a table by key (shared
+//! rows). The same membership read finds the chosen tenants' rows in live. Nothing here
+//! writes.
 
 mod archive;
 mod database;
 mod error;
-mod selection;
-pub mod sql;
+pub mod members;
 mod store;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use salvage_plan::{SchemaPlan, TablePlan};
 pub use archive::ArchiveSnapshot;
 pub use database::DatabaseSnapshot;
 pub use error::{Error, Result};
-pub use selection::on_rayon;
+pub use members::{Reach, Selected, SelectedTable};
 
 /// COPY text rows in chunks of one or more complete rows (each row ends with a newline, and a
 /// raw newline only ever ends a row).
@@ -41,45 +42,19 @@ pub fn row_count(chunk: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', chunk).count() as u64
 }
 
-/// One owned table's rows of the chosen tenants as a database holds them at one moment,
-/// kept per tenant in a temporary file: what verification compares the snapshot with.
-#[derive(Debug)]
-pub struct KeptRows {
-    store: store::TableStore,
-}
-
-impl KeptRows {
-    /// Reads, in one tagged COPY on `connection`, the rows of `table` (its `columns`, in
-    /// that order) that its ownership chains lead to one of `ids` on the database `catalog`
-    /// describes. A row is kept once for each distinct tenant it reaches.
-    pub async fn read(
-        connection: &mut sqlx::postgres::PgConnection,
-        catalog: &Catalog,
-        plan: &SchemaPlan,
-        table: &TablePlan,
-        columns: &[String],
-        ids: &[String],
-    ) -> Result<Self> {
-        let context = format!("read {} from live", table.name);
-        let (store, _) =
-            database::keep_owned(connection, catalog, plan, table, columns, ids, &context).await?;
-        Ok(Self { store })
-    }
-
-    /// The rows of the tenant at position `tenant` of the `ids` read, as chunks of complete
-    /// COPY rows.
-    pub fn tenant_rows(&self, tenant: usize) -> Result<Vec<Bytes>> {
-        self.store
-            .read(tenant)
-            .map_err(|error| Error::Io(format!("read the kept live rows: {error}")))
-    }
-}
-
-/// Which tenants a read is for.
-#[derive(Debug, Clone, Copy)]
-pub enum Tenants<'a> {
-    One(&'a str),
-    Many(&'a [String]),
+/// Reads, on `connection`, the rows of tenants `ids` of every owned table the database
+/// `catalog` describes has — by the same membership rule as a snapshot's — keeping the
+/// columns `keep` names for each table. `side` names the database in messages. This is how
+/// the live database's rows of the chosen tenants are found.
+pub async fn read_members(
+    connection: &mut sqlx::postgres::PgConnection,
+    catalog: &Catalog,
+    plan: &SchemaPlan,
+    ids: &[String],
+    keep: members::database::KeepColumns<'_>,
+    side: &str,
+) -> Result<Selected> {
+    members::database::select(connection, catalog, plan, ids, keep, side).await
 }
 
 /// A snapshot, cheap to clone and share between workers.
@@ -168,6 +143,17 @@ impl Snapshot {
         }
     }
 
+    /// Reads the rows of tenants `ids` (canonical) of every owned table, once: from a
+    /// database, a few statements per table; from an archive, one filtering pass. What it
+    /// returns is the only way to read those rows, and every phase reads the same ones.
+    pub async fn select(&self, plan: &SchemaPlan, ids: &[String]) -> Result<Arc<Selected>> {
+        let selected = match &*self.inner {
+            Source::Database(database) => database.select(plan, ids).await?,
+            Source::Archive(archive) => archive.select(plan, ids).await?,
+        };
+        Ok(Arc::new(selected))
+    }
+
     /// A reader with its own connection (or file handles): one per worker.
     pub async fn reader(&self) -> Result<SnapshotReader> {
         match &*self.inner {
@@ -181,7 +167,7 @@ impl Snapshot {
     }
 }
 
-/// Reads from a snapshot; every read is COPY text in snapshot column order.
+/// Reads rows by key from a snapshot; every read is COPY text in snapshot column order.
 #[derive(Debug)]
 pub struct SnapshotReader {
     inner: ReaderInner,
@@ -196,53 +182,16 @@ enum ReaderInner {
 /// A decoded row of a projection: text values, `None` for NULL.
 pub type TextRow = Vec<Option<String>>;
 
-/// A row of an owned table with the tenant each of its ownership chains leads to (one chain
-/// for most tables; `None` where a chain leads nowhere, e.g. through a NULL reference).
+/// A filter on a table's rows: its `columns` hold one of `keys` (raw COPY text of the
+/// columns, tab-joined), and, when given, the `condition` column holds the value.
 #[derive(Debug, Clone)]
-pub struct OwnedRow {
-    pub tenants: Vec<Option<String>>,
-    pub values: TextRow,
+pub struct KeyFilter {
+    pub columns: Vec<String>,
+    pub condition: Option<(String, String)>,
+    pub keys: Arc<rustc_hash::FxHashSet<Box<[u8]>>>,
 }
 
 impl SnapshotReader {
-    /// Tells the snapshot which tenants (canonical IDs) will be read: their rows of every
-    /// owned table are read here, once (one tagged COPY per table from a database, one
-    /// filtering pass over an archive), and every later read of an owned table is served
-    /// from what was kept.
-    pub async fn select_tenants(&mut self, plan: &SchemaPlan, ids: &[String]) -> Result<()> {
-        match &mut self.inner {
-            ReaderInner::Database(reader) => reader.select_tenants(plan, ids).await,
-            ReaderInner::Archive(reader) => reader.select_tenants(plan, ids).await,
-        }
-    }
-
-    /// Root rows for the given tenant IDs: `(id, label)` for each ID the snapshot has.
-    pub async fn root_rows(&mut self, plan: &SchemaPlan, ids: &[String]) -> Result<Vec<TextRow>> {
-        match &mut self.inner {
-            ReaderInner::Database(reader) => reader.root_rows(plan, ids).await,
-            ReaderInner::Archive(reader) => reader.root_rows(plan, ids).await,
-        }
-    }
-
-    /// What `select_tenants` kept, which every read of an owned table is served from.
-    fn selection(&self) -> Result<Arc<selection::Selection>> {
-        match &self.inner {
-            ReaderInner::Database(reader) => reader.selection(),
-            ReaderInner::Archive(reader) => reader.selection(),
-        }
-    }
-
-    /// The chosen tenants' rows of an owned table projected on `columns`, each with the
-    /// tenants its ownership chains lead to.
-    pub async fn project_owned(
-        &mut self,
-        table: &TablePlan,
-        columns: &[String],
-        on_row: &mut (dyn FnMut(OwnedRow) -> Result<()> + Send),
-    ) -> Result<()> {
-        selection::project_kept(self.selection()?, table, columns, on_row).await
-    }
-
     /// Rows of `table` whose `key_columns` equal one of `keys`, projected on `columns`.
     pub async fn project_by_keys(
         &mut self,
@@ -266,9 +215,21 @@ impl SnapshotReader {
         }
     }
 
-    /// A tenant's rows of an owned table (or the root), all columns of the plan.
-    pub async fn copy_owned(&mut self, table: &TablePlan, tenant: &str) -> Result<RowStream<'_>> {
-        selection::copy_kept(self.selection()?, table, tenant).await
+    /// The rows of `table`, projected on `columns` (raw COPY text), that any of `filters`
+    /// matches, each once: one statement from a database, one pass over an archive.
+    pub async fn rows_matching(
+        &mut self,
+        table: &TablePlan,
+        columns: &[String],
+        filters: &[KeyFilter],
+    ) -> Result<Vec<Bytes>> {
+        if filters.iter().all(|filter| filter.keys.is_empty()) {
+            return Ok(Vec::new());
+        }
+        match &mut self.inner {
+            ReaderInner::Database(reader) => reader.rows_matching(table, columns, filters).await,
+            ReaderInner::Archive(reader) => reader.rows_matching(table, columns, filters).await,
+        }
     }
 
     /// Rows of `table` by key, all columns of the plan.
@@ -283,4 +244,43 @@ impl SnapshotReader {
             ReaderInner::Archive(reader) => reader.copy_by_keys(table, key_columns, keys).await,
         }
     }
+}
+
+/// Runs `work` on rayon and waits for it without blocking the async runtime.
+pub async fn on_rayon<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let _ = sender.send(work());
+    });
+    receiver
+        .await
+        .map_err(|_| Error::Worker("a rayon task stopped without an answer".to_owned()))
+}
+
+/// Positions of `columns` in the plan table's snapshot rows.
+pub(crate) fn positions(table: &TablePlan, columns: &[String]) -> Result<Vec<usize>> {
+    columns
+        .iter()
+        .map(|column| {
+            table
+                .column_index(column)
+                .ok_or_else(|| Error::MissingColumn {
+                    table: table.name.clone(),
+                    column: column.clone(),
+                    side: "the snapshot".to_owned(),
+                })
+        })
+        .collect()
+}
+
+/// The fields at `positions`, decoded.
+pub(crate) fn decode_at(fields: &[&[u8]], positions: &[usize]) -> TextRow {
+    positions
+        .iter()
+        .map(|&position| {
+            fields
+                .get(position)
+                .and_then(|field| salvage_copy::decode_text(field))
+        })
+        .collect()
 }

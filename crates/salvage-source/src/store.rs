@@ -1,4 +1,4 @@
-//! The chosen tenants' rows of one table, kept while the archive is filtered: appended in
+//! The chosen tenants' rows of one table, kept while a snapshot is read: appended in
 //! per-tenant chunks to one temporary file, read back per tenant. Memory holds only the
 //! chunks being filled and a small index, whatever the number of rows.
 
@@ -21,6 +21,7 @@ pub struct StoreWriter {
     buffers: Vec<Vec<u8>>,
     buffered: usize,
     chunks: Vec<Vec<(u64, u32)>>,
+    rows: Vec<u64>,
 }
 
 impl StoreWriter {
@@ -31,11 +32,13 @@ impl StoreWriter {
             buffers: vec![Vec::new(); tenants],
             buffered: 0,
             chunks: vec![Vec::new(); tenants],
+            rows: vec![0; tenants],
         })
     }
 
     /// Keeps `row` (raw COPY text without its newline) for `tenant`.
     pub fn push(&mut self, tenant: usize, row: &[u8]) -> io::Result<()> {
+        self.rows[tenant] += 1;
         let buffer = &mut self.buffers[tenant];
         buffer.extend_from_slice(row);
         buffer.push(b'\n');
@@ -72,6 +75,7 @@ impl StoreWriter {
         Ok(TableStore {
             file: self.file,
             chunks: self.chunks,
+            rows: self.rows,
         })
     }
 }
@@ -81,9 +85,16 @@ impl StoreWriter {
 pub struct TableStore {
     file: File,
     chunks: Vec<Vec<(u64, u32)>>,
+    rows: Vec<u64>,
 }
 
 impl TableStore {
+    /// How many rows the tenant has here.
+    #[must_use]
+    pub fn count(&self, tenant: usize) -> u64 {
+        self.rows.get(tenant).copied().unwrap_or(0)
+    }
+
     /// The tenant's rows as chunks of complete COPY rows, in the order they were kept.
     pub fn read(&self, tenant: usize) -> io::Result<Vec<Bytes>> {
         let Some(chunks) = self.chunks.get(tenant) else {
@@ -100,6 +111,7 @@ impl TableStore {
     }
 
     /// Calls `visit` with each of the tenant's rows (without newline).
+    #[cfg(test)]
     pub fn for_each_row(&self, tenant: usize, mut visit: impl FnMut(&[u8])) -> io::Result<()> {
         for chunk in self.read(tenant)? {
             for row in crate::rows_of(&chunk) {

@@ -1,29 +1,38 @@
 //! Checking every tenant, `jobs` at a time, each worker on its own connections.
+//!
+//! The rows checked for a tenant are the plan's rows of it and the rows the independent
+//! check ([`crate::proof`]) reaches that the plan does not hold ("left behind"): every one of
+//! them must be in live — equal, or reported as different — unless a parent it needs is not
+//! there (waiting).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::Bytes;
 use futures_util::StreamExt;
+use rustc_hash::{FxHashMap, FxHashSet};
 use salvage_catalog::{Catalog, QualifiedName};
-use salvage_closure::{Multiset, RestorePlan, TenantClosure};
-use salvage_pg::{ConnectionRole, DatabaseUrl, Params};
+use salvage_closure::{RestorePlan, TenantClosure, multiset_of, raw_key};
+use salvage_pg::{ConnectionRole, DatabaseUrl};
 use salvage_plan::{Role, TablePlan};
-use salvage_source::sql::owned_select;
-use salvage_source::{KeptRows, RowStream, Snapshot, SnapshotReader, Tenants, TextRow};
+use salvage_source::{KeyFilter, Selected, Snapshot, SnapshotReader, TextRow};
 use serde::Serialize;
 use sqlx::postgres::PgConnection;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::Result;
-use crate::compare::ChunkComparison;
+use crate::compare::{ChunkComparison, ChunkResult, ParentKey};
 use crate::matching::{Layout, match_rows};
+use crate::proof::{self, Reached};
+use crate::{Error, Result};
 
 /// Rows compared per statement.
 const ROWS_PER_CHUNK: usize = 2_000;
 /// Tenants checked together: their rows of a table go to live in shared statements.
 const TENANTS_PER_BATCH: usize = 32;
+/// Examples kept per kind, table and tenant.
+const EXAMPLES: usize = 3;
 
 /// One table of one tenant.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -37,14 +46,18 @@ pub struct TableCheck {
     pub different: u64,
     /// In the snapshot, not in live: verification fails.
     pub missing: u64,
+    /// Of the missing rows, those the plan did not hold — found by the independent check:
+    /// the restore left them behind.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub left_behind: u64,
     /// The tenant's live rows the snapshot does not have (written after it).
     pub live_only: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing_examples: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub different_examples: Vec<String>,
-    /// In the snapshot, not in live, because a parent row of another tenant is not in live
-    /// yet: restored with that tenant ("both ends present").
+    /// In the snapshot, not in live, because a parent row it needs is not in live (another
+    /// tenant's, not restored): restored with it.
     #[serde(skip_serializing_if = "is_zero")]
     pub waiting: u64,
     /// The table has no key: rows were compared as a multiset (duplicates count).
@@ -78,6 +91,15 @@ impl TenantCheck {
     }
 
     #[must_use]
+    pub fn left_behind(&self) -> u64 {
+        self.tables
+            .iter()
+            .flatten()
+            .map(|table| table.left_behind)
+            .sum()
+    }
+
+    #[must_use]
     pub fn different(&self) -> u64 {
         self.tables
             .iter()
@@ -86,7 +108,8 @@ impl TenantCheck {
             .sum()
     }
 
-    /// Every snapshot key is in live.
+    /// Every snapshot row of the tenant (the plan's and those the independent check
+    /// reaches) is in live, or waits for a parent.
     #[must_use]
     pub fn passed(&self) -> bool {
         self.error.is_none() && self.missing() == 0
@@ -97,15 +120,28 @@ pub trait VerifyReporter: Send + Sync {
     fn tenant_checked(&self, check: &TenantCheck);
 }
 
+/// Rows of one table the plan left behind, per tenant: the full snapshot rows (keyed
+/// tables) or the written columns' values (tables without a key), each with its chain.
+#[derive(Debug, Default)]
+struct LeftBehind {
+    rows: Vec<Vec<(Vec<u8>, String)>>,
+    values: Vec<Vec<(TextRow, String)>>,
+}
+
 struct Context {
     plan: Arc<RestorePlan>,
     snapshot: Snapshot,
     target: DatabaseUrl,
     live_catalog: Arc<Catalog>,
     comparisons: Vec<Option<ChunkComparison>>,
-    /// Per keyed owned table (and the root): where its columns are, and every chosen
-    /// tenant's live rows, read once before the tenants are checked.
-    live_rows: Vec<Option<(Arc<Layout>, Arc<KeptRows>)>>,
+    /// Per keyed table: where its columns are in snapshot and live rows.
+    layouts: Vec<Option<Arc<Layout>>>,
+    /// The chosen tenants' live rows of every owned table, read once.
+    live_rows: Arc<Selected>,
+    left: HashMap<usize, LeftBehind>,
+    /// The keys, by the columns children reference them by, of every row verified: a row
+    /// whose missing parent is one of them is missing too, not waiting for another tenant.
+    verified_keys: HashMap<ParentKey, FxHashSet<Box<[u8]>>>,
     reporter: Arc<dyn VerifyReporter>,
     next: AtomicUsize,
 }
@@ -119,25 +155,58 @@ pub async fn verify(
     jobs: usize,
     reporter: Arc<dyn VerifyReporter>,
 ) -> Result<Vec<TenantCheck>> {
-    let comparisons: Vec<Option<ChunkComparison>> = plan
-        .schema
-        .tables
+    let ids: Vec<String> = plan
+        .tenants
         .iter()
-        .map(|table| ChunkComparison::new(table, &live_catalog, &plan.by_value))
+        .map(|tenant| tenant.id.clone())
         .collect();
-    let live_rows = read_live_rows(&plan, &target, &live_catalog, &comparisons, jobs).await?;
+    let started = std::time::Instant::now();
+    let mut reader = snapshot.reader().await?;
+    let reached = proof::reach(&plan.schema, &ids, &mut reader).await?;
+    let left = left_behind(&plan, &reached, &mut reader).await?;
+    drop(reader);
+    tracing::info!(
+        tables = reached.tables.len(),
+        left_behind = left
+            .values()
+            .map(|left| left.rows.iter().map(Vec::len).sum::<usize>()
+                + left.values.iter().map(Vec::len).sum::<usize>())
+            .sum::<usize>(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "the independent check reached the tenants' rows"
+    );
+    let mut comparisons = Vec::with_capacity(plan.schema.tables.len());
+    let mut layouts = Vec::with_capacity(plan.schema.tables.len());
+    for table in &plan.schema.tables {
+        let checked = table.in_live && table.in_snapshot;
+        comparisons.push(match (&table.key, checked) {
+            (Some(_), true) => Some(ChunkComparison::new(table, &live_catalog, &plan.by_value)?),
+            _ => None,
+        });
+        layouts.push(match (&table.key, checked) {
+            (Some(_), true) => Some(Arc::new(Layout::new(table).ok_or_else(|| {
+                Error::Inconsistent(format!("{}: its key is not among its columns", table.name))
+            })?)),
+            _ => None,
+        });
+    }
+    let live_rows = read_live(&plan, &target, &live_catalog, &layouts).await?;
+    let verified_keys = verified_keys(&plan, &comparisons, &left)?;
     let context = Arc::new(Context {
         plan: Arc::clone(&plan),
         snapshot,
         target,
         live_catalog,
         comparisons,
-        live_rows,
+        layouts,
+        live_rows: Arc::new(live_rows),
+        left,
+        verified_keys,
         reporter,
         next: AtomicUsize::new(0),
     });
     let mut workers = JoinSet::new();
-    for worker in 0..jobs.clamp(1, plan.tenants.len().max(1)) {
+    for worker in 0..jobs.clamp(1, plan.tenants.len().div_ceil(TENANTS_PER_BATCH).max(1)) {
         let context = Arc::clone(&context);
         workers.spawn(
             async move { context.work().await }.instrument(tracing::info_span!("verifier", worker)),
@@ -154,7 +223,243 @@ pub async fn verify(
     Ok(checks.into_iter().map(|(_, check)| check).collect())
 }
 
+/// The chosen tenants' live rows of every owned table, by the membership rule: the written
+/// and key columns of keyed tables, the written columns of the others.
+async fn read_live(
+    plan: &RestorePlan,
+    target: &DatabaseUrl,
+    live_catalog: &Catalog,
+    layouts: &[Option<Arc<Layout>>],
+) -> Result<Selected> {
+    let started = std::time::Instant::now();
+    let ids: Vec<String> = plan
+        .tenants
+        .iter()
+        .map(|tenant| tenant.id.clone())
+        .collect();
+    let columns: HashMap<QualifiedName, Vec<String>> = plan
+        .schema
+        .tables
+        .iter()
+        .zip(layouts)
+        .map(|(table, layout)| {
+            let columns = match layout {
+                Some(layout) => layout.live_columns.clone(),
+                None => table
+                    .written_columns()
+                    .map(|column| column.name.clone())
+                    .collect(),
+            };
+            (table.name.clone(), columns)
+        })
+        .collect();
+    let keep = |table: &TablePlan| columns.get(&table.name).cloned().unwrap_or_default();
+    let mut connection = salvage_pg::connect(target, ConnectionRole::ReadOnly).await?;
+    let rows = salvage_source::read_members(
+        &mut connection,
+        live_catalog,
+        &plan.schema,
+        &ids,
+        &keep,
+        "live",
+    )
+    .await;
+    salvage_pg::close(connection).await;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "read the chosen tenants' live rows"
+    );
+    Ok(rows?)
+}
+
+/// The keys of the verified rows (the plan's, and those left behind) by which the
+/// comparisons' guarded parents are referenced.
+fn verified_keys(
+    plan: &RestorePlan,
+    comparisons: &[Option<ChunkComparison>],
+    left: &HashMap<usize, LeftBehind>,
+) -> Result<HashMap<ParentKey, FxHashSet<Box<[u8]>>>> {
+    let mut wanted: Vec<ParentKey> = comparisons
+        .iter()
+        .flatten()
+        .flat_map(|comparison| {
+            comparison
+                .parents()
+                .iter()
+                .map(|(parent, _)| parent.clone())
+        })
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    let mut keys = HashMap::new();
+    for (table_name, columns) in wanted {
+        let Some(index) = plan.schema.table_index(&table_name) else {
+            continue;
+        };
+        let table = &plan.schema.tables[index];
+        let mut found: FxHashSet<Box<[u8]>> = FxHashSet::default();
+        if let Some(kept) = plan.selected.table(&table_name) {
+            let places = salvage_closure::guards::positions(table, kept.columns(), &columns)?;
+            for number in 0..plan.tenants.len() {
+                for chunk in kept.all_rows(number)? {
+                    for row in salvage_source::rows_of(&chunk) {
+                        let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                        found.extend(raw_key(&fields, &places));
+                    }
+                }
+            }
+        }
+        if let Some(left) = left.get(&index) {
+            let places: Vec<usize> = columns
+                .iter()
+                .filter_map(|column| table.column_index(column))
+                .collect();
+            for (row, _) in left.rows.iter().flatten() {
+                let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                found.extend(raw_key(&fields, &places));
+            }
+        }
+        keys.insert((table_name, columns), found);
+    }
+    Ok(keys)
+}
+
+/// The rows the independent check reached that the plan does not hold, per table and tenant.
+async fn left_behind(
+    plan: &RestorePlan,
+    reached: &Reached,
+    reader: &mut SnapshotReader,
+) -> Result<HashMap<usize, LeftBehind>> {
+    let tenants = plan.tenants.len();
+    let mut left = HashMap::new();
+    for (&index, found) in &reached.tables {
+        let table = &plan.schema.tables[index];
+        if !table.in_live || !table.in_snapshot {
+            continue;
+        }
+        // The plan's rows of each tenant, by the same identity.
+        let mut planned: Vec<FxHashMap<Box<[u8]>, u32>> = vec![FxHashMap::default(); tenants];
+        if let Some(kept) = plan.selected.table(&table.name) {
+            let places =
+                salvage_closure::guards::positions(table, kept.columns(), &found.identity)?;
+            for (number, held) in planned.iter_mut().enumerate() {
+                for chunk in kept.all_rows(number)? {
+                    for row in salvage_source::rows_of(&chunk) {
+                        let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                        let id: Option<Box<[u8]>> = if found.keyless {
+                            Some(join_all(&fields, &places))
+                        } else {
+                            raw_key(&fields, &places)
+                        };
+                        if let Some(id) = id {
+                            *held.entry(id).or_default() += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let mut missing: Vec<Vec<(Box<[u8]>, u32)>> = vec![Vec::new(); tenants];
+        for (id, row) in &found.rows {
+            for &tenant in &row.tenants {
+                let held = planned[tenant as usize].get(id).copied().unwrap_or(0);
+                let wanted = if found.keyless { row.copies } else { 1 };
+                if held < wanted {
+                    missing[tenant as usize].push((id.clone(), wanted - held));
+                }
+            }
+        }
+        if missing.iter().all(Vec::is_empty) {
+            continue;
+        }
+        let mut entry = LeftBehind {
+            rows: vec![Vec::new(); tenants],
+            values: vec![Vec::new(); tenants],
+        };
+        if found.keyless {
+            for (tenant, ids) in missing.into_iter().enumerate() {
+                for (id, copies) in ids {
+                    let chain = reached.chain(&plan.schema, index, &id, tenant as u32);
+                    let values: TextRow = salvage_copy::fields(&id)
+                        .map(salvage_copy::decode_text)
+                        .collect();
+                    for _ in 0..copies {
+                        entry.values[tenant].push((values.clone(), chain.clone()));
+                    }
+                }
+            }
+        } else {
+            let keys: FxHashSet<Box<[u8]>> =
+                missing.iter().flatten().map(|(id, _)| id.clone()).collect();
+            let columns: Vec<String> = table
+                .columns
+                .iter()
+                .map(|column| column.name.clone())
+                .collect();
+            let chunks = reader
+                .rows_matching(
+                    table,
+                    &columns,
+                    &[KeyFilter {
+                        columns: found.identity.clone(),
+                        condition: None,
+                        keys: Arc::new(keys),
+                    }],
+                )
+                .await?;
+            let places: Vec<usize> = found
+                .identity
+                .iter()
+                .filter_map(|column| table.column_index(column))
+                .collect();
+            let mut rows: FxHashMap<Box<[u8]>, Vec<u8>> = FxHashMap::default();
+            for chunk in &chunks {
+                for row in salvage_source::rows_of(chunk) {
+                    let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                    if let Some(id) = raw_key(&fields, &places) {
+                        rows.insert(id, row.to_vec());
+                    }
+                }
+            }
+            for (tenant, ids) in missing.into_iter().enumerate() {
+                for (id, _) in ids {
+                    if let Some(row) = rows.get(&id) {
+                        let chain = reached.chain(&plan.schema, index, &id, tenant as u32);
+                        entry.rows[tenant].push((row.clone(), chain));
+                    }
+                }
+            }
+        }
+        left.insert(index, entry);
+    }
+    Ok(left)
+}
+
+fn join_all(fields: &[&[u8]], places: &[usize]) -> Box<[u8]> {
+    places
+        .iter()
+        .map(|&place| fields.get(place).copied().unwrap_or(salvage_copy::NULL))
+        .collect::<Vec<_>>()
+        .join(&b'\t')
+        .into()
+}
+
 impl Context {
+    /// Compares a chunk, telling the comparison which parents are verified rows.
+    async fn compare(
+        &self,
+        comparison: &ChunkComparison,
+        connection: &mut PgConnection,
+        rows: &[(usize, TextRow)],
+    ) -> Result<Vec<(usize, ChunkResult)>> {
+        let parents = comparison.parents();
+        let expected = |number: usize, key: &[u8]| {
+            self.verified_keys
+                .get(&parents[number].0)
+                .is_some_and(|keys| keys.contains(key))
+        };
+        comparison.run(connection, rows, &expected).await
+    }
+
     /// Takes batches of tenants until none are left.
     async fn work(&self) -> Result<Vec<(usize, TenantCheck)>> {
         let mut connection = salvage_pg::connect(&self.target, ConnectionRole::ReadOnly).await?;
@@ -199,7 +504,8 @@ impl Context {
     }
 
     /// Checks a batch of tenants table by table; keyed tables are compared for the whole
-    /// batch in shared statements, grouped by tenant.
+    /// batch in shared statements, grouped by tenant (the plan's rows of tenant `p` as `p`,
+    /// the rows it left behind as `batch + p`).
     async fn check_batch(
         &self,
         indexes: &[usize],
@@ -208,6 +514,7 @@ impl Context {
         reader: &mut SnapshotReader,
     ) -> Result<()> {
         let plan = &self.plan;
+        let batch = indexes.len();
         for (table_index, table) in plan.schema.tables.iter().enumerate() {
             if !table.in_live || !table.in_snapshot {
                 continue;
@@ -220,93 +527,174 @@ impl Context {
                 }
                 continue;
             };
-            let mut table_checks: Vec<Option<TableCheck>> = vec![None; indexes.len()];
-            let mut live_counts: Vec<Option<u64>> = vec![None; indexes.len()];
+            let left = self.left.get(&table_index);
+            let mut table_checks: Vec<Option<TableCheck>> = vec![None; batch * 2];
+            let mut live_counts: Vec<Option<u64>> = vec![None; batch];
+            let mut chains: FxHashMap<(usize, String), String> = FxHashMap::default();
             let mut unsettled: Vec<(usize, TextRow)> = Vec::with_capacity(ROWS_PER_CHUNK);
             for (position, &index) in indexes.iter().enumerate() {
                 let tenant = &plan.tenants[index];
-                let mut rows = match self.snapshot_rows(table_index, tenant, reader).await? {
-                    Some(rows) => rows,
-                    None if table.role == Role::Shared => continue,
-                    None => futures_util::stream::empty().boxed(),
-                };
-                table_checks[position] = Some(TableCheck {
-                    table: Some(table.name.clone()),
-                    ..TableCheck::default()
-                });
-                // Counted here; the typed comparison adds its results as its chunks run.
-                let (mut read, mut equal) = (0, 0);
-                if let Some((layout, live)) = &self.live_rows[table_index] {
-                    let mut snapshot = Vec::new();
-                    while let Some(data) = rows.next().await {
-                        snapshot.push(data?);
-                    }
-                    let (layout, live) = (Arc::clone(layout), Arc::clone(live));
-                    let matched = salvage_source::on_rayon(move || {
-                        live.tenant_rows(index)
-                            .map(|live| match_rows(&layout, &snapshot, &live))
-                    })
-                    .await??;
-                    (read, equal) = (matched.snapshot, matched.equal);
-                    live_counts[position] = Some(matched.live);
-                    for row in matched.unsettled {
-                        unsettled.push((position, row));
-                        if unsettled.len() >= ROWS_PER_CHUNK {
-                            let results = comparison.run(connection, &unsettled).await?;
-                            apply(results, &mut table_checks);
-                            unsettled.clear();
-                        }
-                    }
-                } else {
-                    while let Some(data) = rows.next().await {
-                        let data = data?;
-                        for line in salvage_source::rows_of(&data) {
-                            unsettled.push((
-                                position,
-                                salvage_copy::fields(line)
-                                    .map(salvage_copy::decode_text)
-                                    .collect(),
-                            ));
-                            read += 1;
-                        }
-                        if unsettled.len() >= ROWS_PER_CHUNK {
-                            let results = comparison.run(connection, &unsettled).await?;
-                            apply(results, &mut table_checks);
-                            unsettled.clear();
-                        }
-                    }
+                let snapshot = self
+                    .snapshot_rows(table_index, index, tenant, reader)
+                    .await?;
+                let left_rows: Vec<&(Vec<u8>, String)> = left
+                    .map(|left| left.rows[index].iter().collect())
+                    .unwrap_or_default();
+                if snapshot.is_none() && left_rows.is_empty() && table.role == Role::Shared {
+                    continue;
                 }
-                if let Some(check) = table_checks[position].as_mut() {
-                    check.snapshot += read;
-                    check.equal += equal;
+                for slot in [position, batch + position] {
+                    table_checks[slot] = Some(TableCheck {
+                        table: Some(table.name.clone()),
+                        ..TableCheck::default()
+                    });
+                }
+                let mut parts: Vec<(usize, Vec<Bytes>)> =
+                    vec![(position, snapshot.unwrap_or_default())];
+                if !left_rows.is_empty() {
+                    let mut data = Vec::new();
+                    for (row, chain) in &left_rows {
+                        data.extend_from_slice(row);
+                        data.push(b'\n');
+                        let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                        let key = key_text(table, &fields);
+                        chains.insert((position, key), chain.clone());
+                    }
+                    parts.push((batch + position, vec![Bytes::from(data)]));
+                }
+                for (slot, rows) in parts {
+                    let (read, equal, live) = if let Some(layout) = &self.layouts[table_index]
+                        .clone()
+                        .filter(|_| table.role != Role::Shared)
+                    {
+                        let layout = Arc::clone(layout);
+                        let live_rows = Arc::clone(&self.live_rows);
+                        let name = table.name.clone();
+                        let matched = salvage_source::on_rayon(move || {
+                            let live = match live_rows.table(&name) {
+                                Some(kept) => kept.all_rows(index)?,
+                                None => Vec::new(),
+                            };
+                            Ok::<_, salvage_source::Error>(match_rows(&layout, &rows, &live))
+                        })
+                        .await??;
+                        for row in matched.unsettled {
+                            unsettled.push((slot, row));
+                            if unsettled.len() >= ROWS_PER_CHUNK {
+                                apply(
+                                    self.compare(comparison, connection, &unsettled).await?,
+                                    &mut table_checks,
+                                );
+                                unsettled.clear();
+                            }
+                        }
+                        (matched.snapshot, matched.equal, Some(matched.live))
+                    } else {
+                        let mut read = 0;
+                        for chunk in &rows {
+                            for line in salvage_source::rows_of(chunk) {
+                                unsettled.push((
+                                    slot,
+                                    salvage_copy::fields(line)
+                                        .map(salvage_copy::decode_text)
+                                        .collect(),
+                                ));
+                                read += 1;
+                            }
+                            if unsettled.len() >= ROWS_PER_CHUNK {
+                                apply(
+                                    self.compare(comparison, connection, &unsettled).await?,
+                                    &mut table_checks,
+                                );
+                                unsettled.clear();
+                            }
+                        }
+                        (read, 0, None)
+                    };
+                    if let Some(check) = table_checks[slot].as_mut() {
+                        check.snapshot += read;
+                        check.equal += equal;
+                    }
+                    if slot == position {
+                        live_counts[position] = live;
+                    }
                 }
             }
             if !unsettled.is_empty() {
                 apply(
-                    comparison.run(connection, &unsettled).await?,
+                    self.compare(comparison, connection, &unsettled).await?,
                     &mut table_checks,
                 );
             }
-            for (check, live) in table_checks.iter_mut().zip(&live_counts) {
-                if let (Some(check), Some(live)) = (check, live) {
+            for position in 0..batch {
+                let (Some(mut check), extra) = (
+                    table_checks[position].take(),
+                    table_checks[batch + position].take(),
+                ) else {
+                    continue;
+                };
+                if let Some(extra) = extra {
+                    check.snapshot += extra.snapshot;
+                    check.equal += extra.equal;
+                    check.different += extra.different;
+                    check.waiting += extra.waiting;
+                    check.missing += extra.missing;
+                    check.left_behind += extra.missing;
+                    let mut examples: Vec<String> = extra
+                        .missing_examples
+                        .iter()
+                        .map(|key| {
+                            let chain = chains
+                                .get(&(position, key.clone()))
+                                .map_or("", String::as_str);
+                            format!("({})=({key}) left behind: {chain}", key_names(table))
+                        })
+                        .collect();
+                    examples.extend(
+                        check
+                            .missing_examples
+                            .iter()
+                            .map(|key| format!("({})=({key})", key_names(table))),
+                    );
+                    examples.truncate(EXAMPLES);
+                    check.missing_examples = examples;
+                    extend_examples(&mut check.different_examples, extra.different_examples);
+                } else {
+                    check.missing_examples = check
+                        .missing_examples
+                        .iter()
+                        .map(|key| format!("({})=({key})", key_names(table)))
+                        .collect();
+                }
+                check.different_examples = check
+                    .different_examples
+                    .iter()
+                    .map(|key| {
+                        if key.starts_with('(') {
+                            key.clone()
+                        } else {
+                            format!("({})=({key})", key_names(table))
+                        }
+                    })
+                    .collect();
+                if let Some(live) = live_counts[position] {
                     check.live_only = Some(live.saturating_sub(check.equal + check.different));
                 }
-            }
-            for (position, check) in table_checks.into_iter().enumerate() {
-                checks[position].tables[table_index] = check;
+                checks[position].tables[table_index] = Some(check);
             }
         }
         Ok(())
     }
 
-    /// The snapshot rows of a tenant to check in a table: its owned rows, or the shared rows
-    /// the restore added for it. `None` when there are none.
-    async fn snapshot_rows<'r>(
+    /// The snapshot rows of a tenant to check in a table: its rows the plan holds, or the
+    /// shared rows the restore added for it. `None` when there are none.
+    async fn snapshot_rows(
         &self,
         table_index: usize,
+        number: usize,
         tenant: &TenantClosure,
-        reader: &'r mut SnapshotReader,
-    ) -> Result<Option<RowStream<'r>>> {
+        reader: &mut SnapshotReader,
+    ) -> Result<Option<Vec<Bytes>>> {
         let plan = &self.plan;
         let table = &plan.schema.tables[table_index];
         Ok(match table.role {
@@ -315,18 +703,24 @@ impl Context {
                 plan.shared_key_columns.get(&table_index),
             ) {
                 (Some(keys), Some(key_columns)) if !keys.is_empty() => {
-                    Some(reader.copy_by_keys(table, key_columns, keys).await?)
+                    let mut stream = reader.copy_by_keys(table, key_columns, keys).await?;
+                    let mut chunks = Vec::new();
+                    while let Some(chunk) = stream.next().await {
+                        chunks.push(chunk?);
+                    }
+                    Some(chunks)
                 }
                 _ => None,
             },
-            Role::Root | Role::Owned if tenant.tables[table_index].snapshot > 0 => {
-                Some(reader.copy_owned(table, &tenant.id).await?)
-            }
-            Role::Root | Role::Owned => None,
+            Role::Root | Role::Owned => match plan.selected.table(&table.name) {
+                Some(kept) if kept.total(number) > 0 => Some(kept.all_rows(number)?),
+                _ => None,
+            },
         })
     }
 
-    /// One keyless table of one tenant, compared as multisets.
+    /// One keyless table of one tenant, compared as multisets: its snapshot rows (with the
+    /// copies the plan left behind) against its live rows, both bound as arrays.
     async fn check_multiset(
         &self,
         table_index: usize,
@@ -334,77 +728,90 @@ impl Context {
         connection: &mut PgConnection,
         reader: &mut SnapshotReader,
     ) -> Result<Option<TableCheck>> {
-        let table = &self.plan.schema.tables[table_index];
-        let tenant = &self.plan.tenants[index];
-        let rows = match self.snapshot_rows(table_index, tenant, reader).await? {
-            Some(mut rows) => {
-                let mut decoded = Vec::new();
-                while let Some(data) = rows.next().await {
-                    let data = data?;
-                    for line in salvage_source::rows_of(&data) {
-                        decoded.push(
-                            salvage_copy::fields(line)
-                                .map(salvage_copy::decode_text)
+        let plan = &self.plan;
+        let table = &plan.schema.tables[table_index];
+        let tenant = &plan.tenants[index];
+        let multiset = multiset_of(table, &self.live_catalog, &plan.by_value)?;
+        let columns = multiset.column_names();
+        let snapshot_places: Vec<usize> = columns
+            .iter()
+            .map(|name| {
+                table.column_index(name).ok_or_else(|| {
+                    Error::Inconsistent(format!(
+                        "{} has no column {name} in the snapshot",
+                        table.name
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let mut rows: Vec<TextRow> = Vec::new();
+        match self
+            .snapshot_rows(table_index, index, tenant, reader)
+            .await?
+        {
+            Some(chunks) => {
+                for chunk in &chunks {
+                    for line in salvage_source::rows_of(chunk) {
+                        let fields: Vec<&[u8]> = salvage_copy::fields(line).collect();
+                        rows.push(
+                            snapshot_places
+                                .iter()
+                                .map(|&place| {
+                                    fields
+                                        .get(place)
+                                        .and_then(|field| salvage_copy::decode_text(field))
+                                })
                                 .collect(),
                         );
                     }
                 }
-                decoded
             }
             None if table.role == Role::Shared => return Ok(None),
-            None => Vec::new(),
-        };
-        let mut check = TableCheck {
-            table: Some(table.name.clone()),
-            ..TableCheck::default()
-        };
-        self.compare_multiset(table, tenant, rows, connection, &mut check)
-            .await?;
-        Ok(Some(check))
-    }
-
-    /// A keyless table: the tenant's snapshot rows against its live rows, as multisets.
-    async fn compare_multiset(
-        &self,
-        table: &TablePlan,
-        tenant: &TenantClosure,
-        rows: Vec<Vec<Option<String>>>,
-        connection: &mut PgConnection,
-        check: &mut TableCheck,
-    ) -> Result<()> {
-        check.multiset = true;
-        check.snapshot = rows.len() as u64;
-        let Some(multiset) = Multiset::new(table, &self.live_catalog, &self.plan.by_value) else {
-            return Ok(());
-        };
-        let written = multiset.column_names();
-        let mut params = Params::default();
-        let live = if table.role == Role::Shared {
-            self.live_catalog.from_item(&table.name)
-        } else {
-            let select = owned_select(
-                &self.live_catalog,
-                &self.plan.schema,
-                table,
-                &written,
-                false,
-                Tenants::One(&tenant.id),
-                &mut params,
-            )?;
-            format!("({select})")
-        };
-        let sql = multiset.totals(&multiset.from_arrays(params.values.len() + 1), &live);
-        let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql);
-        for value in &params.values {
-            query = query.bind(value);
+            None => {}
         }
-        for name in &written {
-            let position = table.column_index(name).unwrap_or(0);
-            let values: Vec<Option<String>> = rows
-                .iter()
-                .map(|row| row.get(position).cloned().flatten())
-                .collect();
-            query = query.bind(values);
+        let left: Vec<&(TextRow, String)> = self
+            .left
+            .get(&table_index)
+            .map(|left| left.values[index].iter().collect())
+            .unwrap_or_default();
+        rows.extend(left.iter().map(|(values, _)| values.clone()));
+        let mut live_rows: Vec<TextRow> = Vec::new();
+        if table.role != Role::Shared {
+            if let Some(kept) = self.live_rows.table(&table.name) {
+                let places = salvage_closure::guards::positions(table, kept.columns(), &columns)?;
+                for chunk in kept.all_rows(index)? {
+                    for line in salvage_source::rows_of(&chunk) {
+                        let fields: Vec<&[u8]> = salvage_copy::fields(line).collect();
+                        live_rows.push(
+                            places
+                                .iter()
+                                .map(|&place| {
+                                    fields
+                                        .get(place)
+                                        .and_then(|field| salvage_copy::decode_text(field))
+                                })
+                                .collect(),
+                        );
+                    }
+                }
+            }
+        }
+        let sql = multiset.totals();
+        let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql);
+        for column in 0..columns.len() {
+            query = query.bind(
+                rows.iter()
+                    .map(|row| row[column].clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        for column in 0..columns.len() {
+            query = query.bind(
+                live_rows
+                    .iter()
+                    .map(|row| row[column].clone())
+                    .collect::<Vec<_>>(),
+            );
         }
         let (matched, missing, extra) =
             query
@@ -414,87 +821,62 @@ impl Context {
                     "compare {}'s rows with live",
                     table.name
                 )))?;
-        check.equal = matched as u64;
-        check.missing = missing as u64;
-        check.live_only = (table.role != Role::Shared).then_some(extra as u64);
-        Ok(())
+        let left_missing = (missing as u64).min(left.len() as u64);
+        Ok(Some(TableCheck {
+            table: Some(table.name.clone()),
+            snapshot: rows.len() as u64,
+            equal: matched as u64,
+            missing: missing as u64,
+            left_behind: left_missing,
+            live_only: (table.role != Role::Shared).then_some(extra as u64),
+            missing_examples: left
+                .iter()
+                .take(if left_missing > 0 { EXAMPLES } else { 0 })
+                .map(|(values, chain)| {
+                    let text: Vec<&str> = values
+                        .iter()
+                        .map(|value| value.as_deref().unwrap_or("NULL"))
+                        .collect();
+                    format!(
+                        "({})=({}) left behind: {chain}",
+                        columns.join(", "),
+                        text.join(", ")
+                    )
+                })
+                .collect(),
+            multiset: true,
+            ..TableCheck::default()
+        }))
     }
 }
 
-/// Every chosen tenant's live rows of each keyed table the comparison covers (owned tables
-/// and the root), one tagged COPY per table, on up to `jobs` connections: with them most
-/// rows are settled by their text, without a statement per chunk of rows.
-async fn read_live_rows(
-    plan: &RestorePlan,
-    target: &DatabaseUrl,
-    live_catalog: &Catalog,
-    comparisons: &[Option<ChunkComparison>],
-    jobs: usize,
-) -> Result<Vec<Option<(Arc<Layout>, Arc<KeptRows>)>>> {
-    let mut wanted = Vec::new();
-    for (index, (table, comparison)) in plan.schema.tables.iter().zip(comparisons).enumerate() {
-        if table.in_live && table.in_snapshot && table.role != Role::Shared && comparison.is_some()
-        {
-            if let Some(layout) = Layout::new(table) {
-                wanted.push((index, layout));
-            }
-        }
-    }
-    let ids: Vec<String> = plan
-        .tenants
+/// `id, payment_date` — the key's column names, for examples.
+fn key_names(table: &TablePlan) -> String {
+    table
+        .key
+        .as_ref()
+        .map_or_else(String::new, |key| key.columns.join(", "))
+}
+
+/// The key's values as the comparison shows them: decoded, joined by `, `.
+fn key_text(table: &TablePlan, fields: &[&[u8]]) -> String {
+    table
+        .key
         .iter()
-        .map(|tenant| tenant.id.clone())
-        .collect();
-    let started = std::time::Instant::now();
-    let next = AtomicUsize::new(0);
-    let queue = &wanted;
-    let readers = (0..jobs.clamp(1, queue.len().max(1))).map(|_| async {
-        let mut read = Vec::new();
-        if next.load(Ordering::SeqCst) >= queue.len() {
-            return Ok(read);
-        }
-        let mut connection = salvage_pg::connect(target, ConnectionRole::ReadOnly).await?;
-        while let Some((index, layout)) = queue.get(next.fetch_add(1, Ordering::SeqCst)) {
-            let table = &plan.schema.tables[*index];
-            let started = std::time::Instant::now();
-            let rows = KeptRows::read(
-                &mut connection,
-                live_catalog,
-                &plan.schema,
-                table,
-                &layout.live_columns,
-                &ids,
-            )
-            .await?;
-            tracing::debug!(table = %table.name, elapsed_ms = started.elapsed().as_millis() as u64, "read live rows");
-            read.push((*index, rows));
-        }
-        salvage_pg::close(connection).await;
-        Ok::<_, crate::Error>(read)
-    });
-    let read: Vec<(usize, KeptRows)> = futures_util::future::try_join_all(readers)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
-    tracing::info!(
-        tables = read.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "read the chosen tenants' live rows"
-    );
-    let mut live_rows: Vec<Option<(Arc<Layout>, Arc<KeptRows>)>> =
-        (0..plan.schema.tables.len()).map(|_| None).collect();
-    let mut layouts: HashMap<usize, Layout> = wanted.into_iter().collect();
-    for (index, rows) in read {
-        if let Some(layout) = layouts.remove(&index) {
-            live_rows[index] = Some((Arc::new(layout), Arc::new(rows)));
-        }
-    }
-    Ok(live_rows)
+        .flat_map(|key| &key.columns)
+        .filter_map(|column| table.column_index(column))
+        .map(|place| {
+            fields
+                .get(place)
+                .and_then(|field| salvage_copy::decode_text(field))
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Adds a comparison's results to the checks of the batch's tenants.
-fn apply(results: Vec<(usize, crate::compare::ChunkResult)>, checks: &mut [Option<TableCheck>]) {
+fn apply(results: Vec<(usize, ChunkResult)>, checks: &mut [Option<TableCheck>]) {
     for (position, result) in results {
         let Some(Some(check)) = checks.get_mut(position) else {
             continue;
@@ -509,7 +891,6 @@ fn apply(results: Vec<(usize, crate::compare::ChunkResult)>, checks: &mut [Optio
 }
 
 fn extend_examples(examples: &mut Vec<String>, more: Vec<String>) {
-    const KEPT: usize = 3;
-    let room = KEPT.saturating_sub(examples.len());
+    let room = EXAMPLES.saturating_sub(examples.len());
     examples.extend(more.into_iter().take(room));
 }

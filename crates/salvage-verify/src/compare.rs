@@ -3,12 +3,13 @@
 use std::collections::BTreeSet;
 
 use salvage_catalog::Catalog;
-use salvage_pg::quote_ident;
-use salvage_plan::{Relation, TablePlan};
+use salvage_plan::TablePlan;
+use salvage_sql::from_item;
+use salvage_sql::verify::{Compared, Parent, compare_chunk};
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// The result of comparing some snapshot rows with live.
 #[derive(Debug, Default)]
@@ -27,87 +28,115 @@ pub struct ChunkResult {
 pub struct ChunkComparison {
     sql: String,
     width: usize,
+    /// Per guarded parent: the parent and columns it is referenced by, and where the
+    /// reference is in the rows.
+    parents: Vec<(ParentKey, Vec<usize>)>,
 }
 
+/// A parent table and the columns a child references it by.
+pub type ParentKey = (salvage_catalog::QualifiedName, Vec<String>);
+
 impl ChunkComparison {
-    /// `None` when the table has no key to match rows by. `by_value` lists the live types
-    /// compared by value; the others compare by text.
-    pub fn new(table: &TablePlan, catalog: &Catalog, by_value: &BTreeSet<String>) -> Option<Self> {
-        let key = table.key.as_ref()?;
-        let live = catalog.table(&table.name)?;
-        let live_type = |name: &str| live.column(name).map(|column| column.type_name.clone());
-        let position = |name: &str| table.column_index(name);
-        // $1: each row's tenant (its position in the batch); then one array per column.
-        let arrays: Vec<String> = std::iter::once("$1::int4[]".to_owned())
-            .chain((2..=table.columns.len() + 1).map(|n| format!("${n}::text[]")))
-            .collect();
-        let aliases: Vec<String> = std::iter::once("tenant".to_owned())
-            .chain((0..table.columns.len()).map(|n| format!("c{n}")))
-            .collect();
-        let mut join = Vec::new();
-        let mut key_text = Vec::new();
-        for column in &key.columns {
-            let (index, type_name) = (position(column)?, live_type(column)?);
-            join.push(format!(
-                "t.{} = s.c{index}::{type_name}",
-                quote_ident(column)
-            ));
-            key_text.push(format!("s.c{index}"));
-        }
-        let (mut live_side, mut snapshot_side) = (Vec::new(), Vec::new());
-        for column in table.written_columns() {
-            let (index, type_name) = (position(&column.name)?, live_type(&column.name)?);
-            if by_value.contains(&type_name) {
-                live_side.push(format!("t.{}", quote_ident(&column.name)));
-                snapshot_side.push(format!("s.c{index}::{type_name}"));
-            } else {
-                live_side.push(format!("t.{}::text", quote_ident(&column.name)));
-                snapshot_side.push(format!("s.c{index}"));
+    /// For a table with a key; `by_value` lists the live types compared by value, the others
+    /// compare by text. Absence of anything the comparison needs is an error naming it.
+    pub fn new(table: &TablePlan, catalog: &Catalog, by_value: &BTreeSet<String>) -> Result<Self> {
+        let missing =
+            |what: String| Error::Inconsistent(format!("cannot compare {}: {what}", table.name));
+        let key = table
+            .key
+            .as_ref()
+            .ok_or_else(|| missing("it has no key".to_owned()))?;
+        let live = catalog
+            .table(&table.name)
+            .ok_or_else(|| missing("live has no such table".to_owned()))?;
+        let compared = |name: &str| -> Result<Compared> {
+            let position = table
+                .column_index(name)
+                .ok_or_else(|| missing(format!("the snapshot has no column {name}")))?;
+            let live_type = live
+                .column(name)
+                .ok_or_else(|| missing(format!("live has no column {name}")))?
+                .type_name
+                .clone();
+            Ok(Compared {
+                position,
+                name: name.to_owned(),
+                by_value: by_value.contains(&live_type),
+                live_type,
+            })
+        };
+        let key_columns = key
+            .columns
+            .iter()
+            .map(|name| compared(name))
+            .collect::<Result<Vec<_>>>()?;
+        let written = table
+            .written_columns()
+            .map(|column| compared(&column.name))
+            .collect::<Result<Vec<_>>>()?;
+        let mut parents = Vec::new();
+        let mut references = Vec::new();
+        for relation in &table.guards {
+            let parent = catalog
+                .table(&relation.parent)
+                .ok_or_else(|| missing(format!("live has no table {}", relation.parent)))?;
+            let mut columns = Vec::new();
+            for (child, parent_column) in
+                relation.child_columns.iter().zip(&relation.parent_columns)
+            {
+                let position = table
+                    .column_index(child)
+                    .ok_or_else(|| missing(format!("the snapshot has no column {child}")))?;
+                let type_name = parent
+                    .column(parent_column)
+                    .ok_or_else(|| {
+                        missing(format!(
+                            "live's {} has no column {parent_column}",
+                            relation.parent
+                        ))
+                    })?
+                    .type_name
+                    .clone();
+                columns.push((position, parent_column.clone(), type_name));
             }
+            references.push((
+                (relation.parent.clone(), relation.parent_columns.clone()),
+                columns.iter().map(|(position, _, _)| *position).collect(),
+            ));
+            parents.push(Parent {
+                from: from_item(catalog, &relation.parent),
+                columns,
+            });
         }
-        let guards = guards_hold(table, catalog)?;
-        let absent = format!("t.{} IS NULL", quote_ident(&key.columns[0]));
-        let equal = format!(
-            "ROW({}) IS NOT DISTINCT FROM ROW({})",
-            live_side.join(", "),
-            snapshot_side.join(", ")
-        );
-        let key_text = format!("concat_ws(', ', {})", key_text.join(", "));
-        // Each row's facts are computed once, in a subquery the planner may not inline
-        // (OFFSET 0): the typed comparison casts every column, and written into each FILTER
-        // it would run once per FILTER. Equality is worked out only for rows live has, the
-        // guards only for rows it lacks, the key text only for rows the examples may show.
-        let sql = format!(
-            "SELECT c.tenant, \
-                    count(*) FILTER (WHERE NOT c.found AND c.guarded)::int8 AS missing, \
-                    count(*) FILTER (WHERE c.found AND c.equal)::int8 AS equal, \
-                    count(*) FILTER (WHERE c.found AND NOT c.equal)::int8 AS different, \
-                    count(*) FILTER (WHERE NOT c.found AND NOT c.guarded)::int8 AS waiting, \
-                    (array_agg(c.key) FILTER (WHERE NOT c.found AND c.guarded))[1:3] AS missing_examples, \
-                    (array_agg(c.key) FILTER (WHERE c.found AND NOT c.equal))[1:3] AS different_examples \
-             FROM (SELECT s.tenant, NOT ({absent}) AS found, \
-                          CASE WHEN NOT ({absent}) THEN {equal} END AS equal, \
-                          CASE WHEN {absent} THEN {guards} END AS guarded, \
-                          CASE WHEN {absent} OR NOT ({equal}) THEN {key_text} END AS key \
-                   FROM unnest({}) AS s({}) LEFT JOIN {} AS t ON {} OFFSET 0) AS c \
-             GROUP BY c.tenant",
-            arrays.join(", "),
-            aliases.join(", "),
-            catalog.from_item(&table.name),
-            join.join(" AND ")
-        );
-        Some(Self {
-            sql,
+        Ok(Self {
+            sql: compare_chunk(
+                &from_item(catalog, &table.name),
+                table.columns.len(),
+                &key_columns,
+                &written,
+                &parents,
+            ),
             width: table.columns.len(),
+            parents: references,
         })
+    }
+
+    /// The guarded parents rows reference, so the caller can tell which are rows verified
+    /// themselves.
+    #[must_use]
+    pub fn parents(&self) -> &[(ParentKey, Vec<usize>)] {
+        &self.parents
     }
 
     /// Compares `rows` (text values in snapshot column order, each with its tenant's
     /// position in the batch) with live; one result per tenant that had rows.
+    /// `expected(parent number, raw key)` says whether a parent a row references is one of the
+    /// rows verified (a row under a missing one of those is missing, not waiting).
     pub async fn run(
         &self,
         connection: &mut PgConnection,
         rows: &[(usize, Vec<Option<String>>)],
+        expected: &(dyn Fn(usize, &[u8]) -> bool + Sync),
     ) -> Result<Vec<(usize, ChunkResult)>> {
         let tenants: Vec<i32> = rows.iter().map(|(tenant, _)| *tenant as i32).collect();
         let mut query = sqlx::query(&self.sql).bind(tenants);
@@ -117,6 +146,25 @@ impl ChunkComparison {
                 .map(|(_, row)| row.get(column).cloned().flatten())
                 .collect();
             query = query.bind(values);
+        }
+        for (number, (_, positions)) in self.parents.iter().enumerate() {
+            let flags: Vec<bool> = rows
+                .iter()
+                .map(|(_, row)| {
+                    let mut key = Vec::new();
+                    for (index, &position) in positions.iter().enumerate() {
+                        let Some(Some(value)) = row.get(position) else {
+                            return false;
+                        };
+                        if index > 0 {
+                            key.push(b'\t');
+                        }
+                        salvage_copy::encode(Some(value.as_bytes()), &mut key);
+                    }
+                    expected(number, &key)
+                })
+                .collect();
+            query = query.bind(flags);
         }
         let results = query
             .fetch_all(&mut *connection)
@@ -143,38 +191,4 @@ impl ChunkComparison {
             })
             .collect())
     }
-}
-
-/// Every guarded parent of the snapshot row `s` (text columns `c0`...) is in live; `true`
-/// for tables without guards.
-fn guards_hold(table: &TablePlan, catalog: &Catalog) -> Option<String> {
-    if table.guards.is_empty() {
-        return Some("true".to_owned());
-    }
-    let mut conditions = Vec::new();
-    for relation in &table.guards {
-        conditions.push(parent_present(table, relation, catalog)?);
-    }
-    Some(conditions.join(" AND "))
-}
-
-fn parent_present(table: &TablePlan, relation: &Relation, catalog: &Catalog) -> Option<String> {
-    let parent = catalog.table(&relation.parent)?;
-    let mut nulls = Vec::new();
-    let mut matches = Vec::new();
-    for (child, parent_column) in relation.child_columns.iter().zip(&relation.parent_columns) {
-        let index = table.column_index(child)?;
-        let type_name = &parent.column(parent_column)?.type_name;
-        nulls.push(format!("s.c{index} IS NULL"));
-        matches.push(format!(
-            "p.{} = s.c{index}::{type_name}",
-            quote_ident(parent_column)
-        ));
-    }
-    Some(format!(
-        "({} OR EXISTS (SELECT 1 FROM {} AS p WHERE {}))",
-        nulls.join(" OR "),
-        catalog.from_item(&relation.parent),
-        matches.join(" AND ")
-    ))
 }

@@ -8,4 +8,9 @@ pub enum Error {
     Database(#[from] salvage_pg::Error),
     #[error(transparent)]
     Source(#[from] salvage_source::Error),
+    #[error(transparent)]
+    Plan(#[from] salvage_closure::Error),
+    /// The plan and what was read disagree: a bug, named so it can be reported.
+    #[error("inconsistent plan: {0}")]
+    Inconsistent(String),
 }

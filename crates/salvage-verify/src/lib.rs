@@ -11,6 +11,7 @@ mod check;
 mod compare;
 mod error;
 mod matching;
+mod proof;
 
 pub use check::{TableCheck, TenantCheck, VerifyReporter, verify};
 pub use error::{Error, Result};

@@ -165,6 +165,7 @@ impl Builder {
                 primary_key: None,
                 unique_keys: Vec::new(),
                 foreign_keys: Vec::new(),
+                indexes: Vec::new(),
                 estimated_rows: -1,
             },
         );

@@ -1,4 +1,5 @@
-//! Key maps that spill to disk: raw key text → the tenant (index) its row belongs to.
+//! Key maps that spill to disk: raw key text → the tenants (a set, see `TenantSets`) its row
+//! belongs to.
 //!
 //! Filtering an archive keeps, for every table other tables reference, a map of the keys of
 //! the chosen tenants' rows. They grow with the restore, not with the dump, but a restore of
@@ -22,6 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustc_hash::{FxHashMap, FxHasher};
+
+use crate::members::TenantSets;
 
 /// What one in-memory entry costs: the key, its box, the value and the table's overhead.
 const ENTRY_OVERHEAD: usize = 48;
@@ -70,10 +73,12 @@ impl KeyMap {
     }
 }
 
-/// Builds a map; later inserts of a key replace earlier ones, in memory and on disk.
+/// Builds a map; a key inserted twice (a parent key two rows share) holds the union of their
+/// tenants, in memory and on disk.
 #[derive(Debug)]
 pub struct KeyMapBuilder {
     budget: Arc<KeyBudget>,
+    sets: Arc<TenantSets>,
     map: FxHashMap<Box<[u8]>, usize>,
     bytes: usize,
     runs: Vec<File>,
@@ -82,13 +87,14 @@ pub struct KeyMapBuilder {
 }
 
 impl KeyMapBuilder {
-    pub fn new(budget: Arc<KeyBudget>) -> Self {
-        Self::with_min_run(budget, MIN_RUN_BYTES)
+    pub fn new(budget: Arc<KeyBudget>, sets: Arc<TenantSets>) -> Self {
+        Self::with_min_run(budget, sets, MIN_RUN_BYTES)
     }
 
-    fn with_min_run(budget: Arc<KeyBudget>, min_run: usize) -> Self {
+    fn with_min_run(budget: Arc<KeyBudget>, sets: Arc<TenantSets>, min_run: usize) -> Self {
         Self {
             budget,
+            sets,
             map: FxHashMap::default(),
             bytes: 0,
             runs: Vec::new(),
@@ -99,7 +105,10 @@ impl KeyMapBuilder {
 
     pub fn insert(&mut self, key: &[u8], tenant: usize) -> io::Result<()> {
         let cost = key.len() + ENTRY_OVERHEAD;
-        if self.map.insert(key.into(), tenant).is_none() {
+        if let Some(existing) = self.map.get_mut(key) {
+            *existing = self.sets.union(*existing as u32, tenant as u32) as usize;
+        } else {
+            self.map.insert(key.into(), tenant);
             self.bytes += cost;
             self.budget.used.fetch_add(cost, Ordering::Relaxed);
             self.keys += 1;
@@ -138,7 +147,7 @@ impl KeyMapBuilder {
             self.spill()?;
         }
         let runs = std::mem::take(&mut self.runs);
-        Ok(KeyMap::Disk(DiskKeys::merge(runs, self.keys)?))
+        Ok(KeyMap::Disk(DiskKeys::merge(runs, self.keys, &self.sets)?))
     }
 }
 
@@ -160,8 +169,8 @@ pub struct DiskKeys {
 }
 
 impl DiskKeys {
-    /// Merges sorted runs (a key in a later run replaces the same key in an earlier one).
-    fn merge(runs: Vec<File>, keys: u64) -> io::Result<Self> {
+    /// Merges sorted runs; a key in several runs holds the union of their tenants.
+    fn merge(runs: Vec<File>, keys: u64, sets: &TenantSets) -> io::Result<Self> {
         let bloom_bits = (keys.max(1) * BLOOM_BITS_PER_KEY).div_ceil(64) * 64;
         let mut bloom = vec![0u64; (bloom_bits / 64) as usize];
         let mut readers: Vec<BufReader<File>> = runs.into_iter().map(BufReader::new).collect();
@@ -176,16 +185,9 @@ impl DiskKeys {
         let mut blocks: Vec<(Box<[u8]>, u64)> = Vec::new();
         let mut offset = 0u64;
         let mut block_start: Option<u64> = None;
-        let mut last: Option<Box<[u8]>> = None;
+        let mut pending: Option<(Box<[u8]>, usize)> = None;
         let mut written = 0u64;
-        while let Some(Reverse((key, Reverse(run), tenant))) = heap.pop() {
-            if let Some((next, next_tenant)) = read_record(&mut readers[run])? {
-                heap.push(Reverse((next, Reverse(run), next_tenant)));
-            }
-            // Equal keys pop newest run first: keep that one, skip the older ones.
-            if last.as_deref() == Some(&*key) {
-                continue;
-            }
+        let mut emit = |key: Box<[u8]>, tenant: usize, out: &mut BufWriter<File>| {
             if block_start.is_none_or(|start| offset - start >= BLOCK_BYTES) {
                 blocks.push((key.clone(), offset));
                 block_start = Some(offset);
@@ -193,9 +195,28 @@ impl DiskKeys {
             for bit in bloom_bits_of(&key, bloom_bits) {
                 bloom[(bit / 64) as usize] |= 1 << (bit % 64);
             }
-            offset += write_record(&mut out, &key, tenant)? as u64;
+            offset += write_record(out, &key, tenant)? as u64;
             written += 1;
-            last = Some(key);
+            Ok::<(), io::Error>(())
+        };
+        while let Some(Reverse((key, Reverse(run), tenant))) = heap.pop() {
+            if let Some((next, next_tenant)) = read_record(&mut readers[run])? {
+                heap.push(Reverse((next, Reverse(run), next_tenant)));
+            }
+            // Equal keys pop one after the other: their tenants are joined.
+            match &mut pending {
+                Some((last, sum)) if **last == *key => {
+                    *sum = sets.union(*sum as u32, tenant as u32) as usize;
+                }
+                _ => {
+                    if let Some((last, sum)) = pending.replace((key, tenant)) {
+                        emit(last, sum, &mut out)?;
+                    }
+                }
+            }
+        }
+        if let Some((last, sum)) = pending {
+            emit(last, sum, &mut out)?;
         }
         let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         Ok(Self {
@@ -329,7 +350,14 @@ fn read_record(input: &mut impl Read) -> io::Result<Option<(Box<[u8]>, usize)>> 
 mod tests {
     use std::collections::HashMap;
 
+    use std::sync::Arc;
+
     use super::{KeyBudget, KeyMap, KeyMapBuilder};
+    use crate::members::TenantSets;
+
+    fn sets() -> Arc<TenantSets> {
+        Arc::new(TenantSets::new(200))
+    }
 
     fn key(number: u64) -> Vec<u8> {
         format!("{number}\tk{}", number * 7919 % 1000).into_bytes()
@@ -338,7 +366,7 @@ mod tests {
     #[test]
     fn a_map_within_budget_stays_in_memory() {
         let budget = KeyBudget::new(1 << 30);
-        let mut builder = KeyMapBuilder::new(budget.clone());
+        let mut builder = KeyMapBuilder::new(budget.clone(), sets());
         for number in 0..1000 {
             builder.insert(&key(number), (number % 5) as usize).unwrap();
         }
@@ -349,20 +377,22 @@ mod tests {
     }
 
     #[test]
-    fn spilled_runs_answer_like_a_hash_map_and_later_inserts_win() {
+    fn spilled_runs_answer_like_a_hash_map_and_shared_keys_join_their_tenants() {
         let budget = KeyBudget::new(0);
+        let sets = sets();
         // Runs of ~2 KiB: dozens of runs, several blocks each.
-        let mut builder = KeyMapBuilder::with_min_run(budget.clone(), 2048);
+        let mut builder = KeyMapBuilder::with_min_run(budget.clone(), Arc::clone(&sets), 2048);
         let mut expected = HashMap::new();
         for number in 0..20_000u64 {
             let tenant = (number % 13) as usize;
             builder.insert(&key(number), tenant).unwrap();
             expected.insert(key(number), tenant);
         }
-        // Replace some keys after they were spilled.
+        // Some keys again, for another tenant, after they were spilled.
         for number in (0..20_000u64).step_by(97) {
             builder.insert(&key(number), 99).unwrap();
-            expected.insert(key(number), 99);
+            let joined = sets.union((number % 13) as u32, 99) as usize;
+            expected.insert(key(number), joined);
         }
         assert!(builder.runs.len() > 10, "{} runs", builder.runs.len());
         let map = builder.finish().unwrap();
@@ -401,7 +431,7 @@ mod tests {
     fn an_empty_map_over_budget_is_an_empty_disk_map() {
         let budget = KeyBudget::new(0);
         budget.used.store(1, std::sync::atomic::Ordering::Relaxed);
-        let map = KeyMapBuilder::new(budget).finish().unwrap();
+        let map = KeyMapBuilder::new(budget, sets()).finish().unwrap();
         assert!(matches!(map, KeyMap::Disk(_)));
         assert_eq!(map.get(b"1").unwrap(), None);
     }

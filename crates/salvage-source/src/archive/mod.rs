@@ -1,15 +1,14 @@
 //! A snapshot that is a pg_dump archive (custom, directory, tar or plain; a file, a directory
 //! or `-` for standard input).
 //!
-//! The archive is filtered once for the chosen tenants ([`select`]), in parallel on rayon;
-//! their rows are kept in temporary files ([`store`]) and every read the pipeline makes — a
-//! tenant's rows of a table, projections for the plan — is served from there, so the merge
-//! and the verification read what a database snapshot would give them. Shared rows are found
-//! by scanning their table for the keys asked, and kept for the restore that follows.
+//! The archive is filtered once for the chosen tenants (`members::archive`), in parallel on
+//! rayon; their rows are kept in temporary files and every read of them the pipeline makes is
+//! served from the [`Selected`] that returns, so the merge and the verification read what a
+//! database snapshot would give them. Shared rows are found by scanning their table for the
+//! keys asked, and kept for the restore that follows.
 
-mod keys;
-mod select;
-mod tables;
+pub(crate) mod keys;
+pub(crate) mod tables;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -19,8 +18,8 @@ use futures_util::StreamExt;
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_plan::{SchemaPlan, TablePlan};
 
-use crate::selection::{Selection, decode_at, on_rayon, positions, project_kept};
-use crate::{Error, Result, RowStream, TextRow};
+use crate::members::{Fields, Selected, raw_key};
+use crate::{KeyFilter, Result, RowStream, TextRow, decode_at, on_rayon, positions};
 use tables::TableSource;
 
 /// An opened archive.
@@ -29,7 +28,6 @@ pub struct ArchiveSnapshot {
     description: String,
     source: TableSource,
     catalog: Catalog,
-    selection: Mutex<Option<Arc<Selection>>>,
     /// Rows of shared tables found by key, per table (raw COPY rows).
     shared: Mutex<HashMap<QualifiedName, Vec<Vec<u8>>>>,
     /// Bytes the filter's key maps may hold in memory before spilling to disk.
@@ -50,7 +48,6 @@ impl ArchiveSnapshot {
             description,
             source: opened.source,
             catalog: opened.catalog,
-            selection: Mutex::new(None),
             shared: Mutex::new(HashMap::new()),
             key_memory,
         }))
@@ -66,14 +63,31 @@ impl ArchiveSnapshot {
         &self.description
     }
 
-    fn selection(&self) -> Result<Arc<Selection>> {
-        self.selection
+    /// Filters the archive for `ids`: one pass over every owned table's data.
+    pub(crate) async fn select(
+        self: &Arc<Self>,
+        plan: &SchemaPlan,
+        ids: &[String],
+    ) -> Result<Selected> {
+        let snapshot = Arc::clone(self);
+        let plan = plan.clone();
+        let ids = ids.to_vec();
+        on_rayon(move || {
+            crate::members::archive::select(
+                &snapshot.source,
+                &snapshot.catalog,
+                &plan,
+                &ids,
+                snapshot.key_memory,
+            )
+        })
+        .await?
+    }
+
+    fn shared_rows(&self) -> std::sync::MutexGuard<'_, HashMap<QualifiedName, Vec<Vec<u8>>>> {
+        self.shared
             .lock()
-            .map_err(|_| Error::Aborted("the selection lock is poisoned".to_owned()))?
-            .clone()
-            .ok_or_else(|| {
-                Error::Aborted("the archive was read before its tenants were chosen".to_owned())
-            })
+            .expect("the shared rows lock is poisoned (a reader panicked)")
     }
 }
 
@@ -86,55 +100,6 @@ pub struct ArchiveReader {
 impl ArchiveReader {
     pub fn new(snapshot: Arc<ArchiveSnapshot>) -> Self {
         Self { snapshot }
-    }
-
-    /// Filters the archive for `ids` (once per snapshot).
-    pub async fn select_tenants(&mut self, plan: &SchemaPlan, ids: &[String]) -> Result<()> {
-        if let Ok(existing) = self.snapshot.selection() {
-            if existing.ids == ids {
-                return Ok(());
-            }
-        }
-        let snapshot = Arc::clone(&self.snapshot);
-        let plan = plan.clone();
-        let ids = ids.to_vec();
-        let selection = on_rayon(move || {
-            select::select(
-                &snapshot.source,
-                &snapshot.catalog,
-                &plan,
-                &ids,
-                snapshot.key_memory,
-            )
-        })
-        .await??;
-        *self
-            .snapshot
-            .selection
-            .lock()
-            .map_err(|_| Error::Aborted("the selection lock is poisoned".to_owned()))? =
-            Some(Arc::new(selection));
-        Ok(())
-    }
-
-    /// The kept root rows: the selection holds exactly the tenants `_ids` names.
-    pub async fn root_rows(&mut self, plan: &SchemaPlan, _ids: &[String]) -> Result<Vec<TextRow>> {
-        let root = plan
-            .table(&plan.root.table)
-            .ok_or_else(|| Error::MissingTable(plan.root.table.clone()))?;
-        let mut columns = vec![plan.root.key_column.clone()];
-        columns.extend(plan.root.label_column.clone());
-        let mut rows = Vec::new();
-        project_kept(self.selection()?, root, &columns, &mut |row| {
-            rows.push(row.values);
-            Ok(())
-        })
-        .await?;
-        Ok(rows)
-    }
-
-    pub(crate) fn selection(&self) -> Result<Arc<Selection>> {
-        self.snapshot.selection()
     }
 
     pub async fn project_by_keys(
@@ -152,6 +117,77 @@ impl ArchiveReader {
             on_row(decode_at(&fields, &positions))?;
         }
         Ok(())
+    }
+
+    /// One pass over the table's data, keeping the rows any filter matches.
+    pub async fn rows_matching(
+        &mut self,
+        table: &TablePlan,
+        columns: &[String],
+        filters: &[KeyFilter],
+    ) -> Result<Vec<Bytes>> {
+        let projection = positions(table, columns)?;
+        let mut tests = Vec::with_capacity(filters.len());
+        for filter in filters {
+            let condition = match &filter.condition {
+                Some((column, value)) => {
+                    let mut raw = Vec::new();
+                    salvage_copy::encode(Some(value.as_bytes()), &mut raw);
+                    Some((positions(table, std::slice::from_ref(column))?[0], raw))
+                }
+                None => None,
+            };
+            tests.push((
+                positions(table, &filter.columns)?,
+                condition,
+                Arc::clone(&filter.keys),
+            ));
+        }
+        let snapshot = Arc::clone(&self.snapshot);
+        let name = table.name.clone();
+        let all: Vec<String> = table
+            .columns
+            .iter()
+            .map(|column| column.name.clone())
+            .collect();
+        on_rayon(move || {
+            let parts = snapshot.source.parts_of(&snapshot.catalog, &name, &all)?;
+            let mut rows = snapshot.source.plan_rows(parts);
+            let needed = projection
+                .iter()
+                .chain(tests.iter().flat_map(|(positions, condition, _)| {
+                    positions
+                        .iter()
+                        .chain(condition.iter().map(|(position, _)| position))
+                }))
+                .max()
+                .map_or(0, |last| last + 1);
+            let (mut spans, mut key, mut out) = (Vec::new(), Vec::new(), Vec::new());
+            while let Some(row) = rows.next_row()? {
+                let fields = Fields::split(row, needed, &mut spans);
+                let matched = tests.iter().any(|(positions, condition, keys)| {
+                    condition.as_ref().is_none_or(|(position, value)| {
+                        fields.get(*position) == Some(value.as_slice())
+                    }) && raw_key(positions, |position| fields.get(position), &mut key)
+                        && keys.contains(key.as_slice())
+                });
+                if matched {
+                    for (number, &position) in projection.iter().enumerate() {
+                        if number > 0 {
+                            out.push(b'\t');
+                        }
+                        out.extend_from_slice(fields.get(position).unwrap_or(salvage_copy::NULL));
+                    }
+                    out.push(b'\n');
+                }
+            }
+            Ok(if out.is_empty() {
+                Vec::new()
+            } else {
+                vec![Bytes::from(out)]
+            })
+        })
+        .await?
     }
 
     pub async fn copy_by_keys(
@@ -184,19 +220,17 @@ impl ArchiveReader {
     ) -> Result<Vec<Vec<u8>>> {
         let key_positions = positions(table, key_columns)?;
         let wanted: HashSet<Vec<u8>> = keys.iter().filter_map(encode_key).collect();
-        let known = {
-            let shared = self
-                .snapshot
-                .shared
-                .lock()
-                .map_err(|_| Error::Aborted("the shared rows lock is poisoned".to_owned()))?;
-            shared.get(&table.name).cloned().unwrap_or_default()
-        };
+        let known = self
+            .snapshot
+            .shared_rows()
+            .get(&table.name)
+            .cloned()
+            .unwrap_or_default();
         let mut found: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut key = Vec::new();
         for row in known {
             let fields: Vec<&[u8]> = salvage_copy::fields(&row).collect();
-            if select::raw_key(
+            if crate::members::raw_key(
                 &key_positions,
                 |position| fields.get(position).copied(),
                 &mut key,
@@ -222,11 +256,7 @@ impl ArchiveReader {
                 scan_for_keys(&snapshot, &name, &columns, &key_positions, &missing)
             })
             .await??;
-            let mut shared = self
-                .snapshot
-                .shared
-                .lock()
-                .map_err(|_| Error::Aborted("the shared rows lock is poisoned".to_owned()))?;
+            let mut shared = self.snapshot.shared_rows();
             let kept = shared.entry(table.name.clone()).or_default();
             for (key, row) in scanned {
                 kept.push(row.clone());
@@ -266,7 +296,7 @@ fn scan_for_keys(
     let mut key = Vec::new();
     while let Some(row) = rows.next_row()? {
         let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
-        if select::raw_key(
+        if crate::members::raw_key(
             key_positions,
             |position| fields.get(position).copied(),
             &mut key,

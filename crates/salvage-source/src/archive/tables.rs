@@ -69,9 +69,8 @@ impl TableSource {
                         reason: "no data was read for it".to_owned(),
                     })
                 })?;
-                let file = File::open(path).map_err(|error| {
-                    Error::Io(format!("read the spool {}: {error}", path.display()))
-                })?;
+                let file = File::open(path)
+                    .map_err(Error::io(format!("read the spool {}", path.display())))?;
                 Ok(Box::new(SpoolRows {
                     reader: BufReader::with_capacity(
                         256 * 1024,
@@ -109,11 +108,10 @@ impl TableSource {
                         data.columns
                             .iter()
                             .position(|name| name == column)
-                            .ok_or_else(|| {
-                                Error::Aborted(format!(
-                                    "the archive's data for {} has no column {column}",
-                                    data.name
-                                ))
+                            .ok_or_else(|| Error::MissingColumn {
+                                table: data.name.clone(),
+                                column: column.clone(),
+                                side: "the archive's data".to_owned(),
                             })
                     })
                     .collect::<Result<Vec<usize>>>()?;
@@ -183,7 +181,7 @@ impl<R: BufRead + Send> RowRead for SpoolRows<R> {
         let read = self
             .reader
             .read_until(b'\n', &mut self.line)
-            .map_err(|error| Error::Io(format!("read the stdin spool: {error}")))?;
+            .map_err(Error::io("read the stdin spool"))?;
         if read == 0 {
             return Ok(None);
         }
@@ -248,20 +246,20 @@ impl Spool {
         let dir = tempfile::Builder::new()
             .prefix("salvage-stdin-")
             .tempdir()
-            .map_err(|error| Error::Io(format!("create a spool directory: {error}")))?;
+            .map_err(Error::io("create a spool directory"))?;
         let mut files = HashMap::new();
         let summary = salvage_archive::scan(
             "<stdin>",
             std::io::stdin(),
             |table: &TableData, rows: &mut Rows<'_>| {
                 let path = dir.path().join(format!("{}.rows.lz4", table.dump_id));
-                let file = File::create(&path).map_err(|error| {
-                    Error::Io(format!("write the spool {}: {error}", path.display()))
-                })?;
+                let file = File::create(&path)
+                    .map_err(Error::io(format!("write the spool {}", path.display())))?;
                 let mut writer =
                     lz4_flex::frame::FrameEncoder::new(BufWriter::with_capacity(256 * 1024, file));
-                let spool_error = |error: std::io::Error| {
-                    Error::Io(format!("write the spool {}: {error}", path.display()))
+                let spool_error = |error: std::io::Error| Error::Io {
+                    context: format!("write the spool {}", path.display()),
+                    source: error,
                 };
                 while let Some(row) = rows.next_row()? {
                     writer.write_all(row).map_err(spool_error)?;
@@ -269,9 +267,7 @@ impl Spool {
                 }
                 writer
                     .finish()
-                    .map_err(|error| {
-                        Error::Io(format!("write the spool {}: {error}", path.display()))
-                    })?
+                    .map_err(|error| spool_error(std::io::Error::other(error)))?
                     .flush()
                     .map_err(spool_error)?;
                 files.insert(table.dump_id, path);

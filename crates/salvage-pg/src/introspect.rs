@@ -1,16 +1,16 @@
-//! Reads a PostgreSQL database's catalog into the schema model: four catalog queries, whatever
-//! the number of tables.
+//! Reads a PostgreSQL database's catalog into the schema model (`salvage-catalog`): five
+//! catalog queries, whatever the number of tables.
 
 use std::collections::{BTreeMap, HashMap};
 
-use sqlx::Row;
-use sqlx::postgres::PgConnection;
-
-use crate::Result;
-use crate::model::{
+use salvage_catalog::{
     Catalog, Column, ForeignKey, Identity, Key, QualifiedName, SequenceRef, Table, TableKind,
     TypeKind,
 };
+use sqlx::Row;
+use sqlx::postgres::PgConnection;
+
+use crate::{Error, Result};
 
 /// The user tables: ordinary and partitioned, outside system schemas, not owned by an
 /// extension.
@@ -112,6 +112,22 @@ WHERE i.indisunique AND NOT i.indisprimary AND i.indisvalid
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid)
 ORDER BY 1, 2";
 
+/// Every valid index on plain columns without a predicate: what lookups can probe.
+const INDEXES: &str = "
+SELECT i.indrelid::int8 AS table_oid,
+       ARRAY(SELECT a.attname::text
+             FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(num, ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num
+             WHERE k.ord <= i.indnkeyatts
+             ORDER BY k.ord) AS columns
+FROM rels
+JOIN pg_catalog.pg_index i ON i.indrelid = rels.oid
+JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+WHERE i.indisvalid AND am.amname = 'btree'
+  AND i.indpred IS NULL AND i.indexprs IS NULL
+ORDER BY 1, ic.relname";
+
 fn with_relations(query: &str) -> String {
     // Both parts are constants of this module.
     format!("{RELATIONS}{query}")
@@ -127,12 +143,12 @@ pub async fn introspect(connection: &mut PgConnection) -> Result<Catalog> {
     sqlx::query("SELECT pg_catalog.set_config('search_path', '', false)")
         .execute(&mut *connection)
         .await
-        .map_err(salvage_pg::Error::query("empty the search path"))?;
+        .map_err(Error::query("empty the search path"))?;
     let catalog = read_catalog(connection).await;
     sqlx::query("RESET search_path")
         .execute(&mut *connection)
         .await
-        .map_err(salvage_pg::Error::query("reset the search path"))?;
+        .map_err(Error::query("reset the search path"))?;
     catalog
 }
 
@@ -140,13 +156,13 @@ async fn read_catalog(connection: &mut PgConnection) -> Result<Catalog> {
     let server_version: String = sqlx::query_scalar("SELECT current_setting('server_version')")
         .fetch_one(&mut *connection)
         .await
-        .map_err(salvage_pg::Error::query("read the server version"))?;
+        .map_err(Error::query("read the server version"))?;
 
     let mut tables: HashMap<i64, Table> = HashMap::new();
     for row in sqlx::query(&with_relations(TABLES))
         .fetch_all(&mut *connection)
         .await
-        .map_err(salvage_pg::Error::query("list tables"))?
+        .map_err(Error::query("list tables"))?
     {
         let oid: i64 = row.get("oid");
         let kind: String = row.get("kind");
@@ -171,6 +187,7 @@ async fn read_catalog(connection: &mut PgConnection) -> Result<Catalog> {
                 primary_key: None,
                 unique_keys: Vec::new(),
                 foreign_keys: Vec::new(),
+                indexes: Vec::new(),
                 estimated_rows: row.get("estimated_rows"),
             },
         );
@@ -179,7 +196,7 @@ async fn read_catalog(connection: &mut PgConnection) -> Result<Catalog> {
     for row in sqlx::query(&with_relations(COLUMNS))
         .fetch_all(&mut *connection)
         .await
-        .map_err(salvage_pg::Error::query("read columns"))?
+        .map_err(Error::query("read columns"))?
     {
         let Some(table) = tables.get_mut(&row.get::<i64, _>("table_oid")) else {
             continue;
@@ -190,7 +207,7 @@ async fn read_catalog(connection: &mut PgConnection) -> Result<Catalog> {
     for row in sqlx::query(&with_relations(CONSTRAINTS))
         .fetch_all(&mut *connection)
         .await
-        .map_err(salvage_pg::Error::query("read constraints"))?
+        .map_err(Error::query("read constraints"))?
     {
         let Some(table) = tables.get_mut(&row.get::<i64, _>("table_oid")) else {
             continue;
@@ -221,13 +238,23 @@ async fn read_catalog(connection: &mut PgConnection) -> Result<Catalog> {
     for row in sqlx::query(&with_relations(UNIQUE_INDEXES))
         .fetch_all(&mut *connection)
         .await
-        .map_err(salvage_pg::Error::query("read unique indexes"))?
+        .map_err(Error::query("read unique indexes"))?
     {
         if let Some(table) = tables.get_mut(&row.get::<i64, _>("table_oid")) {
             table.unique_keys.push(Key {
                 name: row.get("name"),
                 columns: row.get("columns"),
             });
+        }
+    }
+
+    for row in sqlx::query(&with_relations(INDEXES))
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(Error::query("read indexes"))?
+    {
+        if let Some(table) = tables.get_mut(&row.get::<i64, _>("table_oid")) {
+            table.indexes.push(row.get("columns"));
         }
     }
 

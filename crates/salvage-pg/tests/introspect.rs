@@ -1,6 +1,7 @@
 //! Introspection of a real database: the tracker fixture plus the shapes it lacks.
 
-use salvage_catalog::{Identity, QualifiedName, TableKind, TypeKind, introspect};
+use salvage_catalog::{Identity, QualifiedName, TableKind, TypeKind};
+use salvage_pg::introspect;
 use salvage_testkit::tracker;
 
 fn name(table: &str) -> QualifiedName {
@@ -143,9 +144,17 @@ async fn reads_tables_columns_keys_foreign_keys_and_sequences() {
         catalog.table(&name("parts_2026")).unwrap().partition_of,
         Some(name("parts"))
     );
-    assert_eq!(catalog.from_item(&name("parts")), "\"public\".\"parts\"");
     assert_eq!(
-        catalog.from_item(&name("sites")),
+        salvage_sql::from_item(&catalog, &name("parts")),
+        "\"public\".\"parts\""
+    );
+    assert_eq!(
+        salvage_sql::from_item(&catalog, &name("sites")),
         "ONLY \"public\".\"sites\""
     );
+    // Every btree index on plain columns, keys included, for lookups to probe.
+    let comments = catalog.table(&name("comments")).unwrap();
+    assert!(comments.has_index_on(&["issue_id".to_owned()]));
+    assert!(comments.has_index_on(&["id".to_owned()]));
+    assert!(!comments.has_index_on(&["author_id".to_owned()]));
 }

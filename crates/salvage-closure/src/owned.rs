@@ -1,0 +1,490 @@
+//! Counting each tenant's rows of the owned tables: which the snapshot has, which live already
+//! has as the tenant's (kept as they are), which live has on another tenant's row (the
+//! tenant cannot be restored whole), and which the restore adds. Tables without a key are
+//! compared as multisets. References to shared tables are collected on the way.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
+use salvage_catalog::Catalog;
+use salvage_plan::{Relation, SchemaPlan, TablePlan};
+use salvage_source::{Reach, Selected, SelectedTable, TextRow};
+use salvage_sql::multiset::Multiset;
+use sqlx::postgres::PgConnection;
+
+use crate::closure::{Pending, PlanReporter, is_owned};
+use crate::live::existing_keys;
+use crate::model::{CrossTenantRows, RowFilter, TableCounts, TenantClosure};
+use crate::{Error, Result};
+
+/// Examples of a kind kept per table and tenant.
+const EXAMPLES: usize = 3;
+
+/// Both sides' rows of the chosen tenants, and how live compares values.
+pub struct Sides<'a> {
+    pub schema: &'a SchemaPlan,
+    pub selected: &'a Selected,
+    pub live_members: &'a Selected,
+    pub live_catalog: &'a Catalog,
+    pub by_value: &'a BTreeSet<String>,
+}
+
+/// What counting found besides the counts.
+pub struct Counted {
+    pub cross_tenant: Vec<CrossTenantRows>,
+}
+
+pub async fn count(
+    sides: &Sides<'_>,
+    live: &mut PgConnection,
+    tenants: &mut [TenantClosure],
+    totals: &mut [TableCounts],
+    pending: &mut Pending,
+    reporter: &dyn PlanReporter,
+) -> Result<Counted> {
+    let mut cross_tenant = Vec::new();
+    for (index, table) in sides.schema.tables.iter().enumerate() {
+        if !is_owned(table) || !table.in_snapshot {
+            continue;
+        }
+        reporter.reading(&table.name);
+        let snapshot = sides.selected.table(&table.name).ok_or_else(|| {
+            Error::Inconsistent(format!(
+                "the snapshot's rows of {} were not read",
+                table.name
+            ))
+        })?;
+        collect_references(sides.schema, table, snapshot, tenants.len(), pending)?;
+        if !table.in_live {
+            unplaceable(table, snapshot, tenants)?;
+            continue;
+        }
+        let live_rows = sides.live_members.table(&table.name).ok_or_else(|| {
+            Error::Inconsistent(format!("live's rows of {} were not read", table.name))
+        })?;
+        if snapshot.joint_rows() > 0 {
+            cross_tenant.push(crossing(table, snapshot, tenants)?);
+        }
+        match &table.key {
+            Some(key) => {
+                keyed(
+                    sides,
+                    live,
+                    index,
+                    &key.columns,
+                    (snapshot, live_rows),
+                    tenants,
+                    &mut totals[index],
+                )
+                .await?;
+            }
+            None => {
+                keyless(
+                    sides,
+                    live,
+                    index,
+                    (snapshot, live_rows),
+                    tenants,
+                    &mut totals[index],
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(Counted { cross_tenant })
+}
+
+/// The positions of `columns` in a kept table's rows.
+fn positions_in(rows: &SelectedTable, table: &TablePlan, columns: &[String]) -> Result<Vec<usize>> {
+    columns
+        .iter()
+        .map(|column| {
+            rows.columns()
+                .iter()
+                .position(|name| name == column)
+                .ok_or_else(|| {
+                    Error::Inconsistent(format!(
+                        "{}'s rows were read without their column {column}",
+                        table.name
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// The raw key (tab-joined COPY fields) at `positions`; `None` when a field is NULL.
+#[must_use]
+pub fn raw_key(fields: &[&[u8]], positions: &[usize]) -> Option<Box<[u8]>> {
+    let mut key = Vec::new();
+    for (number, &position) in positions.iter().enumerate() {
+        let field = *fields.get(position)?;
+        if salvage_copy::is_null(field) {
+            return None;
+        }
+        if number > 0 {
+            key.push(b'\t');
+        }
+        key.extend_from_slice(field);
+    }
+    Some(key.into())
+}
+
+fn decode(fields: &[&[u8]], positions: &[usize]) -> TextRow {
+    positions
+        .iter()
+        .map(|&position| {
+            fields
+                .get(position)
+                .and_then(|field| salvage_copy::decode_text(field))
+        })
+        .collect()
+}
+
+/// A reference to a shared table: the relation, the parent's index, where the columns are
+/// in the rows, and its condition (position, value).
+type Reference<'r> = (&'r Relation, usize, Vec<usize>, Option<(usize, &'r str)>);
+
+/// Every tenant's references from its rows of `table` to shared tables.
+fn collect_references(
+    schema: &SchemaPlan,
+    table: &TablePlan,
+    rows: &SelectedTable,
+    tenants: usize,
+    pending: &mut Pending,
+) -> Result<()> {
+    if table.shared_references.is_empty() {
+        return Ok(());
+    }
+    let references: Vec<Reference<'_>> = table
+        .shared_references
+        .iter()
+        .map(|relation| {
+            let parent = schema.table_index(&relation.parent).ok_or_else(|| {
+                Error::Inconsistent(format!("{} is not a table of the plan", relation.parent))
+            })?;
+            let columns = positions_in(rows, table, &relation.child_columns)?;
+            let condition = match &relation.condition {
+                Some(condition) => Some((
+                    positions_in(rows, table, std::slice::from_ref(&condition.column))?[0],
+                    condition.value.as_str(),
+                )),
+                None => None,
+            };
+            Ok((relation, parent, columns, condition))
+        })
+        .collect::<Result<_>>()?;
+    for tenant in 0..tenants {
+        for chunk in rows.all_rows(tenant)? {
+            for row in salvage_source::rows_of(&chunk) {
+                let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                for (relation, parent, columns, condition) in &references {
+                    if let Some((position, value)) = condition {
+                        let holds = fields
+                            .get(*position)
+                            .and_then(|field| salvage_copy::decode_text(field))
+                            .is_some_and(|text| text == *value);
+                        if !holds {
+                            continue;
+                        }
+                    }
+                    let key = decode(&fields, columns);
+                    if key.iter().any(Option::is_none) {
+                        continue;
+                    }
+                    pending
+                        .entry((*parent, relation.parent_columns.clone()))
+                        .or_default()
+                        .entry(key)
+                        .or_default()
+                        .insert(tenant);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A table live no longer has: any row of the chosen tenants in it cannot be placed.
+fn unplaceable(table: &TablePlan, rows: &SelectedTable, tenants: &[TenantClosure]) -> Result<()> {
+    let holding: Vec<String> = tenants
+        .iter()
+        .enumerate()
+        .filter(|(number, _)| rows.total(*number) > 0)
+        .map(|(_, tenant)| tenant.id.clone())
+        .collect();
+    if holding.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Unplaceable {
+        table: table.name.clone(),
+        rows: (0..tenants.len()).map(|number| rows.total(number)).sum(),
+        tenants: holding,
+    })
+}
+
+/// Rows reaching several chosen tenants, with examples naming them.
+fn crossing(
+    table: &TablePlan,
+    rows: &SelectedTable,
+    tenants: &[TenantClosure],
+) -> Result<CrossTenantRows> {
+    let key_columns: Vec<String> = table
+        .key
+        .as_ref()
+        .map_or_else(|| rows.columns().to_vec(), |key| key.columns.clone());
+    let positions = positions_in(rows, table, &key_columns)?;
+    let mut reached: HashMap<Box<[u8]>, Vec<&str>> = HashMap::new();
+    let mut order: Vec<Box<[u8]>> = Vec::new();
+    for (number, tenant) in tenants.iter().enumerate() {
+        for chunk in rows.rows(number, Reach::Joint)? {
+            for row in salvage_source::rows_of(&chunk) {
+                let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                let key: Box<[u8]> = positions
+                    .iter()
+                    .map(|&position| fields.get(position).copied().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(&b'\t')
+                    .into();
+                let entry = reached.entry(key.clone()).or_default();
+                if entry.is_empty() && order.len() < 5 {
+                    order.push(key);
+                }
+                entry.push(&tenant.id);
+            }
+        }
+    }
+    let examples = order
+        .iter()
+        .map(|key| {
+            let values: Vec<String> = salvage_copy::fields(key)
+                .map(|field| salvage_copy::decode_text(field).unwrap_or_else(|| "NULL".to_owned()))
+                .collect();
+            format!(
+                "({})=({}) reaches tenants {}",
+                key_columns.join(", "),
+                values.join(", "),
+                reached[key].join(", ")
+            )
+        })
+        .collect();
+    Ok(CrossTenantRows {
+        table: table.name.clone(),
+        rows: rows.joint_rows(),
+        examples,
+    })
+}
+
+/// A table with a key: rows per tenant, and which keys live already has and as whose.
+async fn keyed(
+    sides: &Sides<'_>,
+    live: &mut PgConnection,
+    index: usize,
+    key_columns: &[String],
+    (snapshot, live_rows): (&SelectedTable, &SelectedTable),
+    tenants: &mut [TenantClosure],
+    total: &mut TableCounts,
+) -> Result<()> {
+    let table = &sides.schema.tables[index];
+    let snapshot_key = positions_in(snapshot, table, key_columns)?;
+    let live_key = positions_in(live_rows, table, key_columns)?;
+    // Live's rows of any chosen tenant: a key among them is one of the restore's own.
+    let mut ours: FxHashSet<Box<[u8]>> = FxHashSet::default();
+    for number in 0..tenants.len() {
+        for chunk in live_rows.all_rows(number)? {
+            for row in salvage_source::rows_of(&chunk) {
+                let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                if let Some(key) = raw_key(&fields, &live_key) {
+                    ours.insert(key);
+                }
+            }
+        }
+    }
+    // The others are looked up in live: present there, they are another tenant's.
+    let mut unknown: Vec<(usize, Box<[u8]>, TextRow)> = Vec::new();
+    let mut present: Vec<FxHashSet<Box<[u8]>>> = vec![FxHashSet::default(); tenants.len()];
+    let mut counted_joint: FxHashSet<Box<[u8]>> = FxHashSet::default();
+    for (number, tenant) in tenants.iter_mut().enumerate() {
+        let counts = &mut tenant.tables[index];
+        for reach in [Reach::Sole, Reach::Joint] {
+            for chunk in snapshot.rows(number, reach)? {
+                for row in salvage_source::rows_of(&chunk) {
+                    let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                    let key = raw_key(&fields, &snapshot_key).ok_or_else(|| {
+                        Error::Inconsistent(format!("a row of {} has a NULL key", table.name))
+                    })?;
+                    counts.snapshot += 1;
+                    let first = reach == Reach::Sole || counted_joint.insert(key.clone());
+                    if reach == Reach::Joint {
+                        counts.joint += 1;
+                    }
+                    if first {
+                        total.snapshot += 1;
+                    }
+                    if ours.contains(&key) {
+                        counts.in_live += 1;
+                        total.in_live += u64::from(first);
+                        present[number].insert(key);
+                    } else {
+                        unknown.push((number, key, decode(&fields, &snapshot_key)));
+                    }
+                }
+            }
+        }
+    }
+    let keys: Vec<TextRow> = unknown.iter().map(|(_, _, key)| key.clone()).collect();
+    let found = existing_keys(live, sides.live_catalog, &table.name, key_columns, &keys).await?;
+    let mut counted: FxHashSet<Box<[u8]>> = FxHashSet::default();
+    for ((number, raw, key), found) in unknown.into_iter().zip(found) {
+        let tenant = &mut tenants[number];
+        let counts = &mut tenant.tables[index];
+        let first = counted.insert(raw.clone());
+        if found {
+            counts.held_elsewhere += 1;
+            total.held_elsewhere += u64::from(first);
+            if tenant.held_elsewhere.len() < EXAMPLES * 4 {
+                let values: Vec<&str> =
+                    key.iter().map(|v| v.as_deref().unwrap_or("NULL")).collect();
+                tenant.held_elsewhere.push(format!(
+                    "{}: live already has ({})=({}) but on another tenant's rows",
+                    table.name,
+                    key_columns.join(", "),
+                    values.join(", ")
+                ));
+            }
+            present[number].insert(raw);
+        } else {
+            counts.to_add += 1;
+            total.to_add += u64::from(first);
+        }
+    }
+    for (tenant, present) in tenants.iter_mut().zip(present) {
+        if !present.is_empty() {
+            tenant.filters[index] = RowFilter::SkipKeys(Arc::new(present));
+        }
+    }
+    Ok(())
+}
+
+/// A table without a key: each tenant's rows compared with its live rows as multisets; the
+/// copies live lacks are the ones to add. A row reaching several chosen tenants goes in once,
+/// with the first of them.
+async fn keyless(
+    sides: &Sides<'_>,
+    live: &mut PgConnection,
+    index: usize,
+    (snapshot, live_rows): (&SelectedTable, &SelectedTable),
+    tenants: &mut [TenantClosure],
+    total: &mut TableCounts,
+) -> Result<()> {
+    let table = &sides.schema.tables[index];
+    let multiset = multiset_of(table, sides.live_catalog, sides.by_value)?;
+    let columns = multiset.column_names();
+    let snapshot_positions = positions_in(snapshot, table, &columns)?;
+    let live_positions = positions_in(live_rows, table, &columns)?;
+    let statement = multiset.rows_to_add();
+    let mut claimed: HashMap<Vec<u8>, u64> = HashMap::new();
+    for (number, tenant) in tenants.iter_mut().enumerate() {
+        // Its rows in reading order (as the merge reads them), numbered.
+        let mut rows: Vec<TextRow> = Vec::new();
+        let mut numbers: Vec<i32> = Vec::new();
+        let mut position = 0i32;
+        let mut joint = 0u64;
+        for reach in [Reach::Sole, Reach::Joint] {
+            for chunk in snapshot.rows(number, reach)? {
+                for row in salvage_source::rows_of(&chunk) {
+                    let here = position;
+                    position += 1;
+                    if reach == Reach::Joint {
+                        joint += 1;
+                        // Written by the first tenant that has it.
+                        if let Some(count) = claimed.get_mut(row).filter(|count| **count > 0) {
+                            *count -= 1;
+                            continue;
+                        }
+                    }
+                    let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                    rows.push(decode(&fields, &snapshot_positions));
+                    numbers.push(here);
+                }
+            }
+        }
+        for chunk in snapshot.rows(number, Reach::Joint)? {
+            for row in salvage_source::rows_of(&chunk) {
+                *claimed.entry(row.to_vec()).or_default() += 1;
+            }
+        }
+        let mut live_side: Vec<TextRow> = Vec::new();
+        for chunk in live_rows.all_rows(number)? {
+            for row in salvage_source::rows_of(&chunk) {
+                let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                live_side.push(decode(&fields, &live_positions));
+            }
+        }
+        let mut query = sqlx::query_scalar::<_, i32>(&statement).bind(numbers);
+        for column in 0..columns.len() {
+            query = query.bind(
+                rows.iter()
+                    .map(|row| row[column].clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        for column in 0..columns.len() {
+            query = query.bind(
+                live_side
+                    .iter()
+                    .map(|row| row[column].clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let add: BTreeSet<u64> = query
+            .fetch_all(&mut *live)
+            .await
+            .map_err(salvage_pg::Error::query(format!(
+                "compare {}'s rows with live",
+                table.name
+            )))?
+            .into_iter()
+            .map(|number| number as u64)
+            .collect();
+        let counts = &mut tenant.tables[index];
+        counts.snapshot = position as u64;
+        counts.joint = joint;
+        counts.to_add = add.len() as u64;
+        counts.in_live = rows.len() as u64 - counts.to_add;
+        total.snapshot += rows.len() as u64;
+        total.to_add += counts.to_add;
+        total.in_live += counts.in_live;
+        tenant.filters[index] = RowFilter::Take(Arc::new(add));
+    }
+    Ok(())
+}
+
+/// The multiset view of a keyless table: its written columns with their live types.
+pub fn multiset_of(
+    table: &TablePlan,
+    live: &Catalog,
+    by_value: &BTreeSet<String>,
+) -> Result<Multiset> {
+    let live_table = live
+        .table(&table.name)
+        .ok_or_else(|| Error::Inconsistent(format!("live has no table {}", table.name)))?;
+    let columns = table
+        .written_columns()
+        .map(|column| {
+            let type_name = live_table
+                .column(&column.name)
+                .ok_or_else(|| {
+                    Error::Inconsistent(format!(
+                        "{} writes {}, which live's table lacks",
+                        table.name, column.name
+                    ))
+                })?
+                .type_name
+                .clone();
+            let typed = by_value.contains(&type_name);
+            Ok((column.name.clone(), type_name, typed))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Multiset::new(columns))
+}

@@ -1,0 +1,152 @@
+//! The two ways rows go into a live table: `COPY` straight into it (rows live does not have,
+//! that no other transaction of the run writes), and an `INSERT` from bound arrays with
+//! `ON CONFLICT DO NOTHING` (rows another tenant's transaction may write first, and the
+//! tables of a cycle, inserted together in one statement). Each returns the rows the server
+//! says it wrote.
+
+use salvage_catalog::Catalog;
+use salvage_plan::TablePlan;
+use salvage_sql::insert::{Written, copy_in, insert_from_arrays, insert_together};
+use sqlx::postgres::PgConnection;
+
+use crate::TenantError;
+use crate::rows::{Row, Shape};
+use crate::tenant::insert_error;
+
+/// Bytes of COPY data sent per message.
+const COPY_BATCH: usize = 256 * 1024;
+
+/// COPYs `rows` (kept rows) into the live table, written columns only; returns the rows
+/// the server took.
+pub async fn copy_rows(
+    connection: &mut PgConnection,
+    table: &TablePlan,
+    shape: &Shape,
+    rows: &[Row],
+    on_rows: &(dyn Fn(u64) + Sync),
+) -> Result<u64, TenantError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut copy = connection
+        .copy_in_raw(&copy_in(&table.name, &shape.written_names))
+        .await
+        .map_err(|error| insert_error(table, error))?;
+    let mut buffer: Vec<u8> = Vec::with_capacity(COPY_BATCH + 4096);
+    let mut buffered = 0u64;
+    for row in rows {
+        shape.write_into(&row.row, &mut buffer);
+        buffered += 1;
+        if buffer.len() >= COPY_BATCH {
+            if let Err(error) = copy.send(buffer.as_slice()).await {
+                return Err(insert_error(table, error));
+            }
+            on_rows(buffered);
+            buffer.clear();
+            buffered = 0;
+        }
+    }
+    if !buffer.is_empty() {
+        copy.send(buffer.as_slice())
+            .await
+            .map_err(|error| insert_error(table, error))?;
+        on_rows(buffered);
+    }
+    copy.finish()
+        .await
+        .map_err(|error| insert_error(table, error))
+}
+
+/// The live types of a table's written columns.
+pub fn written_columns(
+    table: &TablePlan,
+    shape: &Shape,
+    live: &Catalog,
+) -> Result<Vec<Written>, TenantError> {
+    let live_table = live
+        .table(&table.name)
+        .ok_or_else(|| TenantError::Inconsistent(format!("live has no table {}", table.name)))?;
+    shape
+        .written_names
+        .iter()
+        .map(|name| {
+            let column = live_table.column(name).ok_or_else(|| {
+                TenantError::Inconsistent(format!("live's {} has no column {name}", table.name))
+            })?;
+            Ok(Written {
+                name: name.clone(),
+                live_type: column.type_name.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `INSERT … FROM unnest(arrays) ON CONFLICT (key) DO NOTHING` of `rows`; returns the rows
+/// inserted (the others were there already).
+pub async fn insert_rows(
+    connection: &mut PgConnection,
+    table: &TablePlan,
+    shape: &Shape,
+    live: &Catalog,
+    rows: &[Row],
+) -> Result<u64, TenantError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let columns = written_columns(table, shape, live)?;
+    let key = table.key.as_ref().map(|key| key.columns.as_slice());
+    let statement = insert_from_arrays(&table.name, &columns, 1, key, table.identity_always);
+    let mut query = sqlx::query(&statement);
+    for column in arrays(shape, rows) {
+        query = query.bind(column);
+    }
+    Ok(query
+        .execute(&mut *connection)
+        .await
+        .map_err(|error| insert_error(table, error))?
+        .rows_affected())
+}
+
+/// The tables of a cycle inserted in one statement; returns the rows inserted per table.
+pub async fn insert_cycle(
+    connection: &mut PgConnection,
+    tables: &[(&TablePlan, &Shape, &[Row])],
+    live: &Catalog,
+) -> Result<Vec<u64>, TenantError> {
+    let mut inserts = Vec::new();
+    let mut parameters: Vec<Vec<Option<String>>> = Vec::new();
+    for (table, shape, rows) in tables {
+        let columns = written_columns(table, shape, live)?;
+        let key = table.key.as_ref().map(|key| key.columns.as_slice());
+        inserts.push(insert_from_arrays(
+            &table.name,
+            &columns,
+            parameters.len() + 1,
+            key,
+            table.identity_always,
+        ));
+        parameters.extend(arrays(shape, rows));
+    }
+    let statement = insert_together(&inserts);
+    let mut query = sqlx::query_scalar::<_, Vec<i64>>(&statement);
+    for column in parameters {
+        query = query.bind(column);
+    }
+    let counts = query
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(|error| insert_error(tables[0].0, error))?;
+    Ok(counts.into_iter().map(|count| count as u64).collect())
+}
+
+/// The rows' written columns, one text array per column.
+fn arrays(shape: &Shape, rows: &[Row]) -> Vec<Vec<Option<String>>> {
+    let mut columns: Vec<Vec<Option<String>>> =
+        vec![Vec::with_capacity(rows.len()); shape.written_names.len()];
+    for row in rows {
+        for (column, value) in columns.iter_mut().zip(shape.decode(&row.row)) {
+            column.push(value);
+        }
+    }
+    columns
+}

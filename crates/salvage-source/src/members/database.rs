@@ -1,0 +1,631 @@
+//! Membership read from a database — the snapshot, or live with the same rule.
+//!
+//! Each table is read with one `COPY (SELECT …) TO STDOUT` per relation to an owned parent:
+//! the rows whose columns hold one of the parent keys already known (bound as an array), each
+//! read leaving out the rows an earlier relation matched. The server does the filtering with
+//! whatever index it has on the relation's columns; the client works out each row's tenants
+//! from the parent maps, over every relation of the row (not only the one that matched it).
+//! Tables that reach tenants through rows of their own group are read in rounds — the rows
+//! referencing the keys the previous round found — until a round finds nothing new, and
+//! their tenants are then worked out to a fixpoint in memory.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use rustc_hash::{FxHashMap, FxHashSet};
+use salvage_catalog::{Catalog, QualifiedName};
+use salvage_pg::CopyQuery;
+use salvage_plan::{MembershipGroup, Relation, SchemaPlan, TablePlan};
+use salvage_sql::reach::{Match, rows_matching};
+use salvage_sql::{Binder, bound_array, from_item};
+use sqlx::postgres::PgConnection;
+
+use super::{
+    Fields, Hop, Lookup, MapKey, Selected, SetId, TableWriter, TenantSets, chosen_ids, decode_key,
+    followed, is_tenant_id, needed_fields, raw_key, tenants_of,
+};
+use crate::{Error, Result};
+
+/// Which columns to keep of each owned table's rows, in that order.
+pub type KeepColumns<'a> = &'a (dyn Fn(&TablePlan) -> Vec<String> + Sync);
+
+/// Reads the rows of tenants `ids` of every owned table the database `catalog` describes has,
+/// keeping the columns `keep` names. `side` names the database in messages ("the snapshot",
+/// "live").
+pub async fn select(
+    connection: &mut PgConnection,
+    catalog: &Catalog,
+    plan: &SchemaPlan,
+    ids: &[String],
+    keep: KeepColumns<'_>,
+    side: &str,
+) -> Result<Selected> {
+    let mut reader = Reader {
+        connection,
+        catalog,
+        plan,
+        side,
+        ids,
+        state: State {
+            chosen: chosen_ids(ids),
+            sets: TenantSets::new(ids.len()),
+            maps: HashMap::new(),
+        },
+        selected: Selected::new(ids.to_vec()),
+    };
+    for group in &plan.membership {
+        let started = std::time::Instant::now();
+        if group.recursive {
+            reader.recursive_group(group, keep).await?;
+        } else {
+            for &index in &group.tables {
+                reader.table(&plan.tables[index], keep).await?;
+            }
+        }
+        tracing::debug!(
+            tables = group.tables.len(),
+            side,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "read a membership group"
+        );
+    }
+    Ok(reader.selected)
+}
+
+/// What rows are attributed with: the chosen IDs, the tenant sets, and the maps of the tables
+/// read so far.
+struct State {
+    chosen: FxHashMap<Vec<u8>, usize>,
+    sets: TenantSets,
+    maps: HashMap<MapKey, FxHashMap<Box<[u8]>, SetId>>,
+}
+
+impl Lookup for State {
+    fn tenant(&self, raw: &[u8]) -> Option<SetId> {
+        self.chosen.get(raw).map(|&index| self.sets.single(index))
+    }
+
+    fn parent(&self, map: &MapKey, key: &[u8]) -> std::io::Result<Option<SetId>> {
+        Ok(self
+            .maps
+            .get(map)
+            .and_then(|entries| entries.get(key).copied()))
+    }
+}
+
+struct Reader<'a> {
+    connection: &'a mut PgConnection,
+    catalog: &'a Catalog,
+    plan: &'a SchemaPlan,
+    side: &'a str,
+    ids: &'a [String],
+    state: State,
+    selected: Selected,
+}
+
+/// How one table is read: the columns selected (kept ones first), and where each relation
+/// and exported key is in them.
+struct Layout {
+    selected: Vec<String>,
+    kept: usize,
+    /// The relations followed, in reading order, and their hops.
+    relations: Vec<Relation>,
+    hops: Vec<Hop>,
+    exports: Vec<(Vec<String>, Vec<usize>)>,
+    /// Positions of the table's identity key (recursive groups tell rows apart by it; the
+    /// root's is the tenant ID).
+    key: Vec<usize>,
+    needed: usize,
+}
+
+impl Layout {
+    fn new(plan: &SchemaPlan, table: &TablePlan, kept: Vec<String>, root: bool) -> Result<Self> {
+        let mut selected = kept;
+        let kept = selected.len();
+        let mut position = |column: &str| -> usize {
+            selected
+                .iter()
+                .position(|c| c == column)
+                .unwrap_or_else(|| {
+                    selected.push(column.to_owned());
+                    selected.len() - 1
+                })
+        };
+        let relations: Vec<Relation> = if root {
+            Vec::new()
+        } else {
+            let mut relations = followed(&table.parents).to_vec();
+            // Tenant IDs first: the smallest key sets, and usually indexed.
+            relations.sort_by_key(|relation| !is_tenant_id(plan, relation));
+            relations
+        };
+        let mut hops = Vec::with_capacity(relations.len());
+        for relation in &relations {
+            hops.push(Hop::new(plan, relation, &mut |column: &str| {
+                Ok(position(column))
+            })?);
+        }
+        let exports: Vec<(Vec<String>, Vec<usize>)> = table
+            .exports
+            .iter()
+            .map(|columns| {
+                let positions = columns.iter().map(|column| position(column)).collect();
+                (columns.clone(), positions)
+            })
+            .collect();
+        let key: Vec<usize> = if root {
+            vec![position(&plan.root.key_column)]
+        } else {
+            table
+                .key
+                .iter()
+                .flat_map(|key| &key.columns)
+                .map(|column| position(column))
+                .collect()
+        };
+        let hop_refs: Vec<&Hop> = hops.iter().collect();
+        let mut positions: Vec<Vec<usize>> = exports
+            .iter()
+            .map(|(_, positions)| positions.clone())
+            .collect();
+        positions.push(key.clone());
+        positions.push((0..kept).collect());
+        let needed = needed_fields(&hop_refs, &positions);
+        Ok(Self {
+            selected,
+            kept,
+            relations,
+            hops,
+            exports,
+            key,
+            needed,
+        })
+    }
+
+    /// The kept part of a row read with this layout: its first `kept` fields.
+    fn kept_part<'r>(&self, row: &'r [u8]) -> &'r [u8] {
+        if self.kept == self.selected.len() {
+            return row;
+        }
+        if self.kept == 0 {
+            return &row[..0];
+        }
+        match memchr::memchr_iter(b'\t', row).nth(self.kept - 1) {
+            Some(tab) => &row[..tab],
+            None => row,
+        }
+    }
+}
+
+/// Runs one read on `connection`: all of its rows, as COPY chunks.
+async fn fetch(
+    connection: &mut PgConnection,
+    query: &CopyQuery,
+    select: &str,
+    context: &str,
+) -> Result<Vec<Bytes>> {
+    let mut stream = query.copy_out(connection, select, context).await?;
+    let mut chunks = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        chunks.push(chunk?);
+    }
+    Ok(chunks)
+}
+
+impl Reader<'_> {
+    /// The rows of one table of a group without self-references.
+    async fn table(&mut self, table: &TablePlan, keep: KeepColumns<'_>) -> Result<()> {
+        if self.catalog.table(&table.name).is_none() {
+            return Ok(());
+        }
+        let root = table.name == self.plan.root.table;
+        let layout = Layout::new(self.plan, table, keep(table), root)?;
+        let mut writer = TableWriter::new(layout.selected[..layout.kept].to_vec(), self.ids.len())?;
+        let mut exports: Vec<FxHashMap<Box<[u8]>, SetId>> =
+            vec![FxHashMap::default(); layout.exports.len()];
+        let reads = self.reads(table, &layout, root)?;
+        let context = format!("read {} from {}", table.name, self.side);
+        let (mut spans, mut key) = (Vec::new(), Vec::new());
+        for (select, query) in reads {
+            let mut stream = query
+                .copy_out(&mut *self.connection, &select, &context)
+                .await?;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                for row in crate::rows_of(&chunk) {
+                    let fields = Fields::split(row, layout.needed, &mut spans);
+                    let set = if root {
+                        fields
+                            .get(layout.key[0])
+                            .and_then(|id| self.state.tenant(id))
+                    } else {
+                        tenants_of(
+                            &layout.hops,
+                            &fields,
+                            &self.state,
+                            &self.state.sets,
+                            &mut key,
+                        )
+                        .map_err(Error::io("look up parent keys"))?
+                    };
+                    let Some(set) = set else { continue };
+                    writer.push(layout.kept_part(row), set, &self.state.sets)?;
+                    for ((_, positions), map) in layout.exports.iter().zip(&mut exports) {
+                        if raw_key(positions, |position| fields.get(position), &mut key) {
+                            let entry = map.entry(key.as_slice().into()).or_insert(set);
+                            *entry = self.state.sets.union(*entry, set);
+                        }
+                    }
+                }
+            }
+        }
+        self.selected.insert(table.name.clone(), writer.finish()?);
+        for ((columns, _), map) in layout.exports.into_iter().zip(exports) {
+            self.state.maps.insert((table.name.clone(), columns), map);
+        }
+        Ok(())
+    }
+
+    /// The statements reading a table: one per relation whose parent has chosen keys, each
+    /// leaving out what the earlier ones matched. The root is read by its key.
+    fn reads(
+        &self,
+        table: &TablePlan,
+        layout: &Layout,
+        root: bool,
+    ) -> Result<Vec<(String, CopyQuery)>> {
+        let from = from_item(self.catalog, &table.name);
+        let mut query = CopyQuery::new();
+        if root {
+            let key_column = &self.plan.root.key_column;
+            let type_name = self.column_type(&table.name, key_column)?;
+            let driving = Match {
+                columns: vec![key_column.clone()],
+                arrays: vec![bound_array(
+                    &mut query,
+                    self.ids.iter().map(|id| Some(id.as_str())),
+                    &type_name,
+                )],
+                condition: None,
+            };
+            return Ok(vec![(
+                rows_matching(&from, &layout.selected, &driving, &[]),
+                query,
+            )]);
+        }
+        let mut statements = Vec::new();
+        for (number, relation) in layout.relations.iter().enumerate() {
+            let mut query = CopyQuery::new();
+            let Some(driving) = self.relation_match(relation, None, &mut query)? else {
+                continue;
+            };
+            // What an earlier relation matched was read with it; their key sets are bound
+            // again for this statement.
+            let mut excluded = Vec::with_capacity(number);
+            for earlier in &layout.relations[..number] {
+                excluded.extend(self.relation_match(earlier, None, &mut query)?);
+            }
+            statements.push((
+                rows_matching(&from, &layout.selected, &driving, &excluded),
+                query,
+            ));
+        }
+        Ok(statements)
+    }
+
+    /// `relation`'s columns matched against its parent's chosen keys (or `keys`, when given),
+    /// bound on `query`; `None` when there are no such keys.
+    fn relation_match(
+        &self,
+        relation: &Relation,
+        keys: Option<&FxHashSet<Box<[u8]>>>,
+        query: &mut dyn Binder,
+    ) -> Result<Option<Match>> {
+        let types: Vec<String> = relation
+            .child_columns
+            .iter()
+            .map(|column| self.column_type(&relation.child, column))
+            .collect::<Result<_>>()?;
+        let values: Vec<Vec<Option<String>>> = if let Some(keys) = keys {
+            keys.iter().map(|key| decode_key(key)).collect()
+        } else if is_tenant_id(self.plan, relation) {
+            self.ids.iter().map(|id| vec![Some(id.clone())]).collect()
+        } else {
+            let map = (relation.parent.clone(), relation.parent_columns.clone());
+            let Some(entries) = self.state.maps.get(&map) else {
+                return Ok(None);
+            };
+            entries.keys().map(|key| decode_key(key)).collect()
+        };
+        if values.is_empty() {
+            return Ok(None);
+        }
+        let arrays = types
+            .iter()
+            .enumerate()
+            .map(|(position, type_name)| {
+                bound_array(
+                    query,
+                    values
+                        .iter()
+                        .map(|key| key.get(position).and_then(Option::as_deref)),
+                    type_name,
+                )
+            })
+            .collect();
+        let condition = relation.condition.as_ref().map(|condition| {
+            (
+                condition.column.clone(),
+                query.bind(condition.value.clone()),
+            )
+        });
+        Ok(Some(Match {
+            columns: relation.child_columns.clone(),
+            arrays,
+            condition,
+        }))
+    }
+
+    fn column_type(&self, table: &QualifiedName, column: &str) -> Result<String> {
+        self.catalog
+            .table(table)
+            .and_then(|definition| definition.column(column))
+            .map(|definition| definition.type_name.clone())
+            .ok_or_else(|| Error::MissingColumn {
+                table: table.clone(),
+                column: column.to_owned(),
+                side: self.side.to_owned(),
+            })
+    }
+
+    /// A group of tables that reach tenants through rows of their own.
+    async fn recursive_group(
+        &mut self,
+        group: &MembershipGroup,
+        keep: KeepColumns<'_>,
+    ) -> Result<()> {
+        let plan = self.plan;
+        let members: Vec<&TablePlan> = group
+            .tables
+            .iter()
+            .map(|&index| &plan.tables[index])
+            .filter(|table| self.catalog.table(&table.name).is_some())
+            .collect();
+        let names: Vec<&QualifiedName> = members.iter().map(|table| &table.name).collect();
+        let mut nodes = Nodes::default();
+        let mut layouts = Vec::with_capacity(members.len());
+        for table in &members {
+            layouts.push(Layout::new(plan, table, keep(table), false)?);
+        }
+        // Round 0: rows reached from outside the group.
+        let mut fresh: Vec<Vec<usize>> = vec![Vec::new(); members.len()];
+        for (number, (table, layout)) in members.iter().zip(&layouts).enumerate() {
+            let external: Vec<&Relation> = layout
+                .relations
+                .iter()
+                .filter(|relation| !names.contains(&&relation.parent))
+                .collect();
+            for (position, relation) in external.iter().enumerate() {
+                let mut query = CopyQuery::new();
+                let Some(driving) = self.relation_match(relation, None, &mut query)? else {
+                    continue;
+                };
+                let mut excluded = Vec::new();
+                for earlier in &external[..position] {
+                    excluded.extend(self.relation_match(earlier, None, &mut query)?);
+                }
+                let select = rows_matching(
+                    &from_item(self.catalog, &table.name),
+                    &layout.selected,
+                    &driving,
+                    &excluded,
+                );
+                let context = format!("read {} from {}", table.name, self.side);
+                let rows = fetch(self.connection, &query, &select, &context).await?;
+                fresh[number].extend(nodes.add(number, layout, &rows));
+            }
+        }
+        // Then rounds: the rows referencing, from inside the group, what the last round found.
+        while fresh.iter().any(|found| !found.is_empty()) {
+            let mut next: Vec<Vec<usize>> = vec![Vec::new(); members.len()];
+            for (number, (table, layout)) in members.iter().zip(&layouts).enumerate() {
+                for relation in &layout.relations {
+                    let Some(parent) = names.iter().position(|name| **name == relation.parent)
+                    else {
+                        continue;
+                    };
+                    let keys =
+                        nodes.exported(&layouts[parent], &relation.parent_columns, &fresh[parent]);
+                    if keys.is_empty() {
+                        continue;
+                    }
+                    let mut query = CopyQuery::new();
+                    let Some(driving) = self.relation_match(relation, Some(&keys), &mut query)?
+                    else {
+                        continue;
+                    };
+                    let mut excluded = Vec::new();
+                    for other in &layout.relations {
+                        if !names.contains(&&other.parent) {
+                            excluded.extend(self.relation_match(other, None, &mut query)?);
+                        }
+                    }
+                    let select = rows_matching(
+                        &from_item(self.catalog, &table.name),
+                        &layout.selected,
+                        &driving,
+                        &excluded,
+                    );
+                    let context = format!("read {} from {}", table.name, self.side);
+                    let rows = fetch(self.connection, &query, &select, &context).await?;
+                    next[number].extend(nodes.add(number, layout, &rows));
+                }
+            }
+            fresh = next;
+        }
+        self.settle(&members, &names, &layouts, &nodes)
+    }
+
+    /// Works out the tenants of a recursive group's rows to a fixpoint, keeps them, and
+    /// exports their keys.
+    fn settle(
+        &mut self,
+        members: &[&TablePlan],
+        names: &[&QualifiedName],
+        layouts: &[Layout],
+        nodes: &Nodes,
+    ) -> Result<()> {
+        let state = &self.state;
+        let sets = &state.sets;
+        let mut spans = Vec::new();
+        let mut key = Vec::new();
+        // Each row's own tenants (from outside the group), and its references inside it.
+        let mut tenants: Vec<Option<SetId>> = Vec::with_capacity(nodes.rows.len());
+        let mut children: Children = HashMap::new();
+        for (node, (table, row)) in nodes.rows.iter().enumerate() {
+            let layout = &layouts[*table];
+            let fields = Fields::split(row, layout.needed, &mut spans);
+            let mut reached = None;
+            for (relation, hop) in layout.relations.iter().zip(&layout.hops) {
+                if let Some(parent) = names.iter().position(|name| **name == relation.parent) {
+                    if hop.parent_key(&fields, &mut key) {
+                        children
+                            .entry((
+                                parent,
+                                relation.parent_columns.clone(),
+                                key.as_slice().into(),
+                            ))
+                            .or_default()
+                            .push(node);
+                    }
+                } else {
+                    let found = hop
+                        .tenants(&fields, state, &mut key)
+                        .map_err(Error::io("look up parent keys"))?;
+                    reached = sets.join(reached, found);
+                }
+            }
+            tenants.push(reached);
+        }
+        let mut queue: Vec<usize> = (0..nodes.rows.len())
+            .filter(|&node| tenants[node].is_some())
+            .collect();
+        while let Some(node) = queue.pop() {
+            let Some(set) = tenants[node] else { continue };
+            let (table, row) = &nodes.rows[node];
+            let layout = &layouts[*table];
+            let fields = Fields::split(row, layout.needed, &mut spans);
+            for (columns, positions) in &layout.exports {
+                if !raw_key(positions, |position| fields.get(position), &mut key) {
+                    continue;
+                }
+                let Some(referencing) =
+                    children.get(&(*table, columns.clone(), key.as_slice().into()))
+                else {
+                    continue;
+                };
+                for &child in referencing {
+                    let joined = sets.join(tenants[child], Some(set));
+                    if joined != tenants[child] {
+                        tenants[child] = joined;
+                        queue.push(child);
+                    }
+                }
+            }
+        }
+        let mut writers: Vec<TableWriter> = members
+            .iter()
+            .zip(layouts)
+            .map(|(_, layout)| {
+                TableWriter::new(layout.selected[..layout.kept].to_vec(), self.ids.len())
+            })
+            .collect::<Result<_>>()?;
+        let mut exports: Vec<Vec<FxHashMap<Box<[u8]>, SetId>>> = layouts
+            .iter()
+            .map(|layout| vec![FxHashMap::default(); layout.exports.len()])
+            .collect();
+        for (node, (table, row)) in nodes.rows.iter().enumerate() {
+            let Some(set) = tenants[node] else { continue };
+            let layout = &layouts[*table];
+            writers[*table].push(layout.kept_part(row), set, sets)?;
+            let fields = Fields::split(row, layout.needed, &mut spans);
+            for ((_, positions), map) in layout.exports.iter().zip(&mut exports[*table]) {
+                if raw_key(positions, |position| fields.get(position), &mut key) {
+                    let entry = map.entry(key.as_slice().into()).or_insert(set);
+                    *entry = sets.union(*entry, set);
+                }
+            }
+        }
+        for (table, writer) in members.iter().zip(writers) {
+            self.selected.insert(table.name.clone(), writer.finish()?);
+        }
+        for ((table, layout), maps) in members.iter().zip(layouts).zip(exports) {
+            for ((columns, _), map) in layout.exports.iter().zip(maps) {
+                self.state
+                    .maps
+                    .insert((table.name.clone(), columns.clone()), map);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// (member, columns, raw key) → the rows of the group referencing that key.
+type Children = HashMap<(usize, Vec<String>, Box<[u8]>), Vec<usize>>;
+
+/// The rows of a recursive group read so far, told apart by their key.
+#[derive(Default)]
+struct Nodes {
+    /// (member table, the row as read).
+    rows: Vec<(usize, Vec<u8>)>,
+    seen: FxHashSet<(usize, Box<[u8]>)>,
+}
+
+impl Nodes {
+    /// Adds the rows not seen before; returns their node numbers.
+    fn add(&mut self, table: usize, layout: &Layout, chunks: &[Bytes]) -> Vec<usize> {
+        let mut added = Vec::new();
+        let mut spans = Vec::new();
+        let mut key = Vec::new();
+        for chunk in chunks {
+            for row in crate::rows_of(chunk) {
+                let fields = Fields::split(row, layout.needed, &mut spans);
+                let identity = if raw_key(&layout.key, |position| fields.get(position), &mut key) {
+                    key.as_slice().into()
+                } else {
+                    // No key to tell it by (a NULL in a unique key): the row itself.
+                    row.into()
+                };
+                if self.seen.insert((table, identity)) {
+                    added.push(self.rows.len());
+                    self.rows.push((table, row.to_vec()));
+                }
+            }
+        }
+        added
+    }
+
+    /// The distinct keys (by `columns`) of the given rows of member `table`.
+    fn exported(
+        &self,
+        layout: &Layout,
+        columns: &[String],
+        rows: &[usize],
+    ) -> FxHashSet<Box<[u8]>> {
+        let Some((_, positions)) = layout.exports.iter().find(|(set, _)| set == columns) else {
+            return FxHashSet::default();
+        };
+        let mut keys = FxHashSet::default();
+        let mut spans = Vec::new();
+        let mut key = Vec::new();
+        for &node in rows {
+            let row = &self.rows[node].1;
+            let fields = Fields::split(row, layout.needed, &mut spans);
+            if raw_key(positions, |position| fields.get(position), &mut key) {
+                keys.insert(key.as_slice().into());
+            }
+        }
+        keys
+    }
+}

@@ -1,0 +1,158 @@
+//! Rows of tables without a key, compared as multisets: a row that appears twice in the
+//! snapshot should appear twice in live, and a second restore adds nothing.
+//!
+//! Both sides are bound as text arrays — the snapshot's rows of a tenant and its live rows,
+//! both already read once per table — so these statements read no table. Rows are stacked
+//! with a side marker and grouped by every column: grouping treats NULLs as equal, the "not
+//! distinct" semantics rows need, and hashes or sorts, where a join on `IS NOT DISTINCT FROM`
+//! could only loop. Columns of a type without equality (json, xml, point…) are grouped by
+//! their text.
+
+use salvage_quote::quote_ident;
+
+use crate::names::unnest;
+
+/// The written columns of a keyless table, with their live types and whether each compares
+/// by value.
+#[derive(Debug, Clone)]
+pub struct Multiset {
+    columns: Vec<(String, String, bool)>,
+}
+
+impl Multiset {
+    /// `columns`: (name, live type, compared by value).
+    #[must_use]
+    pub fn new(columns: Vec<(String, String, bool)>) -> Self {
+        Self { columns }
+    }
+
+    #[must_use]
+    pub fn column_names(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .map(|(name, _, _)| name.clone())
+            .collect()
+    }
+
+    /// How many text array parameters one side takes.
+    #[must_use]
+    pub fn width(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// A relation of the written columns typed as live, from text arrays `$first…`, one per
+    /// column; with `numbered`, `$first` is an `int4[]` of row numbers, column `n`.
+    fn side(&self, first: usize, numbered: bool) -> String {
+        let offset = usize::from(numbered);
+        let mut arrays: Vec<String> = (0..self.columns.len())
+            .map(|n| format!("${}::text[]", first + offset + n))
+            .collect();
+        let mut aliases: Vec<String> = (0..self.columns.len()).map(|n| format!("c{n}")).collect();
+        let mut casts: Vec<String> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(n, (name, type_name, typed))| {
+                if *typed {
+                    format!("a.c{n}::{type_name} AS {}", quote_ident(name))
+                } else {
+                    // Grouped by the text the pinned session gives the typed value.
+                    format!("a.c{n}::{type_name}::text AS {}", quote_ident(name))
+                }
+            })
+            .collect();
+        if numbered {
+            arrays.insert(0, format!("${first}::int4[]"));
+            aliases.insert(0, "n".to_owned());
+            casts.insert(0, "a.n".to_owned());
+        }
+        format!(
+            "(SELECT {} FROM {} AS a({}))",
+            casts.join(", "),
+            unnest(&arrays),
+            aliases.join(", ")
+        )
+    }
+
+    fn names(&self) -> String {
+        self.columns
+            .iter()
+            .map(|(name, _, _)| quote_ident(name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `(matched, missing, extra)`: rows in both, only in the snapshot, only in live. The
+    /// snapshot side is bound as `$1…$w`, live as `$w+1…$2w` (w = [`Self::width`]).
+    #[must_use]
+    pub fn totals(&self) -> String {
+        let names = self.names();
+        format!(
+            "SELECT coalesce(sum(least(g.want, g.have)), 0)::int8 AS matched, \
+                    coalesce(sum(greatest(g.want - g.have, 0)), 0)::int8 AS missing, \
+                    coalesce(sum(greatest(g.have - g.want, 0)), 0)::int8 AS extra \
+             FROM (SELECT {names}, sum(u.want)::int8 AS want, sum(u.have)::int8 AS have FROM (\
+                     SELECT s.*, 1 AS want, 0 AS have FROM {} AS s \
+                     UNION ALL SELECT l.*, 0, 1 FROM {} AS l) AS u GROUP BY {names}) AS g",
+            self.side(1, false),
+            self.side(1 + self.width(), false)
+        )
+    }
+
+    /// The numbers of the snapshot rows to insert so that live holds each row as many times
+    /// as the snapshot: within each group of equal rows, the snapshot's copies beyond the
+    /// number live has. The snapshot side is bound as `$1` (row numbers, `int4[]`) and
+    /// `$2…$w+1`, live as `$w+2…$2w+1`.
+    #[must_use]
+    pub fn rows_to_add(&self) -> String {
+        let names = self.names();
+        // In each group, live's rows come first: the snapshot's k-th copy is the group's
+        // (have + k)-th row, and goes in when k > have.
+        format!(
+            "SELECT x.n FROM (SELECT u.side, u.n, \
+                 row_number() OVER (PARTITION BY {names} ORDER BY u.side, u.n) AS place, \
+                 count(*) FILTER (WHERE u.side = 0) OVER (PARTITION BY {names}) AS have \
+               FROM (SELECT 0 AS side, NULL::int4 AS n, l.* FROM {} AS l \
+                     UNION ALL SELECT 1, s.* FROM {} AS s) AS u) AS x \
+             WHERE x.side = 1 AND x.place > 2 * x.have ORDER BY x.n",
+            self.side(2 + self.width(), false),
+            self.side(1, true)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Multiset;
+
+    #[test]
+    fn both_sides_are_bound_and_untyped_columns_group_by_text() {
+        let multiset = Multiset::new(vec![
+            ("kind".into(), "text".into(), true),
+            ("meta".into(), "json".into(), false),
+        ]);
+        let totals = multiset.totals();
+        assert!(
+            totals.contains(
+                "ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS a(c0, c1)"
+            ),
+            "{totals}"
+        );
+        assert!(
+            totals.contains(
+                "ROWS FROM (pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])) AS a(c0, c1)"
+            ),
+            "{totals}"
+        );
+        assert!(totals.contains("a.c1::json::text AS \"meta\""), "{totals}");
+        let add = multiset.rows_to_add();
+        assert!(
+            add.contains("pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) AS a(n, c0, c1)"),
+            "{add}"
+        );
+        assert!(
+            add.contains("pg_catalog.unnest($5::text[])) AS a(c0, c1)"),
+            "{add}"
+        );
+    }
+}

@@ -1,0 +1,467 @@
+//! The completeness check's own idea of a tenant: every snapshot row that references a row of
+//! a chosen tenant, directly or through other rows, found by a fixpoint over the schema's
+//! relations that starts from the chosen root rows — without the plan's membership order,
+//! groups, maps or readers. Each table is read for the rows referencing keys found so far
+//! (once, when all its parents are known; in rounds while it is part of a cycle), through the
+//! snapshot's plainest read: rows whose columns hold one of a set of keys. What it finds and
+//! the plan does not hold are rows the restore left behind; verification checks them in live
+//! like the others and names the chain that ties each to its tenant.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use salvage_catalog::QualifiedName;
+use salvage_plan::{Relation, RelationOrigin, SchemaPlan};
+use salvage_source::{KeyFilter, SnapshotReader};
+
+use crate::Result;
+
+/// Tenants by number (positions in the chosen IDs), sorted.
+pub type Tenants = Vec<u32>;
+/// A table (by index) and the columns rows are referenced by.
+type Referenced = (usize, Vec<String>);
+/// Raw keys, by the table and columns they are keys of.
+type KeySets = HashMap<Referenced, FxHashSet<Box<[u8]>>>;
+/// (table, columns, raw key) → the identity of the row holding it.
+type Holders = FxHashMap<(usize, Vec<String>, Box<[u8]>), Box<[u8]>>;
+
+/// How a row was reached for a tenant: through which relation, to which parent key.
+#[derive(Debug, Clone)]
+struct Via {
+    relation: usize,
+    parent: Box<[u8]>,
+}
+
+/// A row the check reached.
+#[derive(Debug, Default)]
+pub struct ReachedRow {
+    pub tenants: Tenants,
+    /// A table without a key: how many identical rows (they are told apart by nothing).
+    pub copies: u32,
+    via: Vec<(u32, Via)>,
+}
+
+/// One table's reached rows, by identity (the key's raw COPY text, or the whole row read for
+/// a table without a key).
+#[derive(Debug, Default)]
+pub struct ReachedTable {
+    /// The columns rows are identified by.
+    pub identity: Vec<String>,
+    pub keyless: bool,
+    pub rows: FxHashMap<Box<[u8]>, ReachedRow>,
+}
+
+/// Everything the check reached, per plan table (by index).
+#[derive(Debug)]
+pub struct Reached {
+    pub tables: HashMap<usize, ReachedTable>,
+    relations: Vec<Relation>,
+    /// (table, columns, key) → the identity of the row holding it, to walk chains up.
+    holders: Holders,
+    root: usize,
+    ids: Vec<String>,
+}
+
+/// The relations the check follows: every relation of the schema, except those from the
+/// root (a root row belongs to its own key) and from tables the configuration keeps out.
+fn followed(plan: &SchemaPlan) -> Vec<Relation> {
+    let kept_out: BTreeSet<&QualifiedName> =
+        plan.excluded.iter().chain(&plan.forced_shared).collect();
+    plan.relations
+        .iter()
+        .filter(|relation| {
+            relation.child != plan.root.table
+                && !kept_out.contains(&relation.child)
+                && !kept_out.contains(&relation.parent)
+                && plan
+                    .table(&relation.child)
+                    .is_some_and(|table| table.in_snapshot)
+                && plan.table(&relation.parent).is_some()
+        })
+        .cloned()
+        .collect()
+}
+
+/// Finds every row the chosen tenants `ids` reach in the snapshot.
+pub async fn reach(
+    plan: &SchemaPlan,
+    ids: &[String],
+    reader: &mut SnapshotReader,
+) -> Result<Reached> {
+    let relations = followed(plan);
+    let index = |name: &QualifiedName| plan.table_index(name).unwrap_or(usize::MAX);
+    let root = index(&plan.root.table);
+    let mut state = State {
+        plan,
+        relations: &relations,
+        keys: HashMap::new(),
+        fresh: HashMap::new(),
+        tables: HashMap::new(),
+        holders: FxHashMap::default(),
+    };
+    // The root's rows are the tenants themselves.
+    let mut ids_raw = FxHashMap::default();
+    for (number, id) in ids.iter().enumerate() {
+        let mut raw = Vec::new();
+        salvage_copy::encode(Some(id.as_bytes()), &mut raw);
+        ids_raw.insert(raw.into_boxed_slice(), vec![number as u32]);
+    }
+    state
+        .keys
+        .insert((root, vec![plan.root.key_column.clone()]), ids_raw.clone());
+    state.fresh.insert(
+        (root, vec![plan.root.key_column.clone()]),
+        ids_raw.keys().cloned().collect(),
+    );
+
+    // Tables are read once all their parents are known; what is left forms cycles, read in
+    // rounds until nothing new turns up.
+    let children: BTreeSet<usize> = relations
+        .iter()
+        .map(|relation| index(&relation.child))
+        .collect();
+    let mut pending: BTreeSet<usize> = children
+        .into_iter()
+        .filter(|table| *table != root)
+        .collect();
+    while !pending.is_empty() {
+        let ready: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|&table| {
+                relations
+                    .iter()
+                    .filter(|relation| index(&relation.child) == table)
+                    .all(|relation| {
+                        let parent = index(&relation.parent);
+                        parent != table && !pending.contains(&parent)
+                    })
+            })
+            .collect();
+        if ready.is_empty() {
+            let cycle: Vec<usize> = pending.iter().copied().collect();
+            state.rounds(&cycle, reader).await?;
+            pending.clear();
+            continue;
+        }
+        for table in ready {
+            state.read(table, None, reader).await?;
+            state.fresh.clear();
+            pending.remove(&table);
+        }
+    }
+    let (tables, holders) = (state.tables, state.holders);
+    Ok(Reached {
+        tables,
+        relations,
+        holders,
+        root,
+        ids: ids.to_vec(),
+    })
+}
+
+struct State<'a> {
+    plan: &'a SchemaPlan,
+    relations: &'a [Relation],
+    /// Keys of reached rows by (table, columns), with their tenants.
+    keys: HashMap<Referenced, FxHashMap<Box<[u8]>, Tenants>>,
+    /// Keys that gained tenants since the tables referencing them were last read.
+    fresh: KeySets,
+    tables: HashMap<usize, ReachedTable>,
+    holders: Holders,
+}
+
+impl State<'_> {
+    fn index(&self, name: &QualifiedName) -> usize {
+        self.plan.table_index(name).unwrap_or(usize::MAX)
+    }
+
+    /// The tables of a cycle (or a table referencing itself), in rounds: first for every
+    /// key known, then for the keys the last round found, until a round finds nothing.
+    async fn rounds(&mut self, tables: &[usize], reader: &mut SnapshotReader) -> Result<()> {
+        self.fresh.clear();
+        for &table in tables {
+            self.read(table, None, reader).await?;
+        }
+        loop {
+            let delta = std::mem::take(&mut self.fresh);
+            if delta.values().all(FxHashSet::is_empty) {
+                return Ok(());
+            }
+            for &table in tables {
+                self.read(table, Some(&delta), reader).await?;
+            }
+        }
+    }
+
+    /// Reads the rows of `table` referencing the keys found so far (or only those in `delta`);
+    /// keys that gain tenants are noted in `fresh`.
+    async fn read(
+        &mut self,
+        table: usize,
+        delta: Option<&KeySets>,
+        reader: &mut SnapshotReader,
+    ) -> Result<()> {
+        let plan = self.plan;
+        let definition = &plan.tables[table];
+        let relations: Vec<(usize, &Relation)> = self
+            .relations
+            .iter()
+            .enumerate()
+            .filter(|(_, relation)| self.index(&relation.child) == table)
+            .collect();
+        let mut filters = Vec::new();
+        for (_, relation) in &relations {
+            let parent = (
+                self.index(&relation.parent),
+                relation.parent_columns.clone(),
+            );
+            let keys: FxHashSet<Box<[u8]>> = match delta {
+                None => self
+                    .keys
+                    .get(&parent)
+                    .map(|keys| keys.keys().cloned().collect())
+                    .unwrap_or_default(),
+                Some(delta) => delta.get(&parent).cloned().unwrap_or_default(),
+            };
+            filters.push(KeyFilter {
+                columns: relation.child_columns.clone(),
+                condition: relation
+                    .condition
+                    .as_ref()
+                    .map(|condition| (condition.column.clone(), condition.value.clone())),
+                keys: Arc::new(keys),
+            });
+        }
+        let (identity, keyless) = match &definition.key {
+            Some(key) => (key.columns.clone(), false),
+            None => (
+                definition
+                    .written_columns()
+                    .map(|column| column.name.clone())
+                    .collect(),
+                true,
+            ),
+        };
+        // What is read: the identity, each relation's columns, the columns others reference.
+        let mut columns = identity.clone();
+        let add = |column: &String, columns: &mut Vec<String>| {
+            if !columns.contains(column) {
+                columns.push(column.clone());
+            }
+        };
+        for (_, relation) in &relations {
+            for column in &relation.child_columns {
+                add(column, &mut columns);
+            }
+            if let Some(condition) = &relation.condition {
+                add(&condition.column, &mut columns);
+            }
+        }
+        let exported: Vec<Vec<String>> = self
+            .relations
+            .iter()
+            .filter(|relation| self.index(&relation.parent) == table)
+            .map(|relation| relation.parent_columns.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for set in &exported {
+            for column in set {
+                add(column, &mut columns);
+            }
+        }
+        let chunks = reader.rows_matching(definition, &columns, &filters).await?;
+        let place = |column: &String| columns.iter().position(|c| c == column).unwrap_or(0);
+        let identity_places: Vec<usize> = identity.iter().map(place).collect();
+        for chunk in &chunks {
+            for row in salvage_source::rows_of(chunk) {
+                let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                let mut tenants: Tenants = Vec::new();
+                let mut vias: Vec<(u32, Via)> = Vec::new();
+                for (number, relation) in &relations {
+                    if let Some(condition) = &relation.condition {
+                        let mut value = Vec::new();
+                        salvage_copy::encode(Some(condition.value.as_bytes()), &mut value);
+                        if fields.get(place(&condition.column)).copied() != Some(value.as_slice()) {
+                            continue;
+                        }
+                    }
+                    let places: Vec<usize> = relation.child_columns.iter().map(place).collect();
+                    let Some(key) = joined(&fields, &places) else {
+                        continue;
+                    };
+                    let parent = (
+                        self.index(&relation.parent),
+                        relation.parent_columns.clone(),
+                    );
+                    let Some(reached) = self.keys.get(&parent).and_then(|keys| keys.get(&key))
+                    else {
+                        continue;
+                    };
+                    for &tenant in reached {
+                        if let Err(at) = tenants.binary_search(&tenant) {
+                            tenants.insert(at, tenant);
+                            vias.push((
+                                tenant,
+                                Via {
+                                    relation: *number,
+                                    parent: key.clone(),
+                                },
+                            ));
+                        }
+                    }
+                }
+                if tenants.is_empty() {
+                    continue;
+                }
+                let id: Box<[u8]> = if keyless {
+                    joined_all(&fields, &identity_places)
+                } else {
+                    match joined(&fields, &identity_places) {
+                        Some(id) => id,
+                        None => continue,
+                    }
+                };
+                let rows = &mut self
+                    .tables
+                    .entry(table)
+                    .or_insert_with(|| ReachedTable {
+                        identity: identity.clone(),
+                        keyless,
+                        rows: FxHashMap::default(),
+                    })
+                    .rows;
+                let entry = rows.entry(id.clone()).or_default();
+                if keyless {
+                    entry.copies += 1;
+                }
+                let mut new = Vec::new();
+                for (tenant, via) in vias {
+                    if let Err(at) = entry.tenants.binary_search(&tenant) {
+                        entry.tenants.insert(at, tenant);
+                        entry.via.push((tenant, via));
+                        new.push(tenant);
+                    }
+                }
+                if new.is_empty() {
+                    continue;
+                }
+                let all_tenants = entry.tenants.clone();
+                for set in &exported {
+                    let places: Vec<usize> = set.iter().map(place).collect();
+                    let Some(key) = joined(&fields, &places) else {
+                        continue;
+                    };
+                    let map = (table, set.clone());
+                    let known = self.keys.entry(map.clone()).or_default();
+                    let holder = known.entry(key.clone()).or_default();
+                    let before = holder.len();
+                    for &tenant in &all_tenants {
+                        if let Err(at) = holder.binary_search(&tenant) {
+                            holder.insert(at, tenant);
+                        }
+                    }
+                    if holder.len() > before {
+                        self.fresh.entry(map).or_default().insert(key.clone());
+                    }
+                    self.holders
+                        .entry((table, set.clone(), key))
+                        .or_insert_with(|| id.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Reached {
+    /// `payment (payment_id)=(7) → rental (rental_id)=(3) → inventory (inventory_id)=(5) →
+    /// store 2`: how `row` of `table` reaches tenant `tenant`.
+    #[must_use]
+    pub fn chain(&self, plan: &SchemaPlan, table: usize, row: &[u8], tenant: u32) -> String {
+        let mut text = String::new();
+        let mut current = (table, row.to_vec().into_boxed_slice());
+        for _ in 0..32 {
+            let (table, id) = &current;
+            let Some(reached) = self.tables.get(table) else {
+                break;
+            };
+            let name = &plan.tables[*table].name.name;
+            text.push_str(&format!(
+                "{name} ({})=({})",
+                reached.identity.join(", "),
+                decode(id)
+            ));
+            let Some((_, via)) = reached
+                .rows
+                .get(id)
+                .and_then(|row| row.via.iter().find(|(reached, _)| *reached == tenant))
+            else {
+                break;
+            };
+            let relation = &self.relations[via.relation];
+            let parent = plan.table_index(&relation.parent).unwrap_or(usize::MAX);
+            text.push_str(" → ");
+            if parent == self.root {
+                text.push_str(&format!(
+                    "{} {}",
+                    relation.parent.name,
+                    self.ids.get(tenant as usize).map_or("?", String::as_str)
+                ));
+                if relation.origin == RelationOrigin::TenantColumn {
+                    text.push_str(&format!(" (tenant column {})", relation.child_columns[0]));
+                }
+                return text;
+            }
+            let Some(holder) =
+                self.holders
+                    .get(&(parent, relation.parent_columns.clone(), via.parent.clone()))
+            else {
+                text.push_str(&format!(
+                    "{} ({})=({})",
+                    relation.parent.name,
+                    relation.parent_columns.join(", "),
+                    decode(&via.parent)
+                ));
+                return text;
+            };
+            current = (parent, holder.clone());
+        }
+        text
+    }
+}
+
+/// The fields at `places`, tab-joined; `None` when one is NULL.
+fn joined(fields: &[&[u8]], places: &[usize]) -> Option<Box<[u8]>> {
+    let mut key = Vec::new();
+    for (number, &place) in places.iter().enumerate() {
+        let field = fields.get(place)?;
+        if salvage_copy::is_null(field) {
+            return None;
+        }
+        if number > 0 {
+            key.push(b'\t');
+        }
+        key.extend_from_slice(field);
+    }
+    Some(key.into())
+}
+
+/// The fields at `places`, tab-joined, NULLs included.
+fn joined_all(fields: &[&[u8]], places: &[usize]) -> Box<[u8]> {
+    places
+        .iter()
+        .map(|&place| fields.get(place).copied().unwrap_or(salvage_copy::NULL))
+        .collect::<Vec<_>>()
+        .join(&b'\t')
+        .into()
+}
+
+fn decode(raw: &[u8]) -> String {
+    salvage_copy::fields(raw)
+        .map(|field| salvage_copy::decode_text(field).unwrap_or_else(|| "NULL".to_owned()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
