@@ -9,8 +9,10 @@ use std::fmt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-pub use salvage_testkit::{TestDatabase, shapes, tracker};
+pub use salvage_testkit::{TestDatabase, rental, shapes, tracker};
 use sqlx::Connection;
+
+pub mod rental_incident;
 
 /// The result of running the salvage binary.
 pub struct Run {
@@ -42,9 +44,20 @@ pub fn salvage<S: AsRef<str>>(args: &[S]) -> Run {
 
 /// Runs `salvage ARGS` reading `stdin` (a dump for `--snapshot -`).
 pub fn salvage_with_stdin<S: AsRef<str>>(args: &[S], stdin: impl Into<Stdio>) -> Run {
+    run_salvage(args, stdin, &[])
+}
+
+/// Runs `salvage ARGS` with no terminal and the environment variables `env` set (the
+/// engine's test-only switches).
+pub fn salvage_with_env<S: AsRef<str>>(args: &[S], env: &[(&str, &str)]) -> Run {
+    run_salvage(args, Stdio::null(), env)
+}
+
+fn run_salvage<S: AsRef<str>>(args: &[S], stdin: impl Into<Stdio>, env: &[(&str, &str)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_salvage"))
         .args(args.iter().map(AsRef::as_ref))
         .env_remove("DATABASE_URL")
+        .envs(env.iter().copied())
         .stdin(stdin)
         .output()
         .expect("run the salvage binary");
@@ -257,11 +270,42 @@ pub async fn assert_same_rows(
 /// comparing typed values: the snapshot's rows are loaded into a temporary table of the
 /// query's row type in live and compared with EXCEPT ALL both ways. Returns the row count.
 pub async fn assert_same_result(snapshot: &TestDatabase, live: &TestDatabase, select: &str) -> i64 {
-    let mut source = snapshot.connect().await;
+    let Comparison {
+        expected,
+        actual,
+        missing,
+        extra,
+    } = compare_result(snapshot, live, select).await;
+    assert_eq!(
+        (missing, extra, actual),
+        (0, 0, expected),
+        "{select}: {missing} snapshot rows missing or different in live, {extra} live rows not in the snapshot"
+    );
+    expected
+}
+
+/// How the rows of one query compare between two databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Comparison {
+    /// Rows in the first database.
+    pub expected: i64,
+    /// Rows in the second.
+    pub actual: i64,
+    /// Rows of the first that the second lacks (as a multiset: EXCEPT ALL).
+    pub missing: i64,
+    /// Rows of the second that the first lacks.
+    pub extra: i64,
+}
+
+/// Runs `select` in both databases and compares the results by typed value: `from`'s rows
+/// are copied into a temporary table of the query's row type in `to` and compared with
+/// EXCEPT ALL both ways.
+pub async fn compare_result(from: &TestDatabase, to: &TestDatabase, select: &str) -> Comparison {
+    let mut source = from.connect().await;
     let rows = copy_out(&mut source, &format!("COPY ({select}) TO STDOUT")).await;
     let _ = source.close().await;
 
-    let mut target = live.connect().await;
+    let mut target = to.connect().await;
     sqlx::raw_sql(&format!(
         "BEGIN; CREATE TEMPORARY TABLE expected ON COMMIT DROP AS {select} WITH NO DATA"
     ))
@@ -287,23 +331,155 @@ pub async fn assert_same_result(snapshot: &TestDatabase, live: &TestDatabase, se
         .await
         .expect("rollback");
     let _ = target.close().await;
-    assert_eq!(
-        (missing, extra, actual),
-        (0, 0, expected),
-        "{select}: {missing} snapshot rows missing or different in live, {extra} live rows not in the snapshot"
-    );
-    expected
+    Comparison {
+        expected,
+        actual,
+        missing,
+        extra,
+    }
 }
 
-/// Every row of every user table, as text, for before/after comparisons.
-pub async fn all_rows(database: &TestDatabase) -> BTreeMap<String, Vec<String>> {
-    let tables = database
+/// Every user table of `database`, as `schema.table`: partitioned tables by their parent
+/// (their partitions are not listed again).
+pub async fn user_tables(database: &TestDatabase) -> Vec<String> {
+    database
         .strings(
             "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
              AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
         )
+        .await
+}
+
+/// Compares every user table of `actual` with the same table of `expected` by typed value,
+/// EXCEPT ALL both ways (columns whose type has no equality, such as json, as text).
+/// Asserts that both have the same tables and that no table differs, naming every one that
+/// does; returns, per table, the number of rows compared, for the caller to check that the
+/// comparison covered what it should.
+pub async fn assert_same_database(
+    expected: &TestDatabase,
+    actual: &TestDatabase,
+) -> BTreeMap<String, i64> {
+    let tables = user_tables(expected).await;
+    assert_eq!(
+        user_tables(actual).await,
+        tables,
+        "{} and {} have different tables",
+        expected.name,
+        actual.name
+    );
+    let mut compared = BTreeMap::new();
+    let mut differences = Vec::new();
+    for table in tables {
+        let columns = comparable_columns(expected, &table).await;
+        let select = format!("SELECT {} FROM {table}", columns.join(", "));
+        let comparison = compare_result(expected, actual, &select).await;
+        if comparison.missing != 0 || comparison.extra != 0 {
+            differences.push(format!(
+                "{table}: {} rows expected, {} present; {} expected rows missing or different, {} present rows not expected",
+                comparison.expected, comparison.actual, comparison.missing, comparison.extra
+            ));
+        }
+        compared.insert(table, comparison.expected);
+    }
+    assert!(
+        differences.is_empty(),
+        "{} differs from {}:\n{}",
+        actual.name,
+        expected.name,
+        differences.join("\n")
+    );
+    compared
+}
+
+/// `table`'s columns as a select list, each one the server cannot compare (no equality
+/// operator: json, point…) cast to text. Found by asking the server to group by the column.
+async fn comparable_columns(database: &TestDatabase, table: &str) -> Vec<String> {
+    let names = database
+        .strings(&format!(
+            "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = '{table}'::regclass \
+             AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        ))
         .await;
+    let mut connection = database.connect().await;
+    let mut columns = Vec::new();
+    for name in names {
+        let groups = sqlx::raw_sql(&format!("SELECT DISTINCT {name} FROM {table} LIMIT 0"))
+            .execute(&mut connection)
+            .await;
+        columns.push(match groups {
+            Ok(_) => name,
+            Err(_) => format!("{name}::text AS {name}"),
+        });
+    }
+    let _ = connection.close().await;
+    columns
+}
+
+/// The number of rows of every user table.
+pub async fn row_counts(database: &TestDatabase) -> BTreeMap<String, i64> {
+    let mut counts = BTreeMap::new();
+    for table in user_tables(database).await {
+        let count: i64 = database
+            .scalar(&format!("SELECT count(*) FROM {table}"))
+            .await;
+        counts.insert(table, count);
+    }
+    counts
+}
+
+/// A sequence owned by a column (serial or identity), where it stands and the largest
+/// value its column holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequencePosition {
+    pub sequence: String,
+    /// `schema.table.column`.
+    pub column: String,
+    pub last_value: i64,
+    /// None when the table is empty.
+    pub column_max: Option<i64>,
+}
+
+/// Every sequence owned by a column of `database`, by name.
+pub async fn sequence_positions(database: &TestDatabase) -> BTreeMap<String, SequencePosition> {
+    let mut connection = database.connect().await;
+    let owned: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT format('%I.%I', sn.nspname, s.relname), format('%I.%I', tn.nspname, t.relname), quote_ident(a.attname) \
+         FROM pg_depend d \
+         JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' JOIN pg_namespace sn ON sn.oid = s.relnamespace \
+         JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid \
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+           AND d.deptype IN ('a', 'i') ORDER BY 1",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .expect("list the sequences owned by columns");
+    let mut positions = BTreeMap::new();
+    for (sequence, table, column) in owned {
+        let (last_value, column_max): (i64, Option<i64>) = sqlx::query_as(&format!(
+            "SELECT (SELECT last_value FROM {sequence}), (SELECT max({column})::int8 FROM {table})"
+        ))
+        .fetch_one(&mut connection)
+        .await
+        .unwrap_or_else(|error| panic!("read {sequence}: {error}"));
+        positions.insert(
+            sequence.clone(),
+            SequencePosition {
+                sequence,
+                column: format!("{table}.{column}"),
+                last_value,
+                column_max,
+            },
+        );
+    }
+    let _ = connection.close().await;
+    positions
+}
+
+/// Every row of every user table, as text, for before/after comparisons.
+pub async fn all_rows(database: &TestDatabase) -> BTreeMap<String, Vec<String>> {
+    let tables = user_tables(database).await;
     let mut rows = BTreeMap::new();
     for table in tables {
         let texts = database

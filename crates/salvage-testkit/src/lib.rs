@@ -221,6 +221,18 @@ pub async fn shapes(accounts: u32) -> TestDatabase {
     database
 }
 
+/// The rental fixture (fixtures/rental) with `stores` tenants of generated data: a DVD-rental
+/// chain whose rentals, payments and notes often reach several stores by different chains.
+pub async fn rental(stores: u32) -> TestDatabase {
+    let database = TestDatabase::create("rental").await;
+    database.execute_fixture("rental/schema.sql").await;
+    database.execute_fixture("rental/generate.sql").await;
+    database
+        .execute(&format!("SELECT rental_generate({stores})"))
+        .await;
+    database
+}
+
 #[cfg(test)]
 mod tests {
     use super::url_for;
