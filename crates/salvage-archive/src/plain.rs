@@ -2,11 +2,13 @@
 //! entries are rebuilt from the comment pg_dump writes before each object
 //! (`-- Name: sites; Type: TABLE; Schema: public; Owner: app`), their definitions are the SQL
 //! that follows, and each table's rows are the lines after its `COPY ... FROM stdin;` up to
-//! `\.`. psql's `\restrict`/`\unrestrict` lines of recent versions are skipped.
+//! `\.`. psql's `\restrict`/`\unrestrict` lines of recent versions are skipped. The
+//! `SET client_encoding` of the preamble gives the encoding the rest is read in.
 
 use std::io::Read;
 
 use crate::compress::StreamEnd;
+use crate::encoding::{self, Encoding};
 use crate::error::{Error, Location, Result};
 use crate::lines::{LineReader, LineSource};
 use crate::names::parse_copy_statement;
@@ -18,6 +20,8 @@ pub(crate) struct PlainListing {
     pub(crate) entries: Vec<TocEntry>,
     pub(crate) server_version: Option<String>,
     pub(crate) pg_dump_version: Option<String>,
+    /// From the preamble's `SET client_encoding`; `None` when there is none.
+    pub(crate) encoding: Option<Encoding>,
     /// Whether pg_dump's opening comment was seen, and its closing one.
     pub(crate) started: bool,
     pub(crate) completed: bool,
@@ -77,8 +81,10 @@ fn finish(entry: Option<TocEntry>, defn: &mut String, entries: &mut Vec<TocEntry
 }
 
 /// Reads a whole plain dump from `lines`. `on_data` is called at the first row of each COPY
-/// block, with the entry (its `copy_stmt` and `data` set); it returns whether it read the
-/// block's end marker `\.`, and if not the rest of the block is stepped over.
+/// block, with the entry (its `copy_stmt` and `data` set) and the encoding of the rows; it
+/// returns whether it read the block's end marker `\.`, and if not the rest of the block is
+/// stepped over. A dump in an encoding this reader cannot deliver as UTF-8 is refused at its
+/// `SET client_encoding`, before any entry.
 pub(crate) fn parse<R, E, F>(
     lines: &mut LineReader<R>,
     location: &dyn Fn(u64) -> Location,
@@ -87,20 +93,21 @@ pub(crate) fn parse<R, E, F>(
 where
     R: Read + StreamEnd,
     E: From<Error>,
-    F: FnMut(&TocEntry, &mut LineReader<R>) -> Result<bool, E>,
+    F: FnMut(&TocEntry, Encoding, &mut LineReader<R>) -> Result<bool, E>,
 {
     let mut listing = PlainListing::default();
     let mut current: Option<TocEntry> = None;
     let mut defn = String::new();
     let mut in_comment = false;
     let mut toc_dump_id: Option<i32> = None;
+    let mut text_encoding = Encoding::Utf8;
     let read_error = |error: std::io::Error, at: u64| {
         Error::corrupt(location(at), format!("cannot read the SQL dump: {error}"))
     };
     loop {
         let at = lines.position();
         let text = match lines.next_line() {
-            Ok(Some(line)) => String::from_utf8_lossy(line).into_owned(),
+            Ok(Some(line)) => text_encoding.decode_slice(line),
             Ok(None) => break,
             Err(error) => return Err(read_error(error, at).into()),
         };
@@ -121,6 +128,18 @@ where
             if let Some(version) = text.strip_prefix("-- Dumped by pg_dump version ") {
                 listing.pg_dump_version = Some(version.trim().to_owned());
                 continue;
+            }
+            if listing.entries.is_empty() && listing.encoding.is_none() {
+                if let Some(named) = encoding::from_set_statement(&text) {
+                    let found = named.map_err(|refusal| {
+                        let at = location(at);
+                        let path = at.file.clone();
+                        refusal.error(&path, &text, at)
+                    })?;
+                    listing.encoding = Some(found);
+                    text_encoding = found;
+                    continue;
+                }
             }
         }
         if let Some(rest) = text.strip_prefix("-- TOC entry ") {
@@ -162,7 +181,7 @@ where
             entry.copy_stmt = Some(format!("{text}\n"));
             entry.data = DataLocation::Text(lines.position());
             let data_at = lines.position();
-            let ended = on_data(entry, lines)?
+            let ended = on_data(entry, text_encoding, lines)?
                 || lines
                     .skip_through_line(salvage_copy::END_OF_DATA)
                     .map_err(|error| read_error(error, data_at))?;
@@ -218,7 +237,7 @@ COPY public.e (a) FROM stdin;\n\\.\n\n\n\\unrestrict abc\n\n--\n-- PostgreSQL da
             entry: None,
         };
         let mut seen = Vec::new();
-        let listing = parse::<_, Error, _>(&mut lines, &location, |entry, lines| {
+        let listing = parse::<_, Error, _>(&mut lines, &location, |entry, _, lines| {
             let first = lines.next_line().unwrap().map(<[u8]>::to_vec);
             let ended = first.as_deref() == Some(b"\\.");
             seen.push((entry.tag.clone(), first));
