@@ -153,9 +153,12 @@ where
             .strip_prefix("-- Name: ")
             .or_else(|| text.strip_prefix("-- Data for Name: "));
         if let Some(comment) = comment {
-            let dump_id = toc_dump_id
-                .take()
-                .unwrap_or_else(|| i32::try_from(listing.entries.len() + 1).unwrap_or(i32::MAX));
+            // Without `-- TOC entry` lines, entries are numbered in order; the entry still
+            // open (`current`) has the number before this one.
+            let dump_id = toc_dump_id.take().unwrap_or_else(|| {
+                let number = listing.entries.len() + usize::from(current.is_some()) + 1;
+                i32::try_from(number).unwrap_or(i32::MAX)
+            });
             if let Some(entry) = parse_entry_comment(comment, dump_id) {
                 finish(current.take(), &mut defn, &mut listing.entries);
                 current = Some(entry);
@@ -247,6 +250,8 @@ COPY public.e (a) FROM stdin;\n\\.\n\n\n\\unrestrict abc\n\n--\n-- PostgreSQL da
         assert_eq!(listing.server_version.as_deref(), Some("15.18"));
         assert_eq!(listing.pg_dump_version.as_deref(), Some("18.6"));
         assert_eq!(listing.entries.len(), 3);
+        let dump_ids: Vec<i32> = listing.entries.iter().map(|entry| entry.dump_id).collect();
+        assert_eq!(dump_ids, [1, 2, 3], "each entry has its own dump ID");
         let table = &listing.entries[0];
         assert_eq!((table.desc.as_str(), table.tag.as_str()), ("TABLE", "t"));
         assert_eq!(table.namespace.as_deref(), Some("public"));
