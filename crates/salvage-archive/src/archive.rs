@@ -509,3 +509,21 @@ fn plain_lines(
     };
     Ok(LineReader::new(input))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_text;
+
+    #[test]
+    fn a_plain_dump_is_text_even_with_a_latin1_name_in_its_first_bytes() {
+        let mut prefix =
+            b"--\n-- PostgreSQL database dump\n--\n\nSET client_encoding = 'LATIN1';\n\n-- Name: caf"
+                .to_vec();
+        prefix.push(0xe9);
+        assert!(looks_like_text(&prefix));
+        // Other text must be UTF-8 (a character cut at the end is fine).
+        assert!(!looks_like_text(b"SELECT 'caf\xe9';\n"));
+        assert!(looks_like_text(b"SELECT 'caf\xc3"));
+        assert!(!looks_like_text(b"--\n-- PostgreSQL database dump\n\0"));
+    }
+}
