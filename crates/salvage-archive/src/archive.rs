@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::binary::{BinaryReader, Counted, Position};
 use crate::compress::{self, Codec, GZIP_MAGIC};
 use crate::custom::{self, READ_BUFFER};
+use crate::encoding::Encoding;
 use crate::error::{Error, Location, Result};
 use crate::header::{Compression, Header, MAGIC};
 use crate::lines::LineReader;
@@ -22,7 +23,7 @@ use crate::plain;
 use crate::rows::{DataContext, Rows};
 use crate::table::TableData;
 use crate::tar::{self, Member};
-use crate::toc::{self, DataLocation, ExtraField, TocEntry};
+use crate::toc::{self, DataLocation, ExtraField, Toc, TocEntry};
 
 /// The four layouts pg_dump writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,16 +70,24 @@ pub struct Archive {
     header: Option<Header>,
     server_version: Option<String>,
     pg_dump_version: Option<String>,
+    encoding: Option<Encoding>,
     entries: Vec<TocEntry>,
     tables: Vec<TableData>,
     by_dump_id: HashMap<i32, usize>,
     layout: Layout,
 }
 
-/// Whether the first bytes of a file look like SQL text rather than binary data.
+/// How pg_dump starts a plain dump.
+const PLAIN_DUMP_START: &[u8] = b"--\n-- PostgreSQL database dump\n";
+
+/// Whether the first bytes of a file look like SQL text rather than binary data: UTF-8, or
+/// pg_dump's plain dump in whatever encoding (a LATIN1 name may come early).
 pub(crate) fn looks_like_text(prefix: &[u8]) -> bool {
     if prefix.is_empty() || prefix.contains(&0) {
         return false;
+    }
+    if prefix.starts_with(PLAIN_DUMP_START) {
+        return true;
     }
     match std::str::from_utf8(prefix) {
         Ok(_) => true,
@@ -147,9 +156,10 @@ impl Archive {
         path: Arc<Path>,
         format: Format,
         header: Option<Header>,
-        entries: Vec<TocEntry>,
+        toc: Toc,
         layout: Layout,
     ) -> Result<Self> {
+        let Toc { entries, encoding } = toc;
         let mut tables = Vec::new();
         let mut by_dump_id = HashMap::new();
         for (index, entry) in entries.iter().enumerate() {
@@ -161,6 +171,7 @@ impl Archive {
         Ok(Self {
             server_version: header.as_ref().and_then(|h| h.server_version.clone()),
             pg_dump_version: header.as_ref().and_then(|h| h.pg_dump_version.clone()),
+            encoding,
             path,
             format,
             header,
@@ -186,13 +197,13 @@ impl Archive {
                 what: format!("a PGDMP file with format byte {}", header.format_byte),
             });
         }
-        let entries = toc::read_toc(&mut reader, header.version, ExtraField::Offset)?;
+        let toc = toc::read_toc(&mut reader, header.version, ExtraField::Offset)?;
         let data_start = reader.position();
         Self::build(
             path,
             Format::Custom,
             Some(header),
-            entries,
+            toc,
             Layout::Custom {
                 data_start,
                 blocks: OnceLock::new(),
@@ -209,12 +220,12 @@ impl Archive {
             Position::default(),
         );
         let header = Header::read(&mut reader)?;
-        let entries = toc::read_toc(&mut reader, header.version, ExtraField::FileName)?;
+        let toc = toc::read_toc(&mut reader, header.version, ExtraField::FileName)?;
         Self::build(
             Arc::from(directory),
             Format::Directory,
             Some(header),
-            entries,
+            toc,
             Layout::Directory,
         )
     }
@@ -235,12 +246,12 @@ impl Archive {
             Position::at(toc.offset),
         );
         let header = Header::read(&mut reader)?;
-        let entries = toc::read_toc(&mut reader, header.version, ExtraField::FileName)?;
+        let toc = toc::read_toc(&mut reader, header.version, ExtraField::FileName)?;
         Self::build(
             path,
             Format::Tar,
             Some(header),
-            entries,
+            toc,
             Layout::Tar { members },
         )
     }
@@ -255,12 +266,15 @@ impl Archive {
             offset: if gzip { position.get() } else { offset },
             entry: None,
         };
-        let listing = plain::parse::<_, Error, _>(&mut lines, &location, |_, _| Ok(false))?;
+        let listing = plain::parse::<_, Error, _>(&mut lines, &location, |_, _, _| Ok(false))?;
         let mut archive = Self::build(
             path.clone(),
             Format::Plain,
             None,
-            listing.entries,
+            Toc {
+                entries: listing.entries,
+                encoding: listing.encoding,
+            },
             Layout::Plain { gzip },
         )?;
         archive.server_version = listing.server_version;
@@ -307,6 +321,14 @@ impl Archive {
         self.pg_dump_version.as_deref()
     }
 
+    /// The encoding of the dump's text, from its ENCODING entry or a plain dump's
+    /// `SET client_encoding`; `None` when the dump does not say (it is then read as UTF-8).
+    /// Whatever it is, names and rows come out of this reader in UTF-8.
+    #[must_use]
+    pub fn encoding(&self) -> Option<Encoding> {
+        self.encoding
+    }
+
     /// Every TOC entry, in archive order.
     #[must_use]
     pub fn entries(&self) -> &[TocEntry] {
@@ -332,9 +354,15 @@ impl Archive {
         self.tables.iter().find(|table| &table.name == name)
     }
 
-    /// Opens the rows of `table` (from [`Archive::tables`]). Each call opens its own file
-    /// handle: call it from several threads to read tables in parallel.
+    /// Opens the rows of `table` (from [`Archive::tables`]), delivered in UTF-8. Each call
+    /// opens its own file handle: call it from several threads to read tables in parallel.
     pub fn rows(&self, table: &TableData) -> Result<Rows<'static>> {
+        let rows = self.rows_as_dumped(table)?;
+        Ok(rows.in_utf8(self.encoding.unwrap_or(Encoding::Utf8)))
+    }
+
+    /// The rows of `table` in the dump's own encoding.
+    fn rows_as_dumped(&self, table: &TableData) -> Result<Rows<'static>> {
         let entry = self
             .entry(table.dump_id)
             .ok_or_else(|| self.missing(table, "no TOC entry with this dump ID"))?;
@@ -480,4 +508,22 @@ fn plain_lines(
         Box::new(counted)
     };
     Ok(LineReader::new(input))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_text;
+
+    #[test]
+    fn a_plain_dump_is_text_even_with_a_latin1_name_in_its_first_bytes() {
+        let mut prefix =
+            b"--\n-- PostgreSQL database dump\n--\n\nSET client_encoding = 'LATIN1';\n\n-- Name: caf"
+                .to_vec();
+        prefix.push(0xe9);
+        assert!(looks_like_text(&prefix));
+        // Other text must be UTF-8 (a character cut at the end is fine).
+        assert!(!looks_like_text(b"SELECT 'caf\xe9';\n"));
+        assert!(looks_like_text(b"SELECT 'caf\xc3"));
+        assert!(!looks_like_text(b"--\n-- PostgreSQL database dump\n\0"));
+    }
 }

@@ -189,8 +189,16 @@ impl<R: Read> BinaryReader<R> {
             .map_err(|_| self.corrupt_at(start, format!("{what}: {value} does not fit an int")))
     }
 
-    /// `ReadStr`: an int length (−1 for NULL), then that many bytes.
+    /// `ReadStr` for text that is UTF-8 whatever the dump's encoding (names of data files,
+    /// numbers); bytes that are not UTF-8 are replaced.
     pub(crate) fn string(&mut self, what: &str) -> Result<Option<String>> {
+        Ok(self
+            .bytes(what)?
+            .map(|bytes| crate::Encoding::Utf8.decode(bytes)))
+    }
+
+    /// `ReadStr`: an int length (−1 for NULL), then that many bytes.
+    pub(crate) fn bytes(&mut self, what: &str) -> Result<Option<Vec<u8>>> {
         let start = self.position();
         let length = self.int(what)?;
         if length == -1 {
@@ -212,10 +220,7 @@ impl<R: Read> BinaryReader<R> {
                 ),
             ));
         }
-        Ok(Some(match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
-        }))
+        Ok(Some(bytes))
     }
 
     /// `ReadOffset`: a flag byte (1 not set, 2 set, 3 no data), then `offset_size` bytes.

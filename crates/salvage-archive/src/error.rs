@@ -72,6 +72,16 @@ pub enum Error {
         table: String,
         reason: String,
     },
+    /// The dump's text is in an encoding this reader cannot deliver as UTF-8 (salvage's
+    /// sessions are always UTF-8; it reads UTF8, `SQL_ASCII` and LATIN1 dumps).
+    #[error(
+        "{}: the dump is in encoding {encoding}, which salvage cannot read (it reads UTF8, \
+         SQL_ASCII and LATIN1 dumps): dump the database again with pg_dump --encoding=UTF8, \
+         or restore this dump into a UTF-8 database (pg_restore, or psql for a plain dump) \
+         and use that database as the snapshot",
+        path.display()
+    )]
+    UnsupportedEncoding { path: PathBuf, encoding: String },
     /// A DDL statement of the archive that the schema reader could not understand.
     #[error("TOC entry {dump_id} ({desc} {tag}): cannot read its definition: {message}")]
     Definition {

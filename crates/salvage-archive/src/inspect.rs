@@ -11,6 +11,7 @@ use salvage_catalog::{Catalog, QualifiedName};
 use serde::Serialize;
 
 use crate::archive::{Archive, Format};
+use crate::encoding::Encoding;
 use crate::error::{Error, Result};
 use crate::header::{Compression, DumpTime};
 use crate::scan::scan;
@@ -37,6 +38,8 @@ pub struct Inspection {
     pub server_version: Option<String>,
     pub dump_time: Option<DumpTime>,
     pub database: Option<String>,
+    /// The encoding of the dump's text; `None` when the dump does not say (read as UTF-8).
+    pub encoding: Option<Encoding>,
     pub toc_entries: usize,
     pub tables: Vec<TableSummary>,
     pub foreign_keys: Vec<ForeignKeyEdge>,
@@ -199,6 +202,7 @@ pub fn inspect(archive: &Archive, options: InspectOptions) -> Inspection {
         server_version: archive.server_version().map(str::to_owned),
         dump_time: header.map(|header| header.dump_time),
         database: header.and_then(|header| header.database.clone()),
+        encoding: archive.encoding(),
         toc_entries: archive.entries().len(),
         tables,
         foreign_keys,
@@ -243,6 +247,7 @@ pub fn inspect_stream<R: Read + Send>(name: impl AsRef<Path>, input: R) -> Resul
         server_version: summary.server_version.clone(),
         dump_time: header.map(|header| header.dump_time),
         database: header.and_then(|header| header.database.clone()),
+        encoding: summary.encoding,
         toc_entries: summary.entries.len(),
         tables,
         foreign_keys,

@@ -25,6 +25,14 @@
 //! A path of `-` is not special here: a caller reading standard input passes
 //! `std::io::stdin()` to [`scan`].
 //!
+//! # Encoding
+//! Everything this crate hands out is UTF-8. The dump's encoding comes from its ENCODING
+//! entry (or a plain dump's `SET client_encoding`; [`Archive::encoding`]): UTF8 and
+//! `SQL_ASCII` text is passed through as it is (`SQL_ASCII` bytes that are not UTF-8 are then
+//! refused by the UTF-8 target), LATIN1 is transcoded — the TOC's SQL when it is read, each
+//! row as it streams — and any other encoding is refused when the dump is opened, with
+//! [`Error::UnsupportedEncoding`].
+//!
 //! # Errors
 //! A damaged or truncated archive gives [`Error::Corrupt`] with the file, the byte offset and
 //! the TOC entry; lengths read from the file are never trusted for allocations.
@@ -46,6 +54,7 @@ mod archive;
 mod binary;
 mod compress;
 mod custom;
+mod encoding;
 mod error;
 mod header;
 pub mod inspect;
@@ -61,6 +70,7 @@ mod tar;
 mod toc;
 
 pub use archive::{Archive, Format};
+pub use encoding::Encoding;
 pub use error::{Error, Location, Result};
 pub use header::{ArchiveVersion, Compression, DumpTime, Header};
 pub use rows::{OwnedRows, Rows};

@@ -22,6 +22,16 @@ pub(crate) trait LineSource {
     fn next_data_line(&mut self) -> io::Result<DataLine<'_>>;
 }
 
+impl<T: LineSource + ?Sized> LineSource for Box<T> {
+    fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
+        (**self).next_line()
+    }
+
+    fn next_data_line(&mut self) -> io::Result<DataLine<'_>> {
+        (**self).next_data_line()
+    }
+}
+
 /// What [`LineSource::next_data_line`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum DataLine<'a> {

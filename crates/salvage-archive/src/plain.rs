@@ -2,11 +2,13 @@
 //! entries are rebuilt from the comment pg_dump writes before each object
 //! (`-- Name: sites; Type: TABLE; Schema: public; Owner: app`), their definitions are the SQL
 //! that follows, and each table's rows are the lines after its `COPY ... FROM stdin;` up to
-//! `\.`. psql's `\restrict`/`\unrestrict` lines of recent versions are skipped.
+//! `\.`. psql's `\restrict`/`\unrestrict` lines of recent versions are skipped. The
+//! `SET client_encoding` of the preamble gives the encoding the rest is read in.
 
 use std::io::Read;
 
 use crate::compress::StreamEnd;
+use crate::encoding::{self, Encoding};
 use crate::error::{Error, Location, Result};
 use crate::lines::{LineReader, LineSource};
 use crate::names::parse_copy_statement;
@@ -18,6 +20,8 @@ pub(crate) struct PlainListing {
     pub(crate) entries: Vec<TocEntry>,
     pub(crate) server_version: Option<String>,
     pub(crate) pg_dump_version: Option<String>,
+    /// From the preamble's `SET client_encoding`; `None` when there is none.
+    pub(crate) encoding: Option<Encoding>,
     /// Whether pg_dump's opening comment was seen, and its closing one.
     pub(crate) started: bool,
     pub(crate) completed: bool,
@@ -77,8 +81,10 @@ fn finish(entry: Option<TocEntry>, defn: &mut String, entries: &mut Vec<TocEntry
 }
 
 /// Reads a whole plain dump from `lines`. `on_data` is called at the first row of each COPY
-/// block, with the entry (its `copy_stmt` and `data` set); it returns whether it read the
-/// block's end marker `\.`, and if not the rest of the block is stepped over.
+/// block, with the entry (its `copy_stmt` and `data` set) and the encoding of the rows; it
+/// returns whether it read the block's end marker `\.`, and if not the rest of the block is
+/// stepped over. A dump in an encoding this reader cannot deliver as UTF-8 is refused at its
+/// `SET client_encoding`, before any entry.
 pub(crate) fn parse<R, E, F>(
     lines: &mut LineReader<R>,
     location: &dyn Fn(u64) -> Location,
@@ -87,20 +93,21 @@ pub(crate) fn parse<R, E, F>(
 where
     R: Read + StreamEnd,
     E: From<Error>,
-    F: FnMut(&TocEntry, &mut LineReader<R>) -> Result<bool, E>,
+    F: FnMut(&TocEntry, Encoding, &mut LineReader<R>) -> Result<bool, E>,
 {
     let mut listing = PlainListing::default();
     let mut current: Option<TocEntry> = None;
     let mut defn = String::new();
     let mut in_comment = false;
     let mut toc_dump_id: Option<i32> = None;
+    let mut text_encoding = Encoding::Utf8;
     let read_error = |error: std::io::Error, at: u64| {
         Error::corrupt(location(at), format!("cannot read the SQL dump: {error}"))
     };
     loop {
         let at = lines.position();
         let text = match lines.next_line() {
-            Ok(Some(line)) => String::from_utf8_lossy(line).into_owned(),
+            Ok(Some(line)) => text_encoding.decode_slice(line),
             Ok(None) => break,
             Err(error) => return Err(read_error(error, at).into()),
         };
@@ -122,6 +129,18 @@ where
                 listing.pg_dump_version = Some(version.trim().to_owned());
                 continue;
             }
+            if listing.entries.is_empty() && listing.encoding.is_none() {
+                if let Some(named) = encoding::from_set_statement(&text) {
+                    let found = named.map_err(|refusal| {
+                        let at = location(at);
+                        let path = at.file.clone();
+                        refusal.error(&path, &text, at)
+                    })?;
+                    listing.encoding = Some(found);
+                    text_encoding = found;
+                    continue;
+                }
+            }
         }
         if let Some(rest) = text.strip_prefix("-- TOC entry ") {
             toc_dump_id = rest
@@ -134,9 +153,12 @@ where
             .strip_prefix("-- Name: ")
             .or_else(|| text.strip_prefix("-- Data for Name: "));
         if let Some(comment) = comment {
-            let dump_id = toc_dump_id
-                .take()
-                .unwrap_or_else(|| i32::try_from(listing.entries.len() + 1).unwrap_or(i32::MAX));
+            // Without `-- TOC entry` lines, entries are numbered in order; the entry still
+            // open (`current`) has the number before this one.
+            let dump_id = toc_dump_id.take().unwrap_or_else(|| {
+                let number = listing.entries.len() + usize::from(current.is_some()) + 1;
+                i32::try_from(number).unwrap_or(i32::MAX)
+            });
             if let Some(entry) = parse_entry_comment(comment, dump_id) {
                 finish(current.take(), &mut defn, &mut listing.entries);
                 current = Some(entry);
@@ -162,7 +184,7 @@ where
             entry.copy_stmt = Some(format!("{text}\n"));
             entry.data = DataLocation::Text(lines.position());
             let data_at = lines.position();
-            let ended = on_data(entry, lines)?
+            let ended = on_data(entry, text_encoding, lines)?
                 || lines
                     .skip_through_line(salvage_copy::END_OF_DATA)
                     .map_err(|error| read_error(error, data_at))?;
@@ -218,7 +240,7 @@ COPY public.e (a) FROM stdin;\n\\.\n\n\n\\unrestrict abc\n\n--\n-- PostgreSQL da
             entry: None,
         };
         let mut seen = Vec::new();
-        let listing = parse::<_, Error, _>(&mut lines, &location, |entry, lines| {
+        let listing = parse::<_, Error, _>(&mut lines, &location, |entry, _, lines| {
             let first = lines.next_line().unwrap().map(<[u8]>::to_vec);
             let ended = first.as_deref() == Some(b"\\.");
             seen.push((entry.tag.clone(), first));
@@ -228,6 +250,8 @@ COPY public.e (a) FROM stdin;\n\\.\n\n\n\\unrestrict abc\n\n--\n-- PostgreSQL da
         assert_eq!(listing.server_version.as_deref(), Some("15.18"));
         assert_eq!(listing.pg_dump_version.as_deref(), Some("18.6"));
         assert_eq!(listing.entries.len(), 3);
+        let dump_ids: Vec<i32> = listing.entries.iter().map(|entry| entry.dump_id).collect();
+        assert_eq!(dump_ids, [1, 2, 3], "each entry has its own dump ID");
         let table = &listing.entries[0];
         assert_eq!((table.desc.as_str(), table.tag.as_str()), ("TABLE", "t"));
         assert_eq!(table.namespace.as_deref(), Some("public"));

@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::binary::Position;
+use crate::encoding::Encoding;
 use crate::error::{Error, Location, Result};
 use crate::lines::{DataLine, LineSource};
 
@@ -75,6 +76,12 @@ impl<'a> Rows<'a> {
             done: false,
             count: 0,
         }
+    }
+
+    /// The same rows, delivered in UTF-8 from text in `encoding`.
+    pub(crate) fn in_utf8(mut self, encoding: Encoding) -> Self {
+        self.lines = encoding.utf8_lines(self.lines);
+        self
     }
 
     /// The next row's raw COPY text without its newline, or `None` after the last one.

@@ -14,6 +14,7 @@ use crate::archive::{Format, looks_like_text};
 use crate::binary::{BinaryReader, Counted, Position};
 use crate::compress::{self, Codec, GZIP_MAGIC, StreamEnd};
 use crate::custom::{self, BLOCK_DATA, ChunkReader, READ_BUFFER};
+use crate::encoding::Encoding;
 use crate::error::{Error, Location, Result};
 use crate::header::{Header, MAGIC};
 use crate::lines::LineReader;
@@ -31,12 +32,16 @@ pub struct ScanSummary {
     pub header: Option<Header>,
     pub server_version: Option<String>,
     pub pg_dump_version: Option<String>,
+    /// The encoding of the dump's text (see [`crate::Archive::encoding`]); the rows handed
+    /// out and the entries are in UTF-8.
+    pub encoding: Option<Encoding>,
     pub entries: Vec<TocEntry>,
     pub tables: Vec<TableData>,
 }
 
-/// Reads `input` once, calling `visit` with each table whose data is COPY rows, in file
-/// order. `visit` may read all, some or none of the rows; the rest are stepped over. A table
+/// Reads `input` once, calling `visit` with each table whose data is COPY rows (in UTF-8), in
+/// file order. A dump in an encoding this reader cannot deliver as UTF-8 is refused with
+/// [`Error::UnsupportedEncoding`] before the first table is visited. `visit` may read all, some or none of the rows; the rest are stepped over. A table
 /// dumped as INSERT statements stops the scan with [`Error::InsertsNotSupported`].
 /// `name` is used in error messages (`<stdin>`, a URL, a file name).
 pub fn scan<R, E, F>(name: impl AsRef<Path>, input: R, visit: F) -> Result<ScanSummary, E>
@@ -118,7 +123,9 @@ where
         }
         .into());
     }
-    let entries = toc::read_toc(&mut reader, header.version, ExtraField::Offset)?;
+    let toc::Toc { entries, encoding } =
+        toc::read_toc(&mut reader, header.version, ExtraField::Offset)?;
+    let text_encoding = encoding.unwrap_or(Encoding::Utf8);
     drop(reader);
     let tables = tables_of(&entries, path)?;
     let by_dump_id: HashMap<i32, usize> = tables
@@ -153,7 +160,8 @@ where
             };
             let decoded = compress::decoder(custom::codec(header.compression), &mut chunks)
                 .map_err(|error| context.error(error))?;
-            let mut rows = Rows::new(Box::new(LineReader::new(decoded).whole_stream()), context);
+            let mut rows = Rows::new(Box::new(LineReader::new(decoded).whole_stream()), context)
+                .in_utf8(text_encoding);
             visit(table, &mut rows)?;
         }
         chunks.skip_rest()?;
@@ -162,6 +170,7 @@ where
         format: Format::Custom,
         server_version: header.server_version.clone(),
         pg_dump_version: header.pg_dump_version.clone(),
+        encoding,
         header: Some(header),
         entries,
         tables,
@@ -194,7 +203,7 @@ where
     E: From<Error>,
     F: FnMut(&TableData, &mut Rows<'_>) -> Result<(), E>,
 {
-    let mut toc: Option<(Header, Vec<TocEntry>, Vec<TableData>)> = None;
+    let mut toc: Option<(Header, toc::Toc, Vec<TableData>)> = None;
     loop {
         let offset = position.get();
         let mut block = [0u8; 512];
@@ -207,10 +216,11 @@ where
         if name == "toc.dat" {
             let mut reader = BinaryReader::new(&mut member, path.clone(), Position::default());
             let header = Header::read(&mut reader)?;
-            let entries = toc::read_toc(&mut reader, header.version, ExtraField::FileName)?;
-            let tables = tables_of(&entries, path)?;
-            toc = Some((header, entries, tables));
-        } else if let Some((_, entries, tables)) = &toc {
+            let read = toc::read_toc(&mut reader, header.version, ExtraField::FileName)?;
+            let tables = tables_of(&read.entries, path)?;
+            toc = Some((header, read, tables));
+        } else if let Some((_, read, tables)) = &toc {
+            let entries = &read.entries;
             let base = members::SUFFIXES
                 .iter()
                 .rev()
@@ -237,14 +247,15 @@ where
                 let decoded = compress::decoder(members::codec_of(&name), &mut member)
                     .map_err(|error| context.error(error))?;
                 let mut rows =
-                    Rows::new(Box::new(LineReader::new(decoded).whole_stream()), context);
+                    Rows::new(Box::new(LineReader::new(decoded).whole_stream()), context)
+                        .in_utf8(read.encoding.unwrap_or(Encoding::Utf8));
                 visit(table, &mut rows)?;
             }
         }
         let rest = padded - (size - member.limit());
         skip(path, &mut input, rest, position)?;
     }
-    let Some((header, entries, tables)) = toc else {
+    let Some((header, toc::Toc { entries, encoding }, tables)) = toc else {
         return Err(Error::UnknownFormat {
             path: path.to_path_buf(),
             reason: "a tar stream without toc.dat".to_owned(),
@@ -255,6 +266,7 @@ where
         format: Format::Tar,
         server_version: header.server_version.clone(),
         pg_dump_version: header.pg_dump_version.clone(),
+        encoding,
         header: Some(header),
         entries,
         tables,
@@ -313,7 +325,7 @@ where
         offset: if gzip { position.get() } else { offset },
         entry: None,
     };
-    let listing = plain::parse::<_, E, _>(&mut lines, &location, |entry, lines| {
+    let listing = plain::parse::<_, E, _>(&mut lines, &location, |entry, encoding, lines| {
         let Some(table) = TableData::from_entry(entry, path)? else {
             return Ok(false);
         };
@@ -323,7 +335,7 @@ where
             what: entry.describe(),
             position: position.clone(),
         };
-        let mut rows = Rows::new(Box::new(lines), context);
+        let mut rows = Rows::new(Box::new(lines), context).in_utf8(encoding);
         visit(&table, &mut rows)?;
         // Step over what the visitor left, through the end marker.
         while rows.next_row()?.is_some() {}
@@ -338,6 +350,7 @@ where
         header: None,
         server_version: listing.server_version,
         pg_dump_version: listing.pg_dump_version,
+        encoding: listing.encoding,
         entries: listing.entries,
         tables,
     })

@@ -6,7 +6,8 @@ use std::io::Read;
 use serde::Serialize;
 
 use crate::binary::{BinaryReader, OffsetField};
-use crate::error::Result;
+use crate::encoding::{self, Encoding};
+use crate::error::{Error, Location, Result};
 use crate::header::ArchiveVersion;
 
 /// The part of a restore an entry belongs to.
@@ -95,24 +96,111 @@ pub(crate) enum ExtraField {
     FileName,
 }
 
-/// Reads the TOC after the header.
+/// A TOC as read: its entries, with their text decoded, and the encoding of that text.
+#[derive(Debug)]
+pub(crate) struct Toc {
+    pub(crate) entries: Vec<TocEntry>,
+    /// From the ENCODING entry; `None` when there is none.
+    pub(crate) encoding: Option<Encoding>,
+}
+
+/// Reads the TOC after the header. Its text is in the dump's encoding, which only the
+/// ENCODING entry tells: every entry is read as bytes first, then decoded into UTF-8. An
+/// encoding this reader cannot deliver as UTF-8 is refused here, before any data is read.
 pub(crate) fn read_toc<R: Read>(
     reader: &mut BinaryReader<R>,
     version: ArchiveVersion,
     extra: ExtraField,
-) -> Result<Vec<TocEntry>> {
+) -> Result<Toc> {
     let count_at = reader.position();
     let count = reader.int32("the TOC entry count")?;
     if count < 0 {
         return Err(reader.corrupt_at(count_at, format!("negative TOC entry count {count}")));
     }
     // The count is not trusted for an allocation: entries are read one by one.
-    let mut entries = Vec::with_capacity((count as usize).min(4096));
+    let mut raw = Vec::with_capacity((count as usize).min(4096));
     for index in 0..count {
-        entries.push(read_entry(reader, version, extra, index)?);
+        raw.push(read_entry(reader, version, extra, index)?);
     }
     reader.entry = None;
-    Ok(entries)
+    let encoding = encoding_of(reader, &raw)?;
+    let text = encoding.unwrap_or(Encoding::Utf8);
+    Ok(Toc {
+        entries: raw.into_iter().map(|entry| entry.decode(text)).collect(),
+        encoding,
+    })
+}
+
+/// The encoding the ENCODING entry names (`processEncodingEntry` in `pg_backup_archiver.c`).
+fn encoding_of<R: Read>(reader: &BinaryReader<R>, raw: &[RawEntry]) -> Result<Option<Encoding>> {
+    let Some(entry) = raw
+        .iter()
+        .find(|entry| entry.desc.as_deref() == Some(&b"ENCODING"[..]))
+    else {
+        return Ok(None);
+    };
+    let statement = Encoding::Utf8.decode_slice(entry.defn.as_deref().unwrap_or_default());
+    let location = Location {
+        entry: Some((entry.dump_id, "ENCODING".to_owned())),
+        ..reader.location_at(entry.start)
+    };
+    match encoding::from_set_statement(&statement) {
+        Some(Ok(encoding)) => Ok(Some(encoding)),
+        Some(Err(refusal)) => Err(refusal.error(reader.path(), &statement, location)),
+        None => Err(Error::corrupt(
+            location,
+            format!("the ENCODING entry is not a SET client_encoding: {statement:?}"),
+        )),
+    }
+}
+
+/// An entry with its text still in the dump's encoding.
+#[derive(Debug)]
+struct RawEntry {
+    /// Where the entry starts in the file, for errors.
+    start: u64,
+    dump_id: i32,
+    had_dumper: bool,
+    table_oid: Option<Vec<u8>>,
+    oid: Option<Vec<u8>>,
+    tag: Option<Vec<u8>>,
+    desc: Option<Vec<u8>>,
+    section: Section,
+    defn: Option<Vec<u8>>,
+    drop_stmt: Option<Vec<u8>>,
+    copy_stmt: Option<Vec<u8>>,
+    namespace: Option<Vec<u8>>,
+    tablespace: Option<Vec<u8>>,
+    table_access_method: Option<Vec<u8>>,
+    relkind: Option<char>,
+    owner: Option<Vec<u8>>,
+    dependencies: Vec<i32>,
+    data: DataLocation,
+}
+
+impl RawEntry {
+    fn decode(self, encoding: Encoding) -> TocEntry {
+        let text = |bytes: Option<Vec<u8>>| bytes.map(|bytes| encoding.decode(bytes));
+        TocEntry {
+            dump_id: self.dump_id,
+            had_dumper: self.had_dumper,
+            table_oid: text(self.table_oid),
+            oid: text(self.oid),
+            tag: text(self.tag).unwrap_or_default(),
+            desc: text(self.desc).unwrap_or_default(),
+            section: self.section,
+            defn: text(self.defn),
+            drop_stmt: text(self.drop_stmt),
+            copy_stmt: text(self.copy_stmt),
+            namespace: text(self.namespace),
+            tablespace: text(self.tablespace),
+            table_access_method: text(self.table_access_method),
+            relkind: self.relkind,
+            owner: text(self.owner),
+            dependencies: self.dependencies,
+            data: self.data,
+        }
+    }
 }
 
 fn read_entry<R: Read>(
@@ -120,7 +208,7 @@ fn read_entry<R: Read>(
     version: ArchiveVersion,
     extra: ExtraField,
     index: i32,
-) -> Result<TocEntry> {
+) -> Result<RawEntry> {
     reader.entry = None;
     let start = reader.position();
     let dump_id = reader.int32("a TOC entry's dump ID")?;
@@ -132,19 +220,22 @@ fn read_entry<R: Read>(
     }
     reader.entry = Some((dump_id, format!("entry #{index}")));
     let had_dumper = reader.int("had_dumper")? != 0;
-    let table_oid = reader.string("the table OID")?;
-    let oid = reader.string("the OID")?;
-    let tag = reader.string("the tag")?.unwrap_or_default();
-    let desc = reader.string("the description")?.unwrap_or_default();
-    reader.entry = Some((dump_id, format!("{desc} {tag}")));
+    let table_oid = reader.bytes("the table OID")?;
+    let oid = reader.bytes("the OID")?;
+    let tag = reader.bytes("the tag")?;
+    let desc = reader.bytes("the description")?;
+    // For messages only: the text is decoded once the encoding is known.
+    let lossy =
+        |bytes: &Option<Vec<u8>>| Encoding::Utf8.decode_slice(bytes.as_deref().unwrap_or_default());
+    reader.entry = Some((dump_id, format!("{} {}", lossy(&desc), lossy(&tag))));
     let section = Section::from_int(reader.int32("the section")?);
-    let defn = reader.string("the definition")?;
-    let drop_stmt = reader.string("the drop statement")?;
-    let copy_stmt = reader.string("the COPY statement")?;
-    let namespace = reader.string("the namespace")?;
-    let tablespace = reader.string("the tablespace")?;
+    let defn = reader.bytes("the definition")?;
+    let drop_stmt = reader.bytes("the drop statement")?;
+    let copy_stmt = reader.bytes("the COPY statement")?;
+    let namespace = reader.bytes("the namespace")?;
+    let tablespace = reader.bytes("the tablespace")?;
     let table_access_method = if version.at_least(14) {
-        reader.string("the table access method")?
+        reader.bytes("the table access method")?
     } else {
         None
     };
@@ -157,8 +248,8 @@ fn read_entry<R: Read>(
     } else {
         None
     };
-    let owner = reader.string("the owner")?;
-    let _with_oids = reader.string("the WITH OIDS flag")?;
+    let owner = reader.bytes("the owner")?;
+    let _with_oids = reader.bytes("the WITH OIDS flag")?;
     let mut dependencies = Vec::new();
     loop {
         let at = reader.position();
@@ -181,7 +272,8 @@ fn read_entry<R: Read>(
             _ => DataLocation::None,
         },
     };
-    Ok(TocEntry {
+    Ok(RawEntry {
+        start,
         dump_id,
         had_dumper,
         table_oid,

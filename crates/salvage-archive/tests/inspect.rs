@@ -3,7 +3,7 @@
 mod support;
 
 use salvage_archive::inspect::{InspectOptions, inspect, inspect_stream};
-use salvage_archive::{Archive, Compression, Format};
+use salvage_archive::{Archive, Compression, Encoding, Format};
 use support::fixture;
 
 #[test]
@@ -22,6 +22,7 @@ fn inspects_an_archive_with_row_counts_and_the_fk_graph() {
             .starts_with("15.18")
     );
     assert_eq!(summary.database.as_deref(), Some("tracker_fixture"));
+    assert_eq!(summary.encoding, Some(Encoding::Utf8));
     assert!(summary.dump_time.unwrap().year >= 2025);
     assert!(summary.schema_error.is_none());
     let bulk = summary
@@ -46,6 +47,7 @@ fn inspects_an_archive_with_row_counts_and_the_fk_graph() {
     );
     let json = serde_json::to_value(&summary).unwrap();
     assert_eq!(json["compression"]["algorithm"], "zstd");
+    assert_eq!(json["encoding"], "UTF8");
 
     let old = Archive::open(fixture("pg15/custom-gzip1.dump")).unwrap();
     let summary = inspect(&old, InspectOptions::default());
@@ -60,6 +62,11 @@ fn inspects_a_stream_and_an_inserts_dump() {
     let summary = inspect_stream("<stdin>", file).unwrap();
     assert_eq!(summary.format, Format::Plain);
     assert_eq!(summary.pg_dump_version.as_deref(), Some("18.6"));
+    assert_eq!(
+        summary.encoding,
+        Some(Encoding::Utf8),
+        "from SET client_encoding"
+    );
     let bulk = summary
         .tables
         .iter()

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use salvage_archive::Encoding;
 use salvage_archive::inspect::{InspectOptions, Inspection};
 
 use crate::args::{Format, InspectArgs};
@@ -82,6 +83,7 @@ fn render(inspection: &Inspection) -> String {
     if let Some(time) = &inspection.dump_time {
         let _ = writeln!(out, "dumped at   {time}");
     }
+    let _ = writeln!(out, "encoding    {}", encoding(inspection.encoding));
     let _ = writeln!(out, "toc entries {}", inspection.toc_entries);
     let _ = writeln!(out, "\nTables ({}):", inspection.tables.len());
     let mut tables = TextTable::new(&[
@@ -126,4 +128,17 @@ fn render(inspection: &Inspection) -> String {
         let _ = writeln!(out, "\nThe schema could not be read: {error}");
     }
     out
+}
+
+/// The dump's encoding and what salvage does with it.
+fn encoding(encoding: Option<Encoding>) -> String {
+    match encoding {
+        Some(Encoding::Utf8) => "UTF8".to_owned(),
+        Some(Encoding::Latin1) => "LATIN1 (transcoded to UTF-8 as it is read)".to_owned(),
+        Some(Encoding::SqlAscii) => {
+            "SQL_ASCII (bytes passed through; a UTF-8 target refuses those that are not UTF-8)"
+                .to_owned()
+        }
+        None => "not stated (read as UTF-8)".to_owned(),
+    }
 }
