@@ -183,21 +183,24 @@ impl<'a> Builder<'a> {
     }
 
     /// A table left alone that has a column looking like the tenant key — `site_id` next to
-    /// root `sites(id)`, or a column of the key's type whose name ends in the root's name —
-    /// may be one the user forgot to name with `--tenant-column`.
+    /// root `sites(id)`, the key's own name (`store_id` next to `store(store_id)`), or a
+    /// column of the key's type whose name ends in the root's name — may be one the user
+    /// forgot to name with `--tenant-column`.
     fn point_out_tenant_like_columns(&mut self, name: &QualifiedName) {
         let Some(table) = self.table(name) else {
             return;
         };
         let root = self.root.table.name.to_lowercase();
         let singular = singular(&root);
-        let exact = format!("{singular}_{}", self.root.key_column.to_lowercase());
+        let key = self.root.key_column.to_lowercase();
+        let exact = format!("{singular}_{key}");
         let suspects: Vec<String> = table
             .columns
             .iter()
             .filter(|column| {
                 let lower = column.name.to_lowercase();
                 lower == exact
+                    || (lower == key && key != "id")
                     || (same_key_type(&column.type_name, &self.root.key_type)
                         && (lower.ends_with(&singular) || lower.ends_with(&root)))
             })
