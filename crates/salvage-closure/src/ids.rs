@@ -17,12 +17,8 @@ pub async fn canonical_ids(
     if given.is_empty() {
         return Err(Error::NoTenants);
     }
-    // The type name comes from the live catalog (format_type quotes what needs quoting);
-    // the IDs are bound.
     let key_type = &plan.root.key_type;
-    let all = format!(
-        "SELECT pg_catalog.format('%s', u.v::{key_type}) FROM unnest($1::text[]) WITH ORDINALITY AS u(v, n) ORDER BY u.n"
-    );
+    let all = salvage_sql::ids::canonical_all(key_type);
     let result = sqlx::query_scalar::<_, String>(&all)
         .bind(given)
         .fetch_all(&mut *connection)
@@ -30,7 +26,7 @@ pub async fn canonical_ids(
     match result {
         Ok(canonical) => Ok(canonical),
         Err(error) if salvage_pg::sqlstate(&error).is_some_and(|state| state.is_bad_value()) => {
-            let one = format!("SELECT pg_catalog.format('%s', ($1::text)::{key_type})");
+            let one = salvage_sql::ids::canonical_one(key_type);
             let mut bad = Vec::new();
             for id in given {
                 let checked = sqlx::query_scalar::<_, String>(&one)

@@ -271,7 +271,12 @@ impl<'a> Body<'a> {
                 .selected
                 .table(&table.table.name)
                 .map(salvage_source::SelectedTable::columns)
-                .unwrap_or_default();
+                .ok_or_else(|| {
+                    TenantError::Inconsistent(format!(
+                        "the snapshot's rows of {} were not read",
+                        table.table.name
+                    ))
+                })?;
             guards.insert(
                 table.index,
                 guards_of(&plan.schema, step, table.index, kept)?,

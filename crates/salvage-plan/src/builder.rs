@@ -9,7 +9,7 @@ use crate::model::{
     ConfiguredRelation, CycleBreak, DeferredConstraint, Note, NoteLevel, Ownership, PlanOptions,
     Role, RootInfo, SchemaPlan, SequencePlan, TablePlan,
 };
-use crate::{Error, Result, cycles, membership, order, ownership};
+use crate::{Error, Result, cycles, membership, order, ownership, validate};
 
 pub fn build(live: &Catalog, snapshot: &Catalog, options: &PlanOptions) -> Result<SchemaPlan> {
     Builder::new(live, snapshot, options)?.build()
@@ -182,31 +182,13 @@ impl<'a> Builder<'a> {
         })
     }
 
-    /// A table left alone that has a column looking like the tenant key — `site_id` next to
-    /// root `sites(id)`, the key's own name (`store_id` next to `store(store_id)`), or a
-    /// column of the key's type whose name ends in the root's name — may be one the user
-    /// forgot to name with `--tenant-column`.
+    /// A table left alone with a column that looks like the tenant key may be one the user
+    /// forgot to name with `--tenant-column`: the plan says so.
     fn point_out_tenant_like_columns(&mut self, name: &QualifiedName) {
         let Some(table) = self.table(name) else {
             return;
         };
-        let root = self.root.table.name.to_lowercase();
-        let singular = singular(&root);
-        let key = self.root.key_column.to_lowercase();
-        let exact = format!("{singular}_{key}");
-        let suspects: Vec<String> = table
-            .columns
-            .iter()
-            .filter(|column| {
-                let lower = column.name.to_lowercase();
-                lower == exact
-                    || (lower == key && key != "id")
-                    || (same_key_type(&column.type_name, &self.root.key_type)
-                        && (lower.ends_with(&singular) || lower.ends_with(&root)))
-            })
-            .map(|column| column.name.clone())
-            .collect();
-        for column in suspects {
+        for column in validate::tenant_like_columns(table, &self.root) {
             self.notes.push(Note {
                 level: NoteLevel::Warning,
                 table: None,
@@ -270,45 +252,12 @@ impl<'a> Builder<'a> {
     /// Every `--tenant-column` names a column some table has, of a type that holds the root
     /// key's values: a typo would otherwise leave a table's rows behind without a word.
     fn check_tenant_columns(&self, nodes: &BTreeSet<QualifiedName>) -> Result<()> {
-        for column in &self.options.tenant_columns {
-            let mut found = false;
-            for name in nodes.iter().filter(|name| **name != self.root.table) {
-                let Some(table) = self.table(name) else {
-                    continue;
-                };
-                let Some(definition) = table.column(column) else {
-                    continue;
-                };
-                found = true;
-                if !same_key_type(&definition.type_name, &self.root.key_type) {
-                    return Err(Error::TenantColumnType {
-                        table: name.clone(),
-                        column: column.clone(),
-                        column_type: definition.type_name.clone(),
-                        root_key: format!(
-                            "{}.{} is {}",
-                            self.root.table, self.root.key_column, self.root.key_type
-                        ),
-                    });
-                }
-            }
-            if !found {
-                let similar: Vec<String> = nodes
-                    .iter()
-                    .filter_map(|name| self.table(name))
-                    .flat_map(|table| &table.columns)
-                    .map(|definition| definition.name.clone())
-                    .filter(|name| similar_name(name, column))
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                return Err(Error::UnknownTenantColumn {
-                    column: column.clone(),
-                    similar,
-                });
-            }
-        }
-        Ok(())
+        let tables: Vec<&Table> = nodes
+            .iter()
+            .filter(|name| **name != self.root.table)
+            .filter_map(|name| self.table(name))
+            .collect();
+        validate::tenant_columns(&self.options.tenant_columns, &tables, &self.root)
     }
 
     /// A relation can be followed when its columns exist in its tables, on every side that
@@ -571,7 +520,10 @@ fn root_info(live: &Catalog, snapshot: &Catalog, name: &QualifiedName) -> Result
     let key_type = table
         .column(key_column)
         .map(|column| column.type_name.clone())
-        .unwrap_or_default();
+        .ok_or_else(|| Error::RootKey {
+            table: name.clone(),
+            reason: format!("has a primary key on {key_column}, a column it does not have"),
+        })?;
     Ok(RootInfo {
         table: name.clone(),
         key_column: key_column.clone(),
@@ -614,66 +566,4 @@ fn label_column(live: &Table, snapshot: &Table, key_column: &str) -> Option<Stri
                 .find(|column| is_text(&column.name))
                 .map(|column| column.name.clone())
         })
-}
-
-/// Whether a column of type `column` holds values of a root key of type `key`: the same
-/// type, or two of the integer types, or two of the text types.
-fn same_key_type(column: &str, key: &str) -> bool {
-    const INTEGERS: [&str; 3] = ["smallint", "integer", "bigint"];
-    let is_text =
-        |name: &str| name == "text" || name.starts_with("character varying") || name == "citext";
-    column == key
-        || (INTEGERS.contains(&column) && INTEGERS.contains(&key))
-        || (is_text(column) && is_text(key))
-}
-
-/// `sites` → `site`, `companies` → `company`: enough to recognise `site_id` next to `sites`.
-fn singular(name: &str) -> String {
-    if let Some(stem) = name.strip_suffix("ies") {
-        format!("{stem}y")
-    } else if let Some(stem) = name.strip_suffix('s') {
-        stem.to_owned()
-    } else {
-        name.to_owned()
-    }
-}
-
-/// Two column names a typo apart: the same letters ignoring case and underscores, or one
-/// edit away.
-fn similar_name(a: &str, b: &str) -> bool {
-    let squash = |text: &str| -> Vec<char> {
-        text.chars()
-            .filter(|ch| *ch != '_')
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
-    let (a, b) = (squash(a), squash(b));
-    if a == b {
-        return true;
-    }
-    if a.len().abs_diff(b.len()) > 1 {
-        return false;
-    }
-    // One insertion, deletion or substitution.
-    let (mut i, mut j, mut edits) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        if a[i] == b[j] {
-            i += 1;
-            j += 1;
-            continue;
-        }
-        edits += 1;
-        if edits > 1 {
-            return false;
-        }
-        match a.len().cmp(&b.len()) {
-            std::cmp::Ordering::Greater => i += 1,
-            std::cmp::Ordering::Less => j += 1,
-            std::cmp::Ordering::Equal => {
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    edits + (a.len() - i) + (b.len() - j) <= 1
 }

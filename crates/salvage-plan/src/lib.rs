@@ -15,6 +15,7 @@ mod membership;
 mod model;
 mod order;
 mod ownership;
+mod validate;
 
 pub use error::{Error, Result};
 pub use graph::{Condition, Relation, RelationOrigin};

@@ -5,6 +5,7 @@
 //! that talk to a database only bind and execute; the shapes are unit-tested here as text.
 
 mod bind;
+pub mod ids;
 pub mod insert;
 pub mod keys;
 pub mod multiset;

@@ -13,18 +13,19 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use rustc_hash::{FxHashMap, FxHashSet};
 use salvage_catalog::{Catalog, QualifiedName};
-use salvage_closure::{RestorePlan, TenantClosure, multiset_of, raw_key};
+use salvage_closure::{RestorePlan, TenantClosure};
 use salvage_pg::{ConnectionRole, DatabaseUrl};
 use salvage_plan::{Role, TablePlan};
-use salvage_source::{KeyFilter, Selected, Snapshot, SnapshotReader, TextRow};
-use serde::Serialize;
+use salvage_source::{Selected, Snapshot, SnapshotReader, TextRow};
 use sqlx::postgres::PgConnection;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::compare::{ChunkComparison, ChunkResult, ParentKey};
+use crate::left::{LeftBehind, left_behind, verified_keys};
 use crate::matching::{Layout, match_rows};
-use crate::proof::{self, Reached};
+use crate::model::{TableCheck, TenantCheck, VerifyReporter};
+use crate::proof;
 use crate::{Error, Result};
 
 /// Rows compared per statement.
@@ -32,118 +33,24 @@ const ROWS_PER_CHUNK: usize = 2_000;
 /// Tenants checked together: their rows of a table go to live in shared statements.
 const TENANTS_PER_BATCH: usize = 32;
 /// Examples kept per kind, table and tenant.
-const EXAMPLES: usize = 3;
+pub(crate) const EXAMPLES: usize = 3;
 
-/// One table of one tenant.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TableCheck {
-    pub table: Option<QualifiedName>,
-    /// The tenant's rows in the snapshot (shared tables: the rows the restore adds).
-    pub snapshot: u64,
-    /// Present in live with the same values.
-    pub equal: u64,
-    /// Present in live with other values (kept, in mode `missing`).
-    pub different: u64,
-    /// In the snapshot, not in live: verification fails.
-    pub missing: u64,
-    /// Of the missing rows, those the plan did not hold — found by the independent check:
-    /// the restore left them behind.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub left_behind: u64,
-    /// The tenant's live rows the snapshot does not have (written after it).
-    pub live_only: Option<u64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub missing_examples: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub different_examples: Vec<String>,
-    /// In the snapshot, not in live, because a parent row it needs is not in live (another
-    /// tenant's, not restored): restored with it.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub waiting: u64,
-    /// The table has no key: rows were compared as a multiset (duplicates count).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub multiset: bool,
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref)]
-fn is_zero(value: &u64) -> bool {
-    *value == 0
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TenantCheck {
-    pub tenant: String,
-    pub label: Option<String>,
-    /// Aligned with the plan's tables; `None` for tables not checked.
-    pub tables: Vec<Option<TableCheck>>,
-    /// The check itself could not run.
-    pub error: Option<String>,
-}
-
-impl TenantCheck {
-    #[must_use]
-    pub fn missing(&self) -> u64 {
-        self.tables
-            .iter()
-            .flatten()
-            .map(|table| table.missing)
-            .sum()
-    }
-
-    #[must_use]
-    pub fn left_behind(&self) -> u64 {
-        self.tables
-            .iter()
-            .flatten()
-            .map(|table| table.left_behind)
-            .sum()
-    }
-
-    #[must_use]
-    pub fn different(&self) -> u64 {
-        self.tables
-            .iter()
-            .flatten()
-            .map(|table| table.different)
-            .sum()
-    }
-
-    /// Every snapshot row of the tenant (the plan's and those the independent check
-    /// reaches) is in live, or waits for a parent.
-    #[must_use]
-    pub fn passed(&self) -> bool {
-        self.error.is_none() && self.missing() == 0
-    }
-}
-
-pub trait VerifyReporter: Send + Sync {
-    fn tenant_checked(&self, check: &TenantCheck);
-}
-
-/// Rows of one table the plan left behind, per tenant: the full snapshot rows (keyed
-/// tables) or the written columns' values (tables without a key), each with its chain.
-#[derive(Debug, Default)]
-struct LeftBehind {
-    rows: Vec<Vec<(Vec<u8>, String)>>,
-    values: Vec<Vec<(TextRow, String)>>,
-}
-
-struct Context {
-    plan: Arc<RestorePlan>,
-    snapshot: Snapshot,
-    target: DatabaseUrl,
-    live_catalog: Arc<Catalog>,
-    comparisons: Vec<Option<ChunkComparison>>,
+pub(crate) struct Context {
+    pub(crate) plan: Arc<RestorePlan>,
+    pub(crate) snapshot: Snapshot,
+    pub(crate) target: DatabaseUrl,
+    pub(crate) live_catalog: Arc<Catalog>,
+    pub(crate) comparisons: Vec<Option<ChunkComparison>>,
     /// Per keyed table: where its columns are in snapshot and live rows.
-    layouts: Vec<Option<Arc<Layout>>>,
+    pub(crate) layouts: Vec<Option<Arc<Layout>>>,
     /// The chosen tenants' live rows of every owned table, read once.
-    live_rows: Arc<Selected>,
-    left: HashMap<usize, LeftBehind>,
+    pub(crate) live_rows: Arc<Selected>,
+    pub(crate) left: HashMap<usize, LeftBehind>,
     /// The keys, by the columns children reference them by, of every row verified: a row
     /// whose missing parent is one of them is missing too, not waiting for another tenant.
-    verified_keys: HashMap<ParentKey, FxHashSet<Box<[u8]>>>,
-    reporter: Arc<dyn VerifyReporter>,
-    next: AtomicUsize,
+    pub(crate) verified_keys: HashMap<ParentKey, FxHashSet<Box<[u8]>>>,
+    pub(crate) reporter: Arc<dyn VerifyReporter>,
+    pub(crate) next: AtomicUsize,
 }
 
 /// Verifies every tenant of the plan; one check per tenant, in plan order.
@@ -253,6 +160,7 @@ async fn read_live(
             (table.name.clone(), columns)
         })
         .collect();
+    // Every table of the plan has an entry: the map was built from them all.
     let keep = |table: &TablePlan| columns.get(&table.name).cloned().unwrap_or_default();
     let mut connection = salvage_pg::connect(target, ConnectionRole::ReadOnly).await?;
     let rows = salvage_source::read_members(
@@ -273,176 +181,6 @@ async fn read_live(
 }
 
 /// The keys of the verified rows (the plan's, and those left behind) by which the
-/// comparisons' guarded parents are referenced.
-fn verified_keys(
-    plan: &RestorePlan,
-    comparisons: &[Option<ChunkComparison>],
-    left: &HashMap<usize, LeftBehind>,
-) -> Result<HashMap<ParentKey, FxHashSet<Box<[u8]>>>> {
-    let mut wanted: Vec<ParentKey> = comparisons
-        .iter()
-        .flatten()
-        .flat_map(|comparison| {
-            comparison
-                .parents()
-                .iter()
-                .map(|(parent, _)| parent.clone())
-        })
-        .collect();
-    wanted.sort();
-    wanted.dedup();
-    let mut keys = HashMap::new();
-    for (table_name, columns) in wanted {
-        let Some(index) = plan.schema.table_index(&table_name) else {
-            continue;
-        };
-        let table = &plan.schema.tables[index];
-        let mut found: FxHashSet<Box<[u8]>> = FxHashSet::default();
-        if let Some(kept) = plan.selected.table(&table_name) {
-            let places = salvage_closure::guards::positions(table, kept.columns(), &columns)?;
-            for number in 0..plan.tenants.len() {
-                for chunk in kept.all_rows(number)? {
-                    for row in salvage_source::rows_of(&chunk) {
-                        let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
-                        found.extend(raw_key(&fields, &places));
-                    }
-                }
-            }
-        }
-        if let Some(left) = left.get(&index) {
-            let places: Vec<usize> = columns
-                .iter()
-                .filter_map(|column| table.column_index(column))
-                .collect();
-            for (row, _) in left.rows.iter().flatten() {
-                let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
-                found.extend(raw_key(&fields, &places));
-            }
-        }
-        keys.insert((table_name, columns), found);
-    }
-    Ok(keys)
-}
-
-/// The rows the independent check reached that the plan does not hold, per table and tenant.
-async fn left_behind(
-    plan: &RestorePlan,
-    reached: &Reached,
-    reader: &mut SnapshotReader,
-) -> Result<HashMap<usize, LeftBehind>> {
-    let tenants = plan.tenants.len();
-    let mut left = HashMap::new();
-    for (&index, found) in &reached.tables {
-        let table = &plan.schema.tables[index];
-        if !table.in_live || !table.in_snapshot {
-            continue;
-        }
-        // The plan's rows of each tenant, by the same identity.
-        let mut planned: Vec<FxHashMap<Box<[u8]>, u32>> = vec![FxHashMap::default(); tenants];
-        if let Some(kept) = plan.selected.table(&table.name) {
-            let places =
-                salvage_closure::guards::positions(table, kept.columns(), &found.identity)?;
-            for (number, held) in planned.iter_mut().enumerate() {
-                for chunk in kept.all_rows(number)? {
-                    for row in salvage_source::rows_of(&chunk) {
-                        let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
-                        let id: Option<Box<[u8]>> = if found.keyless {
-                            Some(join_all(&fields, &places))
-                        } else {
-                            raw_key(&fields, &places)
-                        };
-                        if let Some(id) = id {
-                            *held.entry(id).or_default() += 1;
-                        }
-                    }
-                }
-            }
-        }
-        let mut missing: Vec<Vec<(Box<[u8]>, u32)>> = vec![Vec::new(); tenants];
-        for (id, row) in &found.rows {
-            for &tenant in &row.tenants {
-                let held = planned[tenant as usize].get(id).copied().unwrap_or(0);
-                let wanted = if found.keyless { row.copies } else { 1 };
-                if held < wanted {
-                    missing[tenant as usize].push((id.clone(), wanted - held));
-                }
-            }
-        }
-        if missing.iter().all(Vec::is_empty) {
-            continue;
-        }
-        let mut entry = LeftBehind {
-            rows: vec![Vec::new(); tenants],
-            values: vec![Vec::new(); tenants],
-        };
-        if found.keyless {
-            for (tenant, ids) in missing.into_iter().enumerate() {
-                for (id, copies) in ids {
-                    let chain = reached.chain(&plan.schema, index, &id, tenant as u32);
-                    let values: TextRow = salvage_copy::fields(&id)
-                        .map(salvage_copy::decode_text)
-                        .collect();
-                    for _ in 0..copies {
-                        entry.values[tenant].push((values.clone(), chain.clone()));
-                    }
-                }
-            }
-        } else {
-            let keys: FxHashSet<Box<[u8]>> =
-                missing.iter().flatten().map(|(id, _)| id.clone()).collect();
-            let columns: Vec<String> = table
-                .columns
-                .iter()
-                .map(|column| column.name.clone())
-                .collect();
-            let chunks = reader
-                .rows_matching(
-                    table,
-                    &columns,
-                    &[KeyFilter {
-                        columns: found.identity.clone(),
-                        condition: None,
-                        keys: Arc::new(keys),
-                    }],
-                )
-                .await?;
-            let places: Vec<usize> = found
-                .identity
-                .iter()
-                .filter_map(|column| table.column_index(column))
-                .collect();
-            let mut rows: FxHashMap<Box<[u8]>, Vec<u8>> = FxHashMap::default();
-            for chunk in &chunks {
-                for row in salvage_source::rows_of(chunk) {
-                    let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
-                    if let Some(id) = raw_key(&fields, &places) {
-                        rows.insert(id, row.to_vec());
-                    }
-                }
-            }
-            for (tenant, ids) in missing.into_iter().enumerate() {
-                for (id, _) in ids {
-                    if let Some(row) = rows.get(&id) {
-                        let chain = reached.chain(&plan.schema, index, &id, tenant as u32);
-                        entry.rows[tenant].push((row.clone(), chain));
-                    }
-                }
-            }
-        }
-        left.insert(index, entry);
-    }
-    Ok(left)
-}
-
-fn join_all(fields: &[&[u8]], places: &[usize]) -> Box<[u8]> {
-    places
-        .iter()
-        .map(|&place| fields.get(place).copied().unwrap_or(salvage_copy::NULL))
-        .collect::<Vec<_>>()
-        .join(&b'\t')
-        .into()
-}
-
 impl Context {
     /// Compares a chunk, telling the comparison which parents are verified rows.
     async fn compare(
@@ -688,7 +426,7 @@ impl Context {
 
     /// The snapshot rows of a tenant to check in a table: its rows the plan holds, or the
     /// shared rows the restore added for it. `None` when there are none.
-    async fn snapshot_rows(
+    pub(crate) async fn snapshot_rows(
         &self,
         table_index: usize,
         number: usize,
@@ -717,136 +455,6 @@ impl Context {
                 _ => None,
             },
         })
-    }
-
-    /// One keyless table of one tenant, compared as multisets: its snapshot rows (with the
-    /// copies the plan left behind) against its live rows, both bound as arrays.
-    async fn check_multiset(
-        &self,
-        table_index: usize,
-        index: usize,
-        connection: &mut PgConnection,
-        reader: &mut SnapshotReader,
-    ) -> Result<Option<TableCheck>> {
-        let plan = &self.plan;
-        let table = &plan.schema.tables[table_index];
-        let tenant = &plan.tenants[index];
-        let multiset = multiset_of(table, &self.live_catalog, &plan.by_value)?;
-        let columns = multiset.column_names();
-        let snapshot_places: Vec<usize> = columns
-            .iter()
-            .map(|name| {
-                table.column_index(name).ok_or_else(|| {
-                    Error::Inconsistent(format!(
-                        "{} has no column {name} in the snapshot",
-                        table.name
-                    ))
-                })
-            })
-            .collect::<Result<_>>()?;
-        let mut rows: Vec<TextRow> = Vec::new();
-        match self
-            .snapshot_rows(table_index, index, tenant, reader)
-            .await?
-        {
-            Some(chunks) => {
-                for chunk in &chunks {
-                    for line in salvage_source::rows_of(chunk) {
-                        let fields: Vec<&[u8]> = salvage_copy::fields(line).collect();
-                        rows.push(
-                            snapshot_places
-                                .iter()
-                                .map(|&place| {
-                                    fields
-                                        .get(place)
-                                        .and_then(|field| salvage_copy::decode_text(field))
-                                })
-                                .collect(),
-                        );
-                    }
-                }
-            }
-            None if table.role == Role::Shared => return Ok(None),
-            None => {}
-        }
-        let left: Vec<&(TextRow, String)> = self
-            .left
-            .get(&table_index)
-            .map(|left| left.values[index].iter().collect())
-            .unwrap_or_default();
-        rows.extend(left.iter().map(|(values, _)| values.clone()));
-        let mut live_rows: Vec<TextRow> = Vec::new();
-        if table.role != Role::Shared {
-            if let Some(kept) = self.live_rows.table(&table.name) {
-                let places = salvage_closure::guards::positions(table, kept.columns(), &columns)?;
-                for chunk in kept.all_rows(index)? {
-                    for line in salvage_source::rows_of(&chunk) {
-                        let fields: Vec<&[u8]> = salvage_copy::fields(line).collect();
-                        live_rows.push(
-                            places
-                                .iter()
-                                .map(|&place| {
-                                    fields
-                                        .get(place)
-                                        .and_then(|field| salvage_copy::decode_text(field))
-                                })
-                                .collect(),
-                        );
-                    }
-                }
-            }
-        }
-        let sql = multiset.totals();
-        let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql);
-        for column in 0..columns.len() {
-            query = query.bind(
-                rows.iter()
-                    .map(|row| row[column].clone())
-                    .collect::<Vec<_>>(),
-            );
-        }
-        for column in 0..columns.len() {
-            query = query.bind(
-                live_rows
-                    .iter()
-                    .map(|row| row[column].clone())
-                    .collect::<Vec<_>>(),
-            );
-        }
-        let (matched, missing, extra) =
-            query
-                .fetch_one(&mut *connection)
-                .await
-                .map_err(salvage_pg::Error::query(format!(
-                    "compare {}'s rows with live",
-                    table.name
-                )))?;
-        let left_missing = (missing as u64).min(left.len() as u64);
-        Ok(Some(TableCheck {
-            table: Some(table.name.clone()),
-            snapshot: rows.len() as u64,
-            equal: matched as u64,
-            missing: missing as u64,
-            left_behind: left_missing,
-            live_only: (table.role != Role::Shared).then_some(extra as u64),
-            missing_examples: left
-                .iter()
-                .take(if left_missing > 0 { EXAMPLES } else { 0 })
-                .map(|(values, chain)| {
-                    let text: Vec<&str> = values
-                        .iter()
-                        .map(|value| value.as_deref().unwrap_or("NULL"))
-                        .collect();
-                    format!(
-                        "({})=({}) left behind: {chain}",
-                        columns.join(", "),
-                        text.join(", ")
-                    )
-                })
-                .collect(),
-            multiset: true,
-            ..TableCheck::default()
-        }))
     }
 }
 

@@ -10,8 +10,12 @@
 mod check;
 mod compare;
 mod error;
+mod left;
 mod matching;
+mod model;
+mod multiset;
 mod proof;
 
-pub use check::{TableCheck, TenantCheck, VerifyReporter, verify};
+pub use check::verify;
 pub use error::{Error, Result};
+pub use model::{TableCheck, TenantCheck, VerifyReporter};

@@ -273,7 +273,12 @@ impl State<'_> {
             }
         }
         let chunks = reader.rows_matching(definition, &columns, &filters).await?;
-        let place = |column: &String| columns.iter().position(|c| c == column).unwrap_or(0);
+        let place = |column: &String| {
+            columns
+                .iter()
+                .position(|c| c == column)
+                .expect("every column looked at was added to the columns read")
+        };
         let identity_places: Vec<usize> = identity.iter().map(place).collect();
         for chunk in &chunks {
             for row in salvage_source::rows_of(chunk) {

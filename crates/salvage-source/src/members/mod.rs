@@ -16,6 +16,7 @@
 
 pub(crate) mod archive;
 pub(crate) mod database;
+mod fixpoint;
 mod tenants;
 
 use std::collections::HashMap;

@@ -1,0 +1,143 @@
+//! Tables without a key, checked as multisets: a tenant's snapshot rows (with the copies the
+//! plan left behind) against its live rows, both bound as arrays.
+
+use salvage_closure::multiset_of;
+use salvage_plan::Role;
+use salvage_source::{SnapshotReader, TextRow};
+use sqlx::postgres::PgConnection;
+
+use crate::check::{Context, EXAMPLES};
+use crate::model::TableCheck;
+use crate::{Error, Result};
+
+impl Context {
+    /// One keyless table of one tenant, compared as multisets: its snapshot rows (with the
+    /// copies the plan left behind) against its live rows, both bound as arrays.
+    pub(crate) async fn check_multiset(
+        &self,
+        table_index: usize,
+        index: usize,
+        connection: &mut PgConnection,
+        reader: &mut SnapshotReader,
+    ) -> Result<Option<TableCheck>> {
+        let plan = &self.plan;
+        let table = &plan.schema.tables[table_index];
+        let tenant = &plan.tenants[index];
+        let multiset = multiset_of(table, &self.live_catalog, &plan.by_value)?;
+        let columns = multiset.column_names();
+        let snapshot_places: Vec<usize> = columns
+            .iter()
+            .map(|name| {
+                table.column_index(name).ok_or_else(|| {
+                    Error::Inconsistent(format!(
+                        "{} has no column {name} in the snapshot",
+                        table.name
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let mut rows: Vec<TextRow> = Vec::new();
+        match self
+            .snapshot_rows(table_index, index, tenant, reader)
+            .await?
+        {
+            Some(chunks) => {
+                for chunk in &chunks {
+                    for line in salvage_source::rows_of(chunk) {
+                        let fields: Vec<&[u8]> = salvage_copy::fields(line).collect();
+                        rows.push(
+                            snapshot_places
+                                .iter()
+                                .map(|&place| {
+                                    fields
+                                        .get(place)
+                                        .and_then(|field| salvage_copy::decode_text(field))
+                                })
+                                .collect(),
+                        );
+                    }
+                }
+            }
+            None if table.role == Role::Shared => return Ok(None),
+            None => {}
+        }
+        let left: Vec<&(TextRow, String)> = self
+            .left
+            .get(&table_index)
+            .map(|left| left.values[index].iter().collect())
+            .unwrap_or_default();
+        rows.extend(left.iter().map(|(values, _)| values.clone()));
+        let mut live_rows: Vec<TextRow> = Vec::new();
+        if table.role != Role::Shared {
+            if let Some(kept) = self.live_rows.table(&table.name) {
+                let places = salvage_closure::guards::positions(table, kept.columns(), &columns)?;
+                for chunk in kept.all_rows(index)? {
+                    for line in salvage_source::rows_of(&chunk) {
+                        let fields: Vec<&[u8]> = salvage_copy::fields(line).collect();
+                        live_rows.push(
+                            places
+                                .iter()
+                                .map(|&place| {
+                                    fields
+                                        .get(place)
+                                        .and_then(|field| salvage_copy::decode_text(field))
+                                })
+                                .collect(),
+                        );
+                    }
+                }
+            }
+        }
+        let sql = multiset.totals();
+        let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql);
+        for column in 0..columns.len() {
+            query = query.bind(
+                rows.iter()
+                    .map(|row| row[column].clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        for column in 0..columns.len() {
+            query = query.bind(
+                live_rows
+                    .iter()
+                    .map(|row| row[column].clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let (matched, missing, extra) =
+            query
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(salvage_pg::Error::query(format!(
+                    "compare {}'s rows with live",
+                    table.name
+                )))?;
+        let left_missing = (missing as u64).min(left.len() as u64);
+        Ok(Some(TableCheck {
+            table: Some(table.name.clone()),
+            snapshot: rows.len() as u64,
+            equal: matched as u64,
+            missing: missing as u64,
+            left_behind: left_missing,
+            live_only: (table.role != Role::Shared).then_some(extra as u64),
+            missing_examples: left
+                .iter()
+                .take(if left_missing > 0 { EXAMPLES } else { 0 })
+                .map(|(values, chain)| {
+                    let text: Vec<&str> = values
+                        .iter()
+                        .map(|value| value.as_deref().unwrap_or("NULL"))
+                        .collect();
+                    format!(
+                        "({})=({}) left behind: {chain}",
+                        columns.join(", "),
+                        text.join(", ")
+                    )
+                })
+                .collect(),
+            multiset: true,
+            ..TableCheck::default()
+        }))
+    }
+}
