@@ -3,10 +3,41 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::Connection;
-use support::{Scenario, assert_same_rows, salvage, tracker_owned, with};
+use support::{Scenario, TestDatabase, assert_same_rows, salvage_reporting, tracker_owned, with};
+
+/// Waits until salvage's tenant transaction has been blocked by a lock in `attempts`
+/// different transactions (each attempt is a transaction of its own) — observed in
+/// `pg_locks`, not assumed after a sleep.
+async fn wait_for_salvage_blocked(database: &TestDatabase, attempts: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        let waiting = database
+            .strings(
+                "SELECT a.xact_start::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE NOT l.granted AND a.application_name = 'salvage' \
+                   AND a.datname = current_database() AND a.xact_start IS NOT NULL",
+            )
+            .await;
+        for transaction in waiting {
+            if !seen.contains(&transaction) {
+                seen.push(transaction);
+            }
+        }
+        if seen.len() >= attempts {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "salvage was blocked in {} transactions, not {attempts}",
+            seen.len()
+        );
+        tokio::task::yield_now().await;
+    }
+}
 
 #[tokio::test]
 async fn a_tenant_blocked_by_another_transaction_is_retried_until_it_goes_through() {
@@ -28,17 +59,22 @@ async fn a_tenant_blocked_by_another_transaction_is_retried_until_it_goes_throug
         scenario.args("restore", "3"),
         &["--yes", "--lock-timeout", "200ms"],
     );
-    let restore = tokio::task::spawn_blocking(move || salvage(&args));
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let restore = tokio::task::spawn_blocking(move || salvage_reporting(&args));
+    // Its first attempt times out on the lock and a second one waits again: then the other
+    // transaction gives up, and the second attempt goes through.
+    wait_for_salvage_blocked(&scenario.live, 2).await;
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
     let _ = other.close().await;
 
-    let run = restore.await.unwrap();
+    let (run, report) = restore.await.unwrap();
     assert_eq!(run.code, 0, "{run}");
-    assert!(run.stdout.contains("retrying tenant 3"), "{run}");
+    let tenant = &report["tenants"][0];
+    assert_eq!(tenant["status"], "restored", "{tenant}");
     assert!(
-        run.stdout.contains("restored (") && run.stdout.contains("attempts)"),
-        "{run}"
+        tenant["attempts"]
+            .as_i64()
+            .is_some_and(|attempts| attempts >= 2),
+        "retried after the lock timeout: {tenant}"
     );
     for (table, filter) in tracker_owned("3") {
         assert_same_rows(&scenario.snapshot, &scenario.live, table, &filter).await;
@@ -72,15 +108,26 @@ async fn a_tenant_blocked_for_too_long_fails_alone_and_the_others_go_on() {
         scenario.args("restore", "3,4"),
         &["--yes", "--lock-timeout", "100ms"],
     );
-    let run = tokio::task::spawn_blocking(move || salvage(&args))
+    let (run, report) = tokio::task::spawn_blocking(move || salvage_reporting(&args))
         .await
         .unwrap();
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
     let _ = other.close().await;
 
     assert_eq!(run.code, 1, "{run}");
-    assert!(run.stdout.contains("FAILED tenant 3"), "{run}");
-    assert!(run.stdout.contains("lock timeout"), "{run}");
+    let (three, four) = (&report["tenants"][0], &report["tenants"][1]);
+    assert_eq!(
+        (&three["id"], &three["status"]),
+        (&serde_json::json!("3"), &serde_json::json!("failed")),
+        "{three}"
+    );
+    assert!(
+        three["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("lock timeout")),
+        "{three}"
+    );
+    assert_eq!(four["status"], "restored", "{four}");
     for (table, filter) in tracker_owned("4") {
         assert_same_rows(&scenario.snapshot, &scenario.live, table, &filter).await;
     }

