@@ -32,6 +32,10 @@ pub enum TenantError {
     /// The plan and what was read disagree: a bug, named so it can be reported.
     #[error("inconsistent plan: {0}")]
     Inconsistent(String),
+    /// The transaction the tenant was written in with others could not commit (or its
+    /// connection failed): the tenant is tried again on its own.
+    #[error("its group of tenants could not be committed: {0}")]
+    Group(String),
     #[error(
         "{table}: the snapshot gave {copied} rows where the plan counted {expected}; the snapshot changed since the plan"
     )]
@@ -68,7 +72,20 @@ impl TenantError {
             Self::Statement { source, .. }
             | Self::Database(source)
             | Self::Source(salvage_source::Error::Database(source)) => source.sqlstate(),
+            Self::UniqueConflict { .. } => Some(SqlState::UniqueViolation),
             _ => None,
+        }
+    }
+
+    /// Talking to a database failed without the server saying why (a dropped connection, a
+    /// protocol error): the connection may be gone, and is not used again.
+    #[must_use]
+    pub fn connection_lost(&self) -> bool {
+        match self {
+            Self::Statement { source, .. }
+            | Self::Database(source)
+            | Self::Source(salvage_source::Error::Database(source)) => source.sqlstate().is_none(),
+            _ => false,
         }
     }
 

@@ -12,6 +12,7 @@
 
 mod diagnose;
 mod error;
+mod group;
 mod outcome;
 mod rows;
 mod tenant;

@@ -1,24 +1,24 @@
-//! One tenant's transaction: its rows go in step by step, parents first — COPY straight into
-//! the table for the rows only it reaches, an insert that skips rows already there for those
-//! reaching other tenants too and for shared rows, one statement for the tables of a cycle —
-//! each row only once every parent it references is present; then sequences, then commit.
-//! The transaction is sqlx's: dropped without a commit (an error, a cancelled task), it is
-//! rolled back.
+//! One tenant's writes, inside its own savepoint (see [`crate::group`]): its rows go in step
+//! by step, parents first — COPY straight into the table for the rows only it reaches, an
+//! insert that skips rows already there for those reaching other tenants too and for shared
+//! rows, one statement for the tables of a cycle — each row only once every parent it
+//! references is present; then the deferred constraints are checked and the sequences moved.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_closure::RestorePlan;
 use salvage_closure::guards::{
-    Candidate, Exports, Guards, exports_of, guards_of, held_back, keys_to_ask,
+    Candidate, Exports, Guards, ParentKey, exports_of, guards_of, held_back, keys_to_ask,
 };
 use salvage_pg::{Error as PgError, SqlState};
 use salvage_plan::{Role, TablePlan};
 use salvage_source::SnapshotReader;
 use salvage_sql::session;
-use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgDatabaseError};
 
 use crate::outcome::TableOutcome;
@@ -43,9 +43,9 @@ pub struct TenantRun<'a> {
     /// go in now.
     pub retry: Option<&'a [Vec<Row>]>,
     pub live_catalog: &'a Catalog,
+    /// In an open transaction or savepoint.
     pub connection: &'a mut PgConnection,
     pub reader: &'a mut SnapshotReader,
-    pub options: &'a MergeOptions,
     pub reporter: &'a dyn RestoreReporter,
 }
 
@@ -57,20 +57,48 @@ struct Ready<'p> {
     rows: Vec<Row>,
 }
 
+/// What a tenant needs before any statement: nothing to write, or a refusal.
+pub enum Shortcut {
+    /// The plan found one of its keys held by another tenant's row: it fails, writing nothing.
+    Refused(TenantError),
+    /// Everything is in live already: no statement at all.
+    Nothing(Written),
+}
+
 impl TenantRun<'_> {
-    /// Runs the tenant in one transaction; on any error it is rolled back.
-    pub async fn run(self) -> Result<Written, TenantError> {
-        let tenant = &self.plan.tenants[self.number];
-        if self.retry.is_none() && !tenant.held_elsewhere.is_empty() {
-            return Err(TenantError::KeyHeldByAnotherTenant {
-                keys: tenant.held_elsewhere.clone(),
-            });
+    /// Whether the tenant can be settled without a statement.
+    #[must_use]
+    pub fn shortcut(plan: &RestorePlan, number: usize, retrying: bool) -> Option<Shortcut> {
+        let tenant = &plan.tenants[number];
+        if retrying {
+            return None;
         }
-        let mut transaction = self
-            .connection
-            .begin()
-            .await
-            .map_err(PgError::query("begin the tenant's transaction"))?;
+        if !tenant.held_elsewhere.is_empty() {
+            return Some(Shortcut::Refused(TenantError::KeyHeldByAnotherTenant {
+                keys: tenant.held_elsewhere.clone(),
+            }));
+        }
+        if plan.rows_to_copy(tenant) == 0 {
+            return Some(Shortcut::Nothing(Written {
+                tables: tenant
+                    .tables
+                    .iter()
+                    .map(|counts| TableOutcome {
+                        already_present: counts.in_live,
+                        ..TableOutcome::default()
+                    })
+                    .collect(),
+                sequences: Vec::new(),
+                waiting: vec![Vec::new(); tenant.tables.len()],
+            }));
+        }
+        None
+    }
+
+    /// Writes the tenant's rows in the transaction (or savepoint) open on `connection`; the
+    /// caller commits, or rolls back on an error — after which [`TenantRun::diagnose`] may
+    /// name what got in the way.
+    pub async fn run(self) -> Result<Written, TenantError> {
         let mut body = Body {
             plan: self.plan,
             number: self.number,
@@ -79,34 +107,50 @@ impl TenantRun<'_> {
             reader: self.reader,
             reporter: self.reporter,
             maxima: BTreeMap::new(),
+            written: HashMap::new(),
         };
-        let result = match body.prepare(&mut transaction, self.options).await {
-            Ok(()) => body.steps(&mut transaction).await,
-            Err(error) => Err(error),
-        };
-        match result {
-            Ok(mut written) => {
-                written.sequences = body.advance_sequences(&mut transaction).await?;
-                transaction
-                    .commit()
-                    .await
-                    .map_err(PgError::query("commit the tenant"))?;
-                Ok(written)
-            }
-            Err(error) => {
-                // A broken connection fails here too; the worker reconnects.
-                let _ = transaction.rollback().await;
-                Err(diagnose::holder(
-                    error,
-                    self.plan,
-                    self.number,
-                    self.live_catalog,
-                    self.connection,
-                )
-                .await)
-            }
+        let mut written = body.steps(self.connection).await?;
+        if !self.plan.schema.deferred.is_empty() {
+            // Checked now, inside the tenant's own savepoint, not at the group's commit.
+            sqlx::query(&session::constraints_now(&deferred_names(self.plan)))
+                .execute(&mut *self.connection)
+                .await
+                .map_err(|error| {
+                    insert_error_without_table(error, "check the deferred constraints")
+                })?;
         }
+        written.sequences = body.advance_sequences(self.connection).await?;
+        Ok(written)
     }
+
+    /// After a rollback: a unique conflict with the live row that holds the key.
+    pub async fn diagnose(
+        error: TenantError,
+        plan: &RestorePlan,
+        number: usize,
+        live_catalog: &Catalog,
+        connection: &mut PgConnection,
+    ) -> TenantError {
+        diagnose::holder(error, plan, number, live_catalog, connection).await
+    }
+}
+
+/// The plan's deferred constraints, for `SET CONSTRAINTS`.
+pub fn deferred_names(plan: &RestorePlan) -> Vec<(QualifiedName, String)> {
+    plan.schema
+        .deferred
+        .iter()
+        .map(|constraint| (constraint.table.clone(), constraint.name.clone()))
+        .collect()
+}
+
+/// `BEGIN`, the timeouts and the deferred constraints, in one round trip.
+pub fn begin_statement(plan: &RestorePlan, options: &MergeOptions) -> String {
+    session::begin(
+        &millis(options.lock_timeout),
+        &millis(options.statement_timeout),
+        &deferred_names(plan),
+    )
 }
 
 struct Body<'a> {
@@ -118,34 +162,12 @@ struct Body<'a> {
     reporter: &'a dyn RestoreReporter,
     /// The largest restored value of each sequence, by quoted name.
     maxima: BTreeMap<(String, String), i64>,
+    /// The keys (by the columns children reference them by) of the rows this transaction
+    /// wrote in earlier steps: parents that need no lookup in live.
+    written: HashMap<ParentKey, FxHashSet<Box<[u8]>>>,
 }
 
 impl<'a> Body<'a> {
-    async fn prepare(
-        &mut self,
-        connection: &mut PgConnection,
-        options: &MergeOptions,
-    ) -> Result<(), TenantError> {
-        sqlx::query(session::TIMEOUTS)
-            .bind(millis(options.lock_timeout))
-            .bind(millis(options.statement_timeout))
-            .execute(&mut *connection)
-            .await
-            .map_err(PgError::query("set the tenant's timeouts"))?;
-        let deferred = &self.plan.schema.deferred;
-        if !deferred.is_empty() {
-            let constraints: Vec<(QualifiedName, String)> = deferred
-                .iter()
-                .map(|constraint| (constraint.table.clone(), constraint.name.clone()))
-                .collect();
-            sqlx::query(&session::defer_constraints(&constraints))
-                .execute(&mut *connection)
-                .await
-                .map_err(PgError::query("defer the cycles' constraints"))?;
-        }
-        Ok(())
-    }
-
     fn tenant_id(&self) -> &str {
         &self.plan.tenants[self.number].id
     }
@@ -205,6 +227,7 @@ impl<'a> Body<'a> {
             );
             for table in &ready {
                 self.note_maxima(table);
+                self.note_written(table)?;
             }
         }
         for (outcome, waiting) in written.tables.iter_mut().zip(&written.waiting) {
@@ -293,10 +316,15 @@ impl<'a> Body<'a> {
                     })
                 })
                 .collect();
-            let asked = keys_to_ask(&candidates, &guards, &|_, _| false);
+            let written = |parent: &ParentKey, key: &[u8]| {
+                self.written
+                    .get(parent)
+                    .is_some_and(|keys| keys.contains(key))
+            };
+            let asked = keys_to_ask(&candidates, &guards, &written);
             let in_live = salvage_closure::ask_live(connection, self.live_catalog, asked).await?;
-            let present = |parent: &(QualifiedName, Vec<String>), key: &[u8]| {
-                in_live.get(parent).is_some_and(|keys| keys.contains(key))
+            let present = |parent: &ParentKey, key: &[u8]| {
+                written(parent, key) || in_live.get(parent).is_some_and(|keys| keys.contains(key))
             };
             held_back(&candidates, &guards, &exports, &present)
         };
@@ -450,6 +478,32 @@ impl<'a> Body<'a> {
         })
     }
 
+    /// Notes the keys of rows written, for the parent checks of later steps.
+    fn note_written(&mut self, ready: &Ready<'_>) -> Result<(), TenantError> {
+        if ready.table.exports.is_empty() {
+            return Ok(());
+        }
+        let kept = self
+            .plan
+            .selected
+            .table(&ready.table.name)
+            .map(salvage_source::SelectedTable::columns)
+            .ok_or_else(|| {
+                TenantError::Inconsistent(format!(
+                    "the snapshot's rows of {} were not read",
+                    ready.table.name
+                ))
+            })?;
+        for (parent, places) in exports_of(ready.table, kept)? {
+            let keys = self.written.entry(parent).or_default();
+            for row in &ready.rows {
+                let fields: Vec<&[u8]> = salvage_copy::fields(&row.row).collect();
+                keys.extend(salvage_closure::raw_key(&fields, &places));
+            }
+        }
+        Ok(())
+    }
+
     fn note_maxima(&mut self, ready: &Ready<'_>) {
         if ready.shape.sequences.is_empty() {
             return;
@@ -501,6 +555,21 @@ impl<'a> Body<'a> {
             .filter_map(|((name, _), value)| value.map(|value| (name.clone(), value)))
             .collect())
     }
+}
+
+/// A failure of a statement that belongs to no one table (the deferred constraints' check).
+fn insert_error_without_table(error: sqlx::Error, context: &str) -> TenantError {
+    if let sqlx::Error::Database(db) = &error {
+        if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
+            if let (Some(schema), Some(table)) = (pg.schema(), pg.table()) {
+                return TenantError::Statement {
+                    table: QualifiedName::new(schema, table),
+                    source: PgError::query(context.to_owned())(error),
+                };
+            }
+        }
+    }
+    TenantError::Database(PgError::query(context.to_owned())(error))
 }
 
 /// A unique violation on another key than the conflict target is a cross-tenant conflict.

@@ -1,8 +1,7 @@
 //! Workers: `--jobs` of them, each with its own live connection and snapshot reader, taking
 //! tenants one at a time until none are left.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use salvage_catalog::Catalog;
@@ -13,9 +12,9 @@ use sqlx::postgres::PgConnection;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::group::{Ended, GROUP_ROWS, GROUP_TENANTS, Group, Member};
 use crate::outcome::{TableOutcome, TenantOutcome, TenantStatus};
 use crate::rows::Row;
-use crate::tenant::{TenantRun, Written};
 use crate::{MergeOptions, RestoreReporter, Result, TenantError};
 
 /// Catch-up passes at most: each runs only while the last one wrote something.
@@ -46,7 +45,7 @@ pub async fn restore(
         options: options.clone(),
         reporter,
         queue: Arc::new(queue),
-        next: Arc::new(AtomicUsize::new(0)),
+        next: Arc::new(Mutex::new(0)),
     };
     let first = run_pass(
         &shared(reporter, (0..plan.tenants.len()).collect(), None),
@@ -125,8 +124,7 @@ async fn run_pass(shared: &Shared, jobs: usize) -> Vec<(TenantOutcome, Vec<Vec<R
                 .instrument(tracing::info_span!("worker", worker)),
         );
     }
-    let mut outcomes: Vec<(usize, TenantOutcome, Vec<Vec<Row>>)> =
-        Vec::with_capacity(shared.queue.len());
+    let mut outcomes: Vec<Finished> = Vec::with_capacity(shared.queue.len());
     while let Some(joined) = workers.join_next().await {
         match joined {
             Ok(mut finished) => outcomes.append(&mut finished),
@@ -163,7 +161,8 @@ struct Shared {
     reporter: Arc<dyn RestoreReporter>,
     /// Indexes (into the plan's tenants) of the tenants of this pass.
     queue: Arc<Vec<usize>>,
-    next: Arc<AtomicUsize>,
+    /// The next queue position to take.
+    next: Arc<Mutex<usize>>,
 }
 
 /// A worker's connections: live, and a snapshot reader for shared rows.
@@ -172,57 +171,43 @@ struct Session {
     reader: SnapshotReader,
 }
 
+/// A tenant's outcome and the rows it left waiting, by queue position.
+type Finished = (usize, TenantOutcome, Vec<Vec<Row>>);
+
 impl Shared {
-    /// Takes tenants off the queue until it is empty; returns `(queue position, outcome,
-    /// rows that waited)`.
-    async fn run(self) -> Vec<(usize, TenantOutcome, Vec<Vec<Row>>)> {
+    /// Queue positions of the next group: consecutive tenants, up to `GROUP_TENANTS` and
+    /// `GROUP_ROWS` rows to write (a bigger tenant alone).
+    fn take_group(&self) -> Vec<usize> {
+        let mut next = self.next.lock().expect("the queue lock is poisoned");
+        let mut group = Vec::new();
+        let mut rows = 0;
+        while let Some(&index) = self.queue.get(*next) {
+            let tenant_rows = match &self.retry {
+                Some(retry) => retry[*next].iter().map(|rows| rows.len() as u64).sum(),
+                None => self.plan.rows_to_copy(&self.plan.tenants[index]),
+            };
+            if !group.is_empty()
+                && (group.len() >= GROUP_TENANTS || rows + tenant_rows > GROUP_ROWS)
+            {
+                break;
+            }
+            group.push(*next);
+            rows += tenant_rows;
+            *next += 1;
+        }
+        group
+    }
+
+    /// Takes groups off the queue until it is empty.
+    async fn run(self) -> Vec<Finished> {
         let mut outcomes = Vec::new();
         let mut session: Option<Session> = None;
         loop {
-            let position = self.next.fetch_add(1, Ordering::SeqCst);
-            let Some(&index) = self.queue.get(position) else {
+            let group = self.take_group();
+            if group.is_empty() {
                 break;
-            };
-            let tenant = &self.plan.tenants[index];
-            let started = Instant::now();
-            let span = tracing::info_span!("tenant", id = %tenant.id);
-            let (result, attempts) = self
-                .restore_with_retries(index, position, &mut session)
-                .instrument(span)
-                .await;
-            let (outcome, waiting) = match result {
-                Ok(written) => (
-                    TenantOutcome {
-                        tenant: tenant.id.clone(),
-                        label: tenant.label.clone(),
-                        status: TenantStatus::Restored,
-                        attempts,
-                        tables: written.tables,
-                        sequences: written.sequences,
-                        elapsed: started.elapsed(),
-                    },
-                    written.waiting,
-                ),
-                Err(error) => {
-                    tracing::warn!(tenant = %tenant.id, %error, "tenant rolled back");
-                    (
-                        TenantOutcome {
-                            tenant: tenant.id.clone(),
-                            label: tenant.label.clone(),
-                            status: TenantStatus::Failed {
-                                error: error.to_string(),
-                            },
-                            attempts,
-                            tables: vec![TableOutcome::default(); self.plan.schema.tables.len()],
-                            sequences: Vec::new(),
-                            elapsed: started.elapsed(),
-                        },
-                        Vec::new(),
-                    )
-                }
-            };
-            self.reporter.tenant_finished(&outcome);
-            outcomes.push((position, outcome, waiting));
+            }
+            outcomes.extend(self.run_group(&group, &mut session).await);
         }
         if let Some(session) = session {
             salvage_pg::close(session.connection).await;
@@ -230,60 +215,143 @@ impl Shared {
         outcomes
     }
 
-    async fn restore_with_retries(
-        &self,
-        index: usize,
-        position: usize,
-        session: &mut Option<Session>,
-    ) -> (Result<Written, TenantError>, u32) {
-        let tenant = &self.plan.tenants[index];
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+    /// A group, then each of its tenants that must try again, alone, with backoff.
+    async fn run_group(&self, positions: &[usize], session: &mut Option<Session>) -> Vec<Finished> {
+        let started = Instant::now();
+        let mut attempts: Vec<u32> = vec![0; positions.len()];
+        let mut pending: Vec<usize> = (0..positions.len()).collect();
+        let mut finished: Vec<Finished> = Vec::with_capacity(positions.len());
+        let mut alone = false;
+        while !pending.is_empty() {
             if session.is_none() {
                 match self.open_session().await {
                     Ok(opened) => *session = Some(opened),
-                    Err(error) => return (Err(error), attempt),
+                    Err(error) => {
+                        let reason = error.to_string();
+                        for place in pending.drain(..) {
+                            attempts[place] += 1;
+                            finished.push(self.failed(
+                                positions[place],
+                                attempts[place],
+                                &reason,
+                                started,
+                            ));
+                        }
+                        break;
+                    }
                 }
             }
             let Some(current) = session.as_mut() else {
                 unreachable!("a session was just opened");
             };
-            self.reporter.tenant_started(
-                &tenant.id,
-                tenant.label.as_deref(),
-                self.plan.rows_to_copy(tenant),
-                attempt,
-            );
-            let run = TenantRun {
+            // After a first try together, the ones to try again go one by one.
+            let batch: Vec<usize> = if alone {
+                vec![pending.remove(0)]
+            } else {
+                std::mem::take(&mut pending)
+            };
+            let members: Vec<Member<'_>> = batch
+                .iter()
+                .map(|&place| Member {
+                    number: self.queue[positions[place]],
+                    attempts: attempts[place],
+                    retry: self
+                        .retry
+                        .as_ref()
+                        .map(|retry| retry[positions[place]].as_slice()),
+                })
+                .collect();
+            let group = Group {
                 plan: &self.plan,
-                number: index,
-                retry: self.retry.as_ref().map(|retry| retry[position].as_slice()),
                 live_catalog: &self.live_catalog,
-                connection: &mut current.connection,
-                reader: &mut current.reader,
                 options: &self.options,
                 reporter: self.reporter.as_ref(),
             };
-            match run.run().await {
-                Ok(written) => return (Ok(written), attempt),
-                Err(error) => {
-                    if error.sqlstate().is_none() {
-                        // Not a server's refusal: the connection may be gone. Start afresh.
-                        if let Some(broken) = session.take() {
-                            salvage_pg::close(broken.connection).await;
-                        }
-                    }
-                    if error.is_transient() && attempt < self.options.max_attempts {
-                        let reason = error.to_string();
-                        self.reporter.tenant_retrying(&tenant.id, attempt, &reason);
-                        tokio::time::sleep(backoff(attempt, index)).await;
-                        continue;
-                    }
-                    return (Err(error), attempt);
+            let span =
+                tracing::info_span!("group", first = positions[batch[0]], tenants = batch.len());
+            let (ended, healthy) = group
+                .run(&mut current.connection, &mut current.reader, &members)
+                .instrument(span)
+                .await;
+            if !healthy {
+                if let Some(broken) = session.take() {
+                    salvage_pg::close(broken.connection).await;
                 }
             }
+            for (place, end) in batch.into_iter().zip(ended) {
+                attempts[place] += 1;
+                let index = self.queue[positions[place]];
+                let tenant = &self.plan.tenants[index];
+                match end {
+                    Ended::Done(written, elapsed) => {
+                        finished.push((
+                            positions[place],
+                            TenantOutcome {
+                                tenant: tenant.id.clone(),
+                                label: tenant.label.clone(),
+                                status: TenantStatus::Restored,
+                                attempts: attempts[place],
+                                tables: written.tables,
+                                sequences: written.sequences,
+                                elapsed,
+                            },
+                            written.waiting,
+                        ));
+                    }
+                    Ended::Failed(error, elapsed) => {
+                        tracing::warn!(tenant = %tenant.id, %error, "tenant rolled back");
+                        let mut failed = self.failed(
+                            positions[place],
+                            attempts[place],
+                            &error.to_string(),
+                            started,
+                        );
+                        failed.1.elapsed = elapsed;
+                        finished.push(failed);
+                    }
+                    Ended::Again(error) if attempts[place] < self.options.max_attempts => {
+                        let reason = error.to_string();
+                        self.reporter
+                            .tenant_retrying(&tenant.id, attempts[place], &reason);
+                        tokio::time::sleep(backoff(attempts[place], index)).await;
+                        pending.push(place);
+                    }
+                    Ended::Again(error) => {
+                        tracing::warn!(tenant = %tenant.id, %error, "tenant rolled back");
+                        finished.push(self.failed(
+                            positions[place],
+                            attempts[place],
+                            &error.to_string(),
+                            started,
+                        ));
+                    }
+                }
+            }
+            alone = true;
         }
+        for (_, outcome, _) in &finished {
+            self.reporter.tenant_finished(outcome);
+        }
+        finished
+    }
+
+    fn failed(&self, position: usize, attempts: u32, error: &str, started: Instant) -> Finished {
+        let tenant = &self.plan.tenants[self.queue[position]];
+        (
+            position,
+            TenantOutcome {
+                tenant: tenant.id.clone(),
+                label: tenant.label.clone(),
+                status: TenantStatus::Failed {
+                    error: error.to_owned(),
+                },
+                attempts,
+                tables: vec![TableOutcome::default(); self.plan.schema.tables.len()],
+                sequences: Vec::new(),
+                elapsed: started.elapsed(),
+            },
+            Vec::new(),
+        )
     }
 
     async fn open_session(&self) -> Result<Session, TenantError> {

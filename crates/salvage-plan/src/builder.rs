@@ -229,17 +229,21 @@ impl<'a> Builder<'a> {
             };
             for column in &self.options.tenant_columns {
                 if table.column(column).is_some() {
-                    relations.push(Relation {
-                        name: format!("tenant column {column}"),
-                        origin: RelationOrigin::TenantColumn,
-                        child: name.clone(),
-                        child_columns: vec![column.clone()],
-                        parent: self.root.table.clone(),
-                        parent_columns: vec![self.root.key_column.clone()],
-                        condition: None,
-                        deferrable: false,
-                        initially_deferred: false,
-                    });
+                    // A declared FK on the same column already says it: one relation, not two.
+                    graph::push_unique(
+                        &mut relations,
+                        Relation {
+                            name: format!("tenant column {column}"),
+                            origin: RelationOrigin::TenantColumn,
+                            child: name.clone(),
+                            child_columns: vec![column.clone()],
+                            parent: self.root.table.clone(),
+                            parent_columns: vec![self.root.key_column.clone()],
+                            condition: None,
+                            deferrable: false,
+                            initially_deferred: false,
+                        },
+                    );
                 }
             }
         }

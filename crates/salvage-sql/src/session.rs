@@ -3,18 +3,49 @@
 use salvage_catalog::QualifiedName;
 use salvage_quote::quote_ident;
 
-/// Sets `lock_timeout` (`$1`) and `statement_timeout` (`$2`) for the transaction only.
-pub const TIMEOUTS: &str = "SELECT pg_catalog.set_config('lock_timeout', $1, true), \
-                            pg_catalog.set_config('statement_timeout', $2, true)";
+use salvage_quote::quote_literal;
+
+/// `BEGIN`, the lock and statement timeouts for the transaction only, and the deferred
+/// constraints, as one simple query: one round trip. The timeouts are salvage's own text
+/// (`5000ms`), quoted as literals.
+#[must_use]
+pub fn begin(
+    lock_timeout: &str,
+    statement_timeout: &str,
+    deferred: &[(QualifiedName, String)],
+) -> String {
+    let mut sql = format!(
+        "BEGIN; SELECT pg_catalog.set_config('lock_timeout', {}, true), \
+         pg_catalog.set_config('statement_timeout', {}, true)",
+        quote_literal(lock_timeout),
+        quote_literal(statement_timeout)
+    );
+    if !deferred.is_empty() {
+        sql.push_str("; ");
+        sql.push_str(&defer_constraints(deferred));
+    }
+    sql
+}
+
+/// `SET CONSTRAINTS … IMMEDIATE`: the deferred constraints checked now (a tenant's, inside
+/// its savepoint, before the next tenant of the group), and immediate from then on.
+#[must_use]
+pub fn constraints_now(constraints: &[(QualifiedName, String)]) -> String {
+    format!("SET CONSTRAINTS {} IMMEDIATE", names(constraints))
+}
+
+fn names(constraints: &[(QualifiedName, String)]) -> String {
+    constraints
+        .iter()
+        .map(|(table, name)| format!("{}.{}", quote_ident(&table.schema), quote_ident(name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// `SET CONSTRAINTS "s"."c", … DEFERRED`: checked at commit, when a cycle's rows are all in.
 #[must_use]
 pub fn defer_constraints(constraints: &[(QualifiedName, String)]) -> String {
-    let names: Vec<String> = constraints
-        .iter()
-        .map(|(table, name)| format!("{}.{}", quote_ident(&table.schema), quote_ident(name)))
-        .collect();
-    format!("SET CONSTRAINTS {} DEFERRED", names.join(", "))
+    format!("SET CONSTRAINTS {} DEFERRED", names(constraints))
 }
 
 /// Moves sequences ahead of the largest restored values, never back, in one statement: each
@@ -46,7 +77,7 @@ pub fn advance_sequences(sequences: &[String]) -> String {
 mod tests {
     use salvage_catalog::QualifiedName;
 
-    use super::{advance_sequences, defer_constraints};
+    use super::{advance_sequences, begin, defer_constraints};
 
     #[test]
     fn sequences_move_forward_only() {
@@ -56,9 +87,16 @@ mod tests {
              CASE WHEN pg_catalog.nextval($1::regclass) <= $2::int8 \
              THEN pg_catalog.setval($1::regclass, $2::int8) END END FROM \"public\".\"s\" AS q)]::int8[]"
         );
+        let deferred = [(QualifiedName::new("public", "accounts"), "a_fkey".into())];
         assert_eq!(
-            defer_constraints(&[(QualifiedName::new("public", "accounts"), "a_fkey".into())]),
+            defer_constraints(&deferred),
             "SET CONSTRAINTS \"public\".\"a_fkey\" DEFERRED"
+        );
+        assert_eq!(
+            begin("5000ms", "600000ms", &deferred),
+            "BEGIN; SELECT pg_catalog.set_config('lock_timeout', '5000ms', true), \
+             pg_catalog.set_config('statement_timeout', '600000ms', true); \
+             SET CONSTRAINTS \"public\".\"a_fkey\" DEFERRED"
         );
     }
 }

@@ -1,0 +1,228 @@
+//! Several tenants in one transaction, each in a savepoint of its own: one commit (one WAL
+//! flush) for many small tenants, and every tenant still all or nothing. A tenant that fails
+//! is rolled back to its savepoint and the others go on; one that hit another transaction (a
+//! lock, a deadlock) is rolled back and tried again on its own, after the group commits and
+//! its locks are gone. Deferred constraints are checked at the end of each tenant's savepoint,
+//! so a violation is that tenant's, not the group's.
+
+use std::time::Instant;
+
+use salvage_catalog::Catalog;
+use salvage_closure::RestorePlan;
+use salvage_pg::Error as PgError;
+use salvage_source::SnapshotReader;
+use salvage_sql::session;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use crate::rows::Row;
+use crate::tenant::{Shortcut, TenantRun, Written, begin_statement, deferred_names};
+use crate::{MergeOptions, RestoreReporter, TenantError};
+
+/// Tenants in one group at most.
+pub const GROUP_TENANTS: usize = 64;
+/// Rows a group writes at most (a tenant with more is a group of its own): bounds how long a
+/// group holds its row locks.
+pub const GROUP_ROWS: u64 = 10_000;
+
+/// A tenant of a group.
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    /// Its number in the plan.
+    pub number: usize,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// A catch-up pass: per table, the rows that waited the last time.
+    pub retry: Option<&'a [Vec<Row>]>,
+}
+
+/// How a tenant of a group ended.
+#[derive(Debug)]
+pub enum Ended {
+    Done(Written, std::time::Duration),
+    Failed(TenantError, std::time::Duration),
+    /// Another transaction was in the way, or the group could not commit: try it again, alone.
+    Again(TenantError),
+}
+
+/// What a group needs.
+pub struct Group<'a> {
+    pub plan: &'a RestorePlan,
+    pub live_catalog: &'a Catalog,
+    pub options: &'a MergeOptions,
+    pub reporter: &'a dyn RestoreReporter,
+}
+
+impl Group<'_> {
+    /// Runs `members` in one transaction on `connection`; one result per member, in order.
+    /// The second value is false when the connection may be broken.
+    pub async fn run(
+        &self,
+        connection: &mut PgConnection,
+        reader: &mut SnapshotReader,
+        members: &[Member<'_>],
+    ) -> (Vec<Ended>, bool) {
+        let mut ended: Vec<Option<Ended>> = members.iter().map(|_| None).collect();
+        // Tenants settled without a statement.
+        let mut work = Vec::new();
+        for (place, member) in members.iter().enumerate() {
+            match TenantRun::shortcut(self.plan, member.number, member.retry.is_some()) {
+                Some(Shortcut::Refused(error)) => {
+                    ended[place] = Some(Ended::Failed(error, std::time::Duration::ZERO));
+                }
+                Some(Shortcut::Nothing(written)) => {
+                    ended[place] = Some(Ended::Done(written, std::time::Duration::ZERO));
+                }
+                None => work.push(place),
+            }
+        }
+        if work.is_empty() {
+            return (
+                ended.into_iter().map(Option::unwrap_or_else_none).collect(),
+                true,
+            );
+        }
+        let mut healthy = true;
+        let began = connection
+            .begin_with(begin_statement(self.plan, self.options))
+            .await;
+        let mut transaction = match began {
+            Ok(transaction) => transaction,
+            Err(error) => {
+                let error = TenantError::Database(PgError::query("begin the transaction")(error));
+                let healthy = !error.connection_lost();
+                for place in work {
+                    ended[place] = Some(Ended::Again(TenantError::Group(error.to_string())));
+                }
+                return (
+                    ended.into_iter().map(Option::unwrap_or_else_none).collect(),
+                    healthy,
+                );
+            }
+        };
+        let deferred = deferred_names(self.plan);
+        let mut committed: Vec<(usize, Written, std::time::Duration)> = Vec::new();
+        for (position, &place) in work.iter().enumerate() {
+            let member = members[place];
+            let tenant = &self.plan.tenants[member.number];
+            let started = Instant::now();
+            self.reporter.tenant_started(
+                &tenant.id,
+                tenant.label.as_deref(),
+                self.plan.rows_to_copy(tenant),
+                member.attempts + 1,
+            );
+            let result = self.one(&mut transaction, reader, member, &deferred).await;
+            match result {
+                Ok(written) => committed.push((place, written, started.elapsed())),
+                Err(error) if error.connection_lost() => {
+                    // Not a server's refusal: the connection may be gone. Everyone still in
+                    // the group tries again, alone.
+                    let reason = error.to_string();
+                    ended[place] = Some(Ended::Again(error));
+                    for &rest in &work[position + 1..] {
+                        ended[rest] = Some(Ended::Again(TenantError::Group(reason.clone())));
+                    }
+                    for (place, _, _) in committed.drain(..) {
+                        ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
+                    }
+                    healthy = false;
+                    break;
+                }
+                Err(error) if error.is_transient() => {
+                    ended[place] = Some(Ended::Again(error));
+                }
+                Err(error) => {
+                    let error = TenantRun::diagnose(
+                        error,
+                        self.plan,
+                        member.number,
+                        self.live_catalog,
+                        &mut transaction,
+                    )
+                    .await;
+                    ended[place] = Some(Ended::Failed(error, started.elapsed()));
+                }
+            }
+        }
+        if healthy {
+            match transaction.commit().await {
+                Ok(()) => {
+                    for (place, written, elapsed) in committed {
+                        ended[place] = Some(Ended::Done(written, elapsed));
+                    }
+                }
+                Err(error) => {
+                    let reason = PgError::query("commit the group")(error).to_string();
+                    for (place, _, _) in committed {
+                        ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
+                    }
+                    healthy = false;
+                }
+            }
+        } else {
+            drop(transaction);
+        }
+        (
+            ended.into_iter().map(Option::unwrap_or_else_none).collect(),
+            healthy,
+        )
+    }
+
+    /// One tenant in a savepoint of the group's transaction.
+    async fn one(
+        &self,
+        transaction: &mut PgConnection,
+        reader: &mut SnapshotReader,
+        member: Member<'_>,
+        deferred: &[(salvage_catalog::QualifiedName, String)],
+    ) -> Result<Written, TenantError> {
+        let mut savepoint = transaction
+            .begin()
+            .await
+            .map_err(PgError::query("open the tenant's savepoint"))?;
+        if !deferred.is_empty() {
+            sqlx::query(&session::defer_constraints(deferred))
+                .execute(&mut *savepoint)
+                .await
+                .map_err(PgError::query("defer the cycles' constraints"))?;
+        }
+        let run = TenantRun {
+            plan: self.plan,
+            number: member.number,
+            retry: member.retry,
+            live_catalog: self.live_catalog,
+            connection: &mut savepoint,
+            reader,
+            reporter: self.reporter,
+        };
+        match run.run().await {
+            Ok(written) => {
+                savepoint
+                    .commit()
+                    .await
+                    .map_err(PgError::query("release the tenant's savepoint"))?;
+                Ok(written)
+            }
+            Err(error) => {
+                let _ = savepoint.rollback().await;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Every member has ended once the group has run.
+trait Settled {
+    fn unwrap_or_else_none(self) -> Ended;
+}
+
+impl Settled for Option<Ended> {
+    fn unwrap_or_else_none(self) -> Ended {
+        self.unwrap_or_else(|| {
+            Ended::Again(TenantError::Group(
+                "a tenant of the group was left unsettled".to_owned(),
+            ))
+        })
+    }
+}
