@@ -248,6 +248,16 @@ async fn the_completeness_proof_catches_what_the_planner_misses() {
             first_number(key).is_some_and(|id| left_behind.contains(id)),
             "{key} is not a payment of store 2 left behind ({left_behind:?})"
         );
+        // Named with the chain that ties it to the store: up through its rental.
+        let Some((_, chain)) = key.split_once(" left behind: ") else {
+            panic!("{key} names no chain");
+        };
+        assert!(
+            chain.starts_with("payment (")
+                && chain.contains(" → rental (")
+                && chain.ends_with("→ store 2"),
+            "{key}"
+        );
     }
 }
 

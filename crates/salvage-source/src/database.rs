@@ -8,7 +8,7 @@ use salvage_catalog::Catalog;
 use salvage_pg::{ConnectionRole, CopyQuery, DatabaseUrl};
 use salvage_plan::{SchemaPlan, TablePlan};
 use salvage_sql::keys::rows_by_keys;
-use salvage_sql::reach::{Match, rows_matching_any};
+use salvage_sql::reach::{Drive, Match, drive_for, rows_matching_any};
 use salvage_sql::{Binder, bound_array, from_item};
 use sqlx::postgres::PgConnection;
 
@@ -191,9 +191,32 @@ impl DatabaseReader {
                 columns: filter.columns.clone(),
                 arrays,
                 condition,
+                keys: filter.keys.len(),
             });
         }
-        let select = rows_matching_any(&from_item(&self.catalog, &table.name), columns, &matches);
+        // Probed or read: by how many keys there are against the rows of the table they are
+        // keys of (the parent's, else this one's).
+        let drive = filters
+            .iter()
+            .filter(|filter| !filter.keys.is_empty())
+            .map(|filter| {
+                let of = filter.parent.as_ref().unwrap_or(&table.name);
+                let rows = self
+                    .catalog
+                    .table(of)
+                    .map_or(-1, |table| table.estimated_rows);
+                drive_for(filter.keys.len(), rows)
+            })
+            .fold(
+                Drive::Probe,
+                |drive, this| if this == Drive::Scan { this } else { drive },
+            );
+        let select = rows_matching_any(
+            &from_item(&self.catalog, &table.name),
+            columns,
+            &matches,
+            drive,
+        );
         let context = format!("read {} from the snapshot", table.name);
         let mut stream = query
             .copy_out(&mut self.connection, &select, &context)

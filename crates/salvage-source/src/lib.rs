@@ -189,6 +189,9 @@ pub struct KeyFilter {
     pub columns: Vec<String>,
     pub condition: Option<(String, String)>,
     pub keys: Arc<rustc_hash::FxHashSet<Box<[u8]>>>,
+    /// The table the keys are keys of, when they reference one: how many rows it has
+    /// decides whether a database probes for the keys or reads the table.
+    pub parent: Option<salvage_catalog::QualifiedName>,
 }
 
 impl SnapshotReader {

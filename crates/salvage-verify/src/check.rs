@@ -25,7 +25,7 @@ use crate::compare::{ChunkComparison, ChunkResult, ParentKey};
 use crate::left::{LeftBehind, left_behind, verified_keys};
 use crate::matching::{Layout, match_rows};
 use crate::model::{TableCheck, TenantCheck, VerifyReporter};
-use crate::proof;
+use crate::proof::{self, Reached};
 use crate::{Error, Result};
 
 /// Rows compared per statement.
@@ -46,6 +46,8 @@ pub(crate) struct Context {
     /// The chosen tenants' live rows of every owned table, read once.
     pub(crate) live_rows: Arc<Selected>,
     pub(crate) left: HashMap<usize, LeftBehind>,
+    /// What the completeness check reached: chains of the rows a report names.
+    pub(crate) reached: Reached,
     /// The keys, by the columns children reference them by, of every row verified: a row
     /// whose missing parent is one of them is missing too, not waiting for another tenant.
     pub(crate) verified_keys: HashMap<ParentKey, FxHashSet<Box<[u8]>>>,
@@ -53,7 +55,56 @@ pub(crate) struct Context {
     pub(crate) next: AtomicUsize,
 }
 
-/// Verifies every tenant of the plan; one check per tenant, in plan order.
+/// The completeness check, running on its own: it reads only the snapshot, so it can go on
+/// while the restore writes live. [`verify`] waits for it.
+#[derive(Debug)]
+pub struct Completeness {
+    task: tokio::task::JoinHandle<Result<(HashMap<usize, LeftBehind>, Reached)>>,
+}
+
+impl Completeness {
+    /// Starts the check of `plan`'s tenants on `snapshot`, on a connection (or file handles)
+    /// of its own.
+    #[must_use]
+    pub fn start(plan: Arc<RestorePlan>, snapshot: Snapshot) -> Self {
+        let task = tokio::spawn(
+            async move {
+                let ids: Vec<String> = plan
+                    .tenants
+                    .iter()
+                    .map(|tenant| tenant.id.clone())
+                    .collect();
+                let started = std::time::Instant::now();
+                let mut reader = snapshot.reader().await?;
+                let reached = proof::reach(&plan.schema, &ids, &mut reader).await?;
+                let left = left_behind(&plan, &reached, &mut reader).await?;
+                tracing::info!(
+                    tables = reached.tables.len(),
+                    left_behind = left
+                        .values()
+                        .map(|left| left.rows.iter().map(Vec::len).sum::<usize>()
+                            + left.values.iter().map(Vec::len).sum::<usize>())
+                        .sum::<usize>(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "the independent check reached the tenants' rows"
+                );
+                Ok((left, reached))
+            }
+            .instrument(tracing::info_span!("completeness")),
+        );
+        Self { task }
+    }
+
+    async fn finish(self) -> Result<(HashMap<usize, LeftBehind>, Reached)> {
+        match self.task.await {
+            Ok(left) => left,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+}
+
+/// Verifies every tenant of the plan; one check per tenant, in plan order. `completeness`
+/// is the check started for the same plan (see [`Completeness::start`]).
 pub async fn verify(
     plan: Arc<RestorePlan>,
     snapshot: Snapshot,
@@ -61,27 +112,8 @@ pub async fn verify(
     live_catalog: Arc<Catalog>,
     jobs: usize,
     reporter: Arc<dyn VerifyReporter>,
+    completeness: Completeness,
 ) -> Result<Vec<TenantCheck>> {
-    let ids: Vec<String> = plan
-        .tenants
-        .iter()
-        .map(|tenant| tenant.id.clone())
-        .collect();
-    let started = std::time::Instant::now();
-    let mut reader = snapshot.reader().await?;
-    let reached = proof::reach(&plan.schema, &ids, &mut reader).await?;
-    let left = left_behind(&plan, &reached, &mut reader).await?;
-    drop(reader);
-    tracing::info!(
-        tables = reached.tables.len(),
-        left_behind = left
-            .values()
-            .map(|left| left.rows.iter().map(Vec::len).sum::<usize>()
-                + left.values.iter().map(Vec::len).sum::<usize>())
-            .sum::<usize>(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "the independent check reached the tenants' rows"
-    );
     let mut comparisons = Vec::with_capacity(plan.schema.tables.len());
     let mut layouts = Vec::with_capacity(plan.schema.tables.len());
     for table in &plan.schema.tables {
@@ -98,6 +130,7 @@ pub async fn verify(
         });
     }
     let live_rows = read_live(&plan, &target, &live_catalog, &layouts).await?;
+    let (left, reached) = completeness.finish().await?;
     let verified_keys = verified_keys(&plan, &comparisons, &left)?;
     let context = Arc::new(Context {
         plan: Arc::clone(&plan),
@@ -108,6 +141,7 @@ pub async fn verify(
         layouts,
         live_rows: Arc::new(live_rows),
         left,
+        reached,
         verified_keys,
         reporter,
         next: AtomicUsize::new(0),
@@ -268,14 +302,15 @@ impl Context {
             let left = self.left.get(&table_index);
             let mut table_checks: Vec<Option<TableCheck>> = vec![None; batch * 2];
             let mut live_counts: Vec<Option<u64>> = vec![None; batch];
-            let mut chains: FxHashMap<(usize, String), String> = FxHashMap::default();
+            // The left-behind rows by (position, key text), for the chains of examples.
+            let mut left_by_key: FxHashMap<(usize, String), &[u8]> = FxHashMap::default();
             let mut unsettled: Vec<(usize, TextRow)> = Vec::with_capacity(ROWS_PER_CHUNK);
             for (position, &index) in indexes.iter().enumerate() {
                 let tenant = &plan.tenants[index];
                 let snapshot = self
                     .snapshot_rows(table_index, index, tenant, reader)
                     .await?;
-                let left_rows: Vec<&(Vec<u8>, String)> = left
+                let left_rows: Vec<&Vec<u8>> = left
                     .map(|left| left.rows[index].iter().collect())
                     .unwrap_or_default();
                 if snapshot.is_none() && left_rows.is_empty() && table.role == Role::Shared {
@@ -291,12 +326,12 @@ impl Context {
                     vec![(position, snapshot.unwrap_or_default())];
                 if !left_rows.is_empty() {
                     let mut data = Vec::new();
-                    for (row, chain) in &left_rows {
+                    for row in &left_rows {
                         data.extend_from_slice(row);
                         data.push(b'\n');
                         let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
                         let key = key_text(table, &fields);
-                        chains.insert((position, key), chain.clone());
+                        left_by_key.insert((position, key), row.as_slice());
                     }
                     parts.push((batch + position, vec![Bytes::from(data)]));
                 }
@@ -378,16 +413,32 @@ impl Context {
                     check.waiting += extra.waiting;
                     check.missing += extra.missing;
                     check.left_behind += extra.missing;
-                    let mut examples: Vec<String> = extra
-                        .missing_examples
-                        .iter()
-                        .map(|key| {
-                            let chain = chains
-                                .get(&(position, key.clone()))
-                                .map_or("", String::as_str);
-                            format!("({})=({key}) left behind: {chain}", key_names(table))
-                        })
-                        .collect();
+                    let mut examples: Vec<String> = Vec::new();
+                    for key in &extra.missing_examples {
+                        let chain = match left_by_key.get(&(position, key.clone())) {
+                            Some(row) => {
+                                let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                                let field = |column: &str| {
+                                    let place = table.column_index(column)?;
+                                    fields.get(place).map(|field| field.to_vec())
+                                };
+                                self.reached
+                                    .chain(
+                                        &plan.schema,
+                                        reader,
+                                        table_index,
+                                        &field,
+                                        indexes[position] as u32,
+                                    )
+                                    .await?
+                            }
+                            None => String::new(),
+                        };
+                        examples.push(format!(
+                            "({})=({key}) left behind: {chain}",
+                            key_names(table)
+                        ));
+                    }
                     examples.extend(
                         check
                             .missing_examples

@@ -1,6 +1,7 @@
 //! The rows the independent check ([`crate::proof`]) reaches that the plan does not hold —
-//! rows the restore left behind — fetched from the snapshot with the chain that ties each to
-//! its tenant, and the keys of every verified row by the columns children reference them by.
+//! rows the restore left behind — fetched from the snapshot (the chain that ties one to its
+//! tenant is worked out when a report names it), and the keys of every verified row by the
+//! columns children reference them by.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,11 +14,11 @@ use crate::Result;
 use crate::compare::{ChunkComparison, ParentKey};
 use crate::proof::Reached;
 
-/// tables) or the written columns' values (tables without a key), each with its chain.
+/// tables) or the written columns' values (tables without a key).
 #[derive(Debug, Default)]
 pub struct LeftBehind {
-    pub rows: Vec<Vec<(Vec<u8>, String)>>,
-    pub values: Vec<Vec<(TextRow, String)>>,
+    pub rows: Vec<Vec<Vec<u8>>>,
+    pub values: Vec<Vec<TextRow>>,
 }
 
 /// comparisons' guarded parents are referenced.
@@ -61,7 +62,7 @@ pub fn verified_keys(
                 .iter()
                 .filter_map(|column| table.column_index(column))
                 .collect();
-            for (row, _) in left.rows.iter().flatten() {
+            for row in left.rows.iter().flatten() {
                 let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
                 found.extend(raw_key(&fields, &places));
             }
@@ -107,7 +108,7 @@ pub async fn left_behind(
         }
         let mut missing: Vec<Vec<(Box<[u8]>, u32)>> = vec![Vec::new(); tenants];
         for (id, row) in &found.rows {
-            for &tenant in &row.tenants {
+            for &tenant in row.tenants.as_slice() {
                 let held = planned[tenant as usize].get(id).copied().unwrap_or(0);
                 let wanted = if found.keyless { row.copies } else { 1 };
                 if held < wanted {
@@ -125,12 +126,11 @@ pub async fn left_behind(
         if found.keyless {
             for (tenant, ids) in missing.into_iter().enumerate() {
                 for (id, copies) in ids {
-                    let chain = reached.chain(&plan.schema, index, &id, tenant as u32);
                     let values: TextRow = salvage_copy::fields(&id)
                         .map(salvage_copy::decode_text)
                         .collect();
                     for _ in 0..copies {
-                        entry.values[tenant].push((values.clone(), chain.clone()));
+                        entry.values[tenant].push(values.clone());
                     }
                 }
             }
@@ -150,6 +150,7 @@ pub async fn left_behind(
                         columns: found.identity.clone(),
                         condition: None,
                         keys: Arc::new(keys),
+                        parent: None,
                     }],
                 )
                 .await?;
@@ -170,8 +171,7 @@ pub async fn left_behind(
             for (tenant, ids) in missing.into_iter().enumerate() {
                 for (id, _) in ids {
                     if let Some(row) = rows.get(&id) {
-                        let chain = reached.chain(&plan.schema, index, &id, tenant as u32);
-                        entry.rows[tenant].push((row.clone(), chain));
+                        entry.rows[tenant].push(row.clone());
                     }
                 }
             }

@@ -16,6 +16,6 @@ mod model;
 mod multiset;
 mod proof;
 
-pub use check::verify;
+pub use check::{Completeness, verify};
 pub use error::{Error, Result};
 pub use model::{TableCheck, TenantCheck, VerifyReporter};

@@ -61,12 +61,12 @@ impl Context {
             None if table.role == Role::Shared => return Ok(None),
             None => {}
         }
-        let left: Vec<&(TextRow, String)> = self
+        let left: Vec<&TextRow> = self
             .left
             .get(&table_index)
             .map(|left| left.values[index].iter().collect())
             .unwrap_or_default();
-        rows.extend(left.iter().map(|(values, _)| values.clone()));
+        rows.extend(left.iter().map(|values| (*values).clone()));
         let mut live_rows: Vec<TextRow> = Vec::new();
         if table.role != Role::Shared {
             if let Some(kept) = self.live_rows.table(&table.name) {
@@ -114,6 +114,31 @@ impl Context {
                     table.name
                 )))?;
         let left_missing = (missing as u64).min(left.len() as u64);
+        let mut examples = Vec::new();
+        for values in left
+            .iter()
+            .take(if left_missing > 0 { EXAMPLES } else { 0 })
+        {
+            let field = |column: &str| {
+                let place = columns.iter().position(|name| name == column)?;
+                let mut raw = Vec::new();
+                salvage_copy::encode(values[place].as_deref().map(str::as_bytes), &mut raw);
+                Some(raw)
+            };
+            let chain = self
+                .reached
+                .chain(&self.plan.schema, reader, table_index, &field, index as u32)
+                .await?;
+            let text: Vec<&str> = values
+                .iter()
+                .map(|value| value.as_deref().unwrap_or("NULL"))
+                .collect();
+            examples.push(format!(
+                "({})=({}) left behind: {chain}",
+                columns.join(", "),
+                text.join(", ")
+            ));
+        }
         Ok(Some(TableCheck {
             table: Some(table.name.clone()),
             snapshot: rows.len() as u64,
@@ -121,21 +146,7 @@ impl Context {
             missing: missing as u64,
             left_behind: left_missing,
             live_only: (table.role != Role::Shared).then_some(extra as u64),
-            missing_examples: left
-                .iter()
-                .take(if left_missing > 0 { EXAMPLES } else { 0 })
-                .map(|(values, chain)| {
-                    let text: Vec<&str> = values
-                        .iter()
-                        .map(|value| value.as_deref().unwrap_or("NULL"))
-                        .collect();
-                    format!(
-                        "({})=({}) left behind: {chain}",
-                        columns.join(", "),
-                        text.join(", ")
-                    )
-                })
-                .collect(),
+            missing_examples: examples,
             multiset: true,
             ..TableCheck::default()
         }))

@@ -17,21 +17,66 @@ use salvage_source::{KeyFilter, SnapshotReader};
 
 use crate::Result;
 
-/// Tenants by number (positions in the chosen IDs), sorted.
-pub type Tenants = Vec<u32>;
+/// Tenants by number (positions in the chosen IDs), sorted: most rows reach one, which
+/// takes no allocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Tenants {
+    #[default]
+    None,
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Tenants {
+    /// Adds `tenant`; whether it was new.
+    fn insert(&mut self, tenant: u32) -> bool {
+        match self {
+            Self::None => {
+                *self = Self::One(tenant);
+                true
+            }
+            Self::One(one) if *one == tenant => false,
+            Self::One(one) => {
+                let mut many = vec![*one, tenant];
+                many.sort_unstable();
+                *self = Self::Many(many);
+                true
+            }
+            Self::Many(many) => match many.binary_search(&tenant) {
+                Ok(_) => false,
+                Err(at) => {
+                    many.insert(at, tenant);
+                    true
+                }
+            },
+        }
+    }
+
+    #[must_use]
+    pub fn contains(&self, tenant: u32) -> bool {
+        match self {
+            Self::None => false,
+            Self::One(one) => *one == tenant,
+            Self::Many(many) => many.binary_search(&tenant).is_ok(),
+        }
+    }
+
+    #[must_use]
+    pub fn as_slice(&self) -> &[u32] {
+        match self {
+            Self::None => &[],
+            Self::One(one) => std::slice::from_ref(one),
+            Self::Many(many) => many,
+        }
+    }
+}
+
 /// A table (by index) and the columns rows are referenced by.
 type Referenced = (usize, Vec<String>);
 /// Raw keys, by the table and columns they are keys of.
 type KeySets = HashMap<Referenced, FxHashSet<Box<[u8]>>>;
-/// (table, columns, raw key) → the identity of the row holding it.
-type Holders = FxHashMap<(usize, Vec<String>, Box<[u8]>), Box<[u8]>>;
-
-/// How a row was reached for a tenant: through which relation, to which parent key.
-#[derive(Debug, Clone)]
-struct Via {
-    relation: usize,
-    parent: Box<[u8]>,
-}
+/// Keys of reached rows by the table and columns they are keys of, with their tenants.
+type ReachedKeys = HashMap<Referenced, FxHashMap<Box<[u8]>, Tenants>>;
 
 /// A row the check reached.
 #[derive(Debug, Default)]
@@ -39,7 +84,6 @@ pub struct ReachedRow {
     pub tenants: Tenants,
     /// A table without a key: how many identical rows (they are told apart by nothing).
     pub copies: u32,
-    via: Vec<(u32, Via)>,
 }
 
 /// One table's reached rows, by identity (the key's raw COPY text, or the whole row read for
@@ -57,8 +101,8 @@ pub struct ReachedTable {
 pub struct Reached {
     pub tables: HashMap<usize, ReachedTable>,
     relations: Vec<Relation>,
-    /// (table, columns, key) → the identity of the row holding it, to walk chains up.
-    holders: Holders,
+    /// The keys rows are referenced by, with their tenants: what chains are walked up by.
+    keys: ReachedKeys,
     root: usize,
     ids: Vec<String>,
 }
@@ -98,14 +142,13 @@ pub async fn reach(
         keys: HashMap::new(),
         fresh: HashMap::new(),
         tables: HashMap::new(),
-        holders: FxHashMap::default(),
     };
     // The root's rows are the tenants themselves.
     let mut ids_raw = FxHashMap::default();
     for (number, id) in ids.iter().enumerate() {
         let mut raw = Vec::new();
         salvage_copy::encode(Some(id.as_bytes()), &mut raw);
-        ids_raw.insert(raw.into_boxed_slice(), vec![number as u32]);
+        ids_raw.insert(raw.into_boxed_slice(), Tenants::One(number as u32));
     }
     state
         .keys
@@ -151,11 +194,11 @@ pub async fn reach(
             pending.remove(&table);
         }
     }
-    let (tables, holders) = (state.tables, state.holders);
+    let (tables, keys) = (state.tables, state.keys);
     Ok(Reached {
         tables,
         relations,
-        holders,
+        keys,
         root,
         ids: ids.to_vec(),
     })
@@ -165,11 +208,10 @@ struct State<'a> {
     plan: &'a SchemaPlan,
     relations: &'a [Relation],
     /// Keys of reached rows by (table, columns), with their tenants.
-    keys: HashMap<Referenced, FxHashMap<Box<[u8]>, Tenants>>,
+    keys: ReachedKeys,
     /// Keys that gained tenants since the tables referencing them were last read.
     fresh: KeySets,
     tables: HashMap<usize, ReachedTable>,
-    holders: Holders,
 }
 
 impl State<'_> {
@@ -232,6 +274,7 @@ impl State<'_> {
                     .as_ref()
                     .map(|condition| (condition.column.clone(), condition.value.clone())),
                 keys: Arc::new(keys),
+                parent: Some(relation.parent.clone()),
             });
         }
         let (identity, keyless) = match &definition.key {
@@ -283,9 +326,8 @@ impl State<'_> {
         for chunk in &chunks {
             for row in salvage_source::rows_of(chunk) {
                 let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
-                let mut tenants: Tenants = Vec::new();
-                let mut vias: Vec<(u32, Via)> = Vec::new();
-                for (number, relation) in &relations {
+                let mut tenants = Tenants::None;
+                for (_, relation) in &relations {
                     if let Some(condition) = &relation.condition {
                         let mut value = Vec::new();
                         salvage_copy::encode(Some(condition.value.as_bytes()), &mut value);
@@ -305,20 +347,11 @@ impl State<'_> {
                     else {
                         continue;
                     };
-                    for &tenant in reached {
-                        if let Err(at) = tenants.binary_search(&tenant) {
-                            tenants.insert(at, tenant);
-                            vias.push((
-                                tenant,
-                                Via {
-                                    relation: *number,
-                                    parent: key.clone(),
-                                },
-                            ));
-                        }
+                    for &tenant in reached.as_slice() {
+                        tenants.insert(tenant);
                     }
                 }
-                if tenants.is_empty() {
+                if tenants == Tenants::None {
                     continue;
                 }
                 let id: Box<[u8]> = if keyless {
@@ -338,19 +371,15 @@ impl State<'_> {
                         rows: FxHashMap::default(),
                     })
                     .rows;
-                let entry = rows.entry(id.clone()).or_default();
+                let entry = rows.entry(id).or_default();
                 if keyless {
                     entry.copies += 1;
                 }
-                let mut new = Vec::new();
-                for (tenant, via) in vias {
-                    if let Err(at) = entry.tenants.binary_search(&tenant) {
-                        entry.tenants.insert(at, tenant);
-                        entry.via.push((tenant, via));
-                        new.push(tenant);
-                    }
+                let mut new = false;
+                for &tenant in tenants.as_slice() {
+                    new |= entry.tenants.insert(tenant);
                 }
-                if new.is_empty() {
+                if !new {
                     continue;
                 }
                 let all_tenants = entry.tenants.clone();
@@ -362,18 +391,13 @@ impl State<'_> {
                     let map = (table, set.clone());
                     let known = self.keys.entry(map.clone()).or_default();
                     let holder = known.entry(key.clone()).or_default();
-                    let before = holder.len();
-                    for &tenant in &all_tenants {
-                        if let Err(at) = holder.binary_search(&tenant) {
-                            holder.insert(at, tenant);
-                        }
+                    let mut grew = false;
+                    for &tenant in all_tenants.as_slice() {
+                        grew |= holder.insert(tenant);
                     }
-                    if holder.len() > before {
-                        self.fresh.entry(map).or_default().insert(key.clone());
+                    if grew {
+                        self.fresh.entry(map).or_default().insert(key);
                     }
-                    self.holders
-                        .entry((table, set.clone(), key))
-                        .or_insert_with(|| id.clone());
                 }
             }
         }
@@ -383,58 +407,121 @@ impl State<'_> {
 
 impl Reached {
     /// `payment (payment_id)=(7) → rental (rental_id)=(3) → inventory (inventory_id)=(5) →
-    /// store 2`: how `row` of `table` reaches tenant `tenant`.
-    #[must_use]
-    pub fn chain(&self, plan: &SchemaPlan, table: usize, row: &[u8], tenant: u32) -> String {
+    /// store 2`: how a row of `table` — whose columns `field` gives — reaches tenant `tenant`.
+    /// Walked up through the keys the check noted; each parent row is read from the snapshot
+    /// (this is for the few rows named in a report).
+    pub async fn chain(
+        &self,
+        plan: &SchemaPlan,
+        reader: &mut SnapshotReader,
+        table: usize,
+        field: &(dyn Fn(&str) -> Option<Vec<u8>> + Sync),
+        tenant: u32,
+    ) -> Result<String> {
         let mut text = String::new();
-        let mut current = (table, row.to_vec().into_boxed_slice());
+        let mut current: (usize, FxHashMap<String, Vec<u8>>) = (table, FxHashMap::default());
+        let mut first = true;
         for _ in 0..32 {
-            let (table, id) = &current;
-            let Some(reached) = self.tables.get(table) else {
-                break;
+            let (table, row) = &current;
+            let value = |column: &str| -> Option<Vec<u8>> {
+                if first {
+                    field(column)
+                } else {
+                    row.get(column).cloned()
+                }
             };
-            let name = &plan.tables[*table].name.name;
+            let definition = &plan.tables[*table];
+            let identity: Vec<String> = match &definition.key {
+                Some(key) => key.columns.clone(),
+                None => Vec::new(),
+            };
+            if !text.is_empty() {
+                text.push_str(" → ");
+            }
+            let shown: Vec<String> = identity
+                .iter()
+                .map(|column| value(column).map_or_else(|| "?".to_owned(), |raw| decode(&raw)))
+                .collect();
             text.push_str(&format!(
-                "{name} ({})=({})",
-                reached.identity.join(", "),
-                decode(id)
+                "{} ({})=({})",
+                definition.name.name,
+                identity.join(", "),
+                shown.join(", ")
             ));
-            let Some((_, via)) = reached
-                .rows
-                .get(id)
-                .and_then(|row| row.via.iter().find(|(reached, _)| *reached == tenant))
-            else {
-                break;
+            // The relation through which the row reaches the tenant.
+            let step = self.relations.iter().find_map(|relation| {
+                if plan.table_index(&relation.child) != Some(*table) {
+                    return None;
+                }
+                if let Some(condition) = &relation.condition {
+                    let mut expected = Vec::new();
+                    salvage_copy::encode(Some(condition.value.as_bytes()), &mut expected);
+                    if value(&condition.column)? != expected {
+                        return None;
+                    }
+                }
+                let parts: Option<Vec<Vec<u8>>> = relation
+                    .child_columns
+                    .iter()
+                    .map(|column| value(column))
+                    .collect();
+                let key: Box<[u8]> = parts?.join(&b'\t').into();
+                let parent = plan.table_index(&relation.parent)?;
+                let tenants = self
+                    .keys
+                    .get(&(parent, relation.parent_columns.clone()))?
+                    .get(&key)?;
+                tenants.contains(tenant).then_some((relation, parent, key))
+            });
+            first = false;
+            let Some((relation, parent, key)) = step else {
+                return Ok(text);
             };
-            let relation = &self.relations[via.relation];
-            let parent = plan.table_index(&relation.parent).unwrap_or(usize::MAX);
-            text.push_str(" → ");
             if parent == self.root {
                 text.push_str(&format!(
-                    "{} {}",
+                    " → {} {}",
                     relation.parent.name,
                     self.ids.get(tenant as usize).map_or("?", String::as_str)
                 ));
                 if relation.origin == RelationOrigin::TenantColumn {
                     text.push_str(&format!(" (tenant column {})", relation.child_columns[0]));
                 }
-                return text;
+                return Ok(text);
             }
-            let Some(holder) =
-                self.holders
-                    .get(&(parent, relation.parent_columns.clone(), via.parent.clone()))
+            // The parent row, read back with every column the walk looks at.
+            let parent_table = &plan.tables[parent];
+            let columns: Vec<String> = parent_table
+                .columns
+                .iter()
+                .map(|column| column.name.clone())
+                .collect();
+            let chunks = reader
+                .rows_matching(
+                    parent_table,
+                    &columns,
+                    &[KeyFilter {
+                        columns: relation.parent_columns.clone(),
+                        condition: None,
+                        keys: Arc::new(FxHashSet::from_iter([key])),
+                        parent: None,
+                    }],
+                )
+                .await?;
+            let Some(row) = chunks
+                .iter()
+                .flat_map(|chunk| salvage_source::rows_of(chunk))
+                .next()
             else {
-                text.push_str(&format!(
-                    "{} ({})=({})",
-                    relation.parent.name,
-                    relation.parent_columns.join(", "),
-                    decode(&via.parent)
-                ));
-                return text;
+                return Ok(text);
             };
-            current = (parent, holder.clone());
+            let values: FxHashMap<String, Vec<u8>> = columns
+                .iter()
+                .cloned()
+                .zip(salvage_copy::fields(row).map(<[u8]>::to_vec))
+                .collect();
+            current = (parent, values);
         }
-        text
+        Ok(text)
     }
 }
 

@@ -38,6 +38,7 @@ async fn verify_shown(
     prepared: &Prepared,
     jobs: usize,
     display: Display,
+    completeness: salvage_verify::Completeness,
 ) -> Result<(Vec<TenantCheck>, Duration), Failure> {
     let clock = Instant::now();
     let progress = Arc::new(VerifyProgress::new(
@@ -51,6 +52,7 @@ async fn verify_shown(
         Arc::clone(&prepared.live_catalog),
         jobs,
         Arc::clone(&progress) as Arc<dyn salvage_verify::VerifyReporter>,
+        completeness,
     )
     .await
     .map_err(Failure::failed)?;

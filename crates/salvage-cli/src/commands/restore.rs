@@ -30,6 +30,9 @@ pub async fn run(args: &RestoreArgs) -> Result<u8, Failure> {
     )?;
     let display = Display::detect();
     let prepared = super::prepare_shown(&settings, display).await?;
+    // The completeness check reads only the snapshot: it runs while the restore writes.
+    let completeness =
+        salvage_verify::Completeness::start(Arc::clone(&prepared.plan), prepared.snapshot.clone());
     let plan_seconds = clock.elapsed();
     print!("{}", render::plan(&prepared, Some(TENANTS_SHOWN)));
     confirm(&prepared, args.yes).await?;
@@ -60,7 +63,8 @@ pub async fn run(args: &RestoreArgs) -> Result<u8, Failure> {
     restore_progress.finish();
     let restore_seconds = restore_clock.elapsed();
 
-    let (checks, verify_seconds) = super::verify_shown(&prepared, settings.jobs, display).await?;
+    let (checks, verify_seconds) =
+        super::verify_shown(&prepared, settings.jobs, display, completeness).await?;
 
     print!("{}", render::restore_summary(&plan, &outcomes, &checks));
     let all_good = outcomes.iter().all(salvage_merge::TenantOutcome::restored)

@@ -23,7 +23,12 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, Failure> {
     let prepared = super::prepare_shown(&settings, display).await?;
     let plan_seconds = clock.elapsed();
 
-    let (checks, verify_seconds) = super::verify_shown(&prepared, settings.jobs, display).await?;
+    let completeness = salvage_verify::Completeness::start(
+        std::sync::Arc::clone(&prepared.plan),
+        prepared.snapshot.clone(),
+    );
+    let (checks, verify_seconds) =
+        super::verify_shown(&prepared, settings.jobs, display, completeness).await?;
 
     print!("{}", render::verify_summary(&prepared.plan, &checks));
     let code = if checks.iter().all(salvage_verify::TenantCheck::passed) {

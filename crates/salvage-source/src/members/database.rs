@@ -17,7 +17,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_pg::CopyQuery;
 use salvage_plan::{Relation, SchemaPlan, TablePlan};
-use salvage_sql::reach::{Match, rows_matching};
+use salvage_sql::reach::{Drive, Match, drive_for, rows_matching};
 use salvage_sql::{Binder, bound_array, from_item};
 use sqlx::postgres::PgConnection;
 
@@ -293,9 +293,11 @@ impl Reader<'_> {
                     &type_name,
                 )],
                 condition: None,
+                keys: self.ids.len(),
             };
+            let drive = self.drive(&table.name, driving.keys);
             return Ok(vec![(
-                rows_matching(&from, &layout.selected, &driving, &[]),
+                rows_matching(&from, &layout.selected, &driving, &[], drive),
                 query,
             )]);
         }
@@ -311,8 +313,9 @@ impl Reader<'_> {
             for earlier in &layout.relations[..number] {
                 excluded.extend(self.relation_match(earlier, None, &mut query)?);
             }
+            let drive = self.drive(&relation.parent, driving.keys);
             statements.push((
-                rows_matching(&from, &layout.selected, &driving, &excluded),
+                rows_matching(&from, &layout.selected, &driving, &excluded, drive),
                 query,
             ));
         }
@@ -369,7 +372,17 @@ impl Reader<'_> {
             columns: relation.child_columns.clone(),
             arrays,
             condition,
+            keys: values.len(),
         }))
+    }
+
+    /// Probe or scan for `keys` keys of `parent` (see [`Drive`]).
+    pub(super) fn drive(&self, parent: &QualifiedName, keys: usize) -> Drive {
+        let rows = self
+            .catalog
+            .table(parent)
+            .map_or(-1, |table| table.estimated_rows);
+        drive_for(keys, rows)
     }
 
     fn column_type(&self, table: &QualifiedName, column: &str) -> Result<String> {

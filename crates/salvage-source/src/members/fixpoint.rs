@@ -59,6 +59,7 @@ impl Reader<'_> {
                     &layout.selected,
                     &driving,
                     &excluded,
+                    self.drive(&relation.parent, driving.keys),
                 );
                 let context = format!("read {} from {}", table.name, self.side);
                 let rows = fetch(self.connection, &query, &select, &context).await?;
@@ -95,6 +96,7 @@ impl Reader<'_> {
                         &layout.selected,
                         &driving,
                         &excluded,
+                        self.drive(&relation.parent, driving.keys),
                     );
                     let context = format!("read {} from {}", table.name, self.side);
                     let rows = fetch(self.connection, &query, &select, &context).await?;
