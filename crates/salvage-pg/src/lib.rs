@@ -5,9 +5,12 @@
 
 mod compare;
 mod connect;
+pub mod conninfo;
 mod copy;
 mod error;
 mod introspect;
+mod passfile;
+pub mod redact;
 mod url;
 
 pub use compare::comparable_by_value;
@@ -15,4 +18,5 @@ pub use connect::{ConnectionRole, Session, close, connect, database_identity};
 pub use copy::CopyQuery;
 pub use error::{Error, Result, SqlState, sqlstate};
 pub use introspect::introspect;
+pub use redact::{Redacted, redact};
 pub use url::DatabaseUrl;
