@@ -1,5 +1,5 @@
 //! Connection strings the way libpq (and so psql) reads them: `postgres://` URIs with several
-//! hosts, `key=value` strings, `service=` entries of pg_service.conf, and the `PG*`
+//! hosts, `key=value` strings, `service=` entries of `pg_service.conf`, and the `PG*`
 //! environment filling whatever the string leaves unset. Every parameter libpq knows is
 //! either honoured, irrelevant to salvage (accepted), or refused with the reason; a name
 //! libpq does not know is refused, as libpq refuses it.
@@ -447,7 +447,7 @@ fn parse_key_values(text: &str) -> Result<Params, ConnInfoError> {
     }
 }
 
-/// The parameters of `service` in pg_service.conf: the user's file (`PGSERVICEFILE`, else
+/// The parameters of `service` in `pg_service.conf`: the user's file (`PGSERVICEFILE`, else
 /// `~/.pg_service.conf`), else the system's (`PGSYSCONFDIR/pg_service.conf`).
 fn service_params(service: &str, environment: &dyn Environment) -> Result<Params, ConnInfoError> {
     let user_file = environment
@@ -476,7 +476,7 @@ fn service_params(service: &str, environment: &dyn Environment) -> Result<Params
     ))
 }
 
-/// The `[service]` section of a pg_service.conf, if it has one.
+/// The `[service]` section of a `pg_service.conf`, if it has one.
 fn service_section(
     text: &str,
     service: &str,

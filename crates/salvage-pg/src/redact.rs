@@ -34,6 +34,37 @@ impl<T: fmt::Display> fmt::Debug for Redacted<T> {
     }
 }
 
+/// Text a user gave that may be a connection string (a snapshot argument, a target):
+/// `Display` and `Debug` show it redacted, and only [`SecretText::expose`] hands out the
+/// original, to what opens it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretText(String);
+
+impl SecretText {
+    #[must_use]
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The text as given, for the code that connects or opens it. Never print it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretText({self})")
+    }
+}
+
 /// `text` with every password hidden; borrowed when there is none.
 #[must_use]
 pub fn redact(text: &str) -> Cow<'_, str> {

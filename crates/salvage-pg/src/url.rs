@@ -204,11 +204,11 @@ impl DatabaseUrl {
         let mut options: PgConnectOptions = uri
             .parse()
             .map_err(|_| ConnInfoError("the connection parameters are not valid".into()))?;
-        if self.params.get("password").is_none() {
+        if !self.params.contains_key("password") {
             if let Some(passfile) = self.params.get("passfile") {
                 if let Some(password) = crate::passfile::lookup(
                     std::path::Path::new(passfile),
-                    &options.get_host().to_owned(),
+                    options.get_host(),
                     options.get_port(),
                     options.get_database().unwrap_or(options.get_username()),
                     options.get_username(),
