@@ -45,6 +45,9 @@ const SESSION_STATE: &str = "SELECT pg_catalog.pg_is_in_recovery(), \
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A statement that takes longer is logged at info level.
+const SLOW: Duration = Duration::from_secs(10);
+
 /// A connection and the URL it came from (redacted when shown).
 #[derive(Debug)]
 pub struct Session {
@@ -85,9 +88,10 @@ async fn connect_one(
         options
     }
     .extra_float_digits(3)
-    // Every statement is logged at debug level with its duration (`-vv`, or RUST_LOG).
+    // Every statement is logged at debug level with its duration (`-vv`, or RUST_LOG), one
+    // that takes longer than SLOW at info level (`-v`).
     .log_statements(log::LevelFilter::Debug)
-    .log_slow_statements(log::LevelFilter::Off, Duration::default());
+    .log_slow_statements(log::LevelFilter::Info, SLOW);
     let timeout = url.connect_timeout().unwrap_or(CONNECT_TIMEOUT);
     let mut connection = tokio::time::timeout(timeout, options.connect())
         .await
