@@ -23,13 +23,13 @@ pub async fn read_problems(
     side: &str,
     in_side: impl Fn(&salvage_plan::TablePlan) -> bool,
 ) -> Result<Problems, salvage_pg::Error> {
-    let tables: Vec<String> = schema
+    let names: Vec<&salvage_catalog::QualifiedName> = schema
         .tables
         .iter()
         .filter(|table| in_side(table))
-        .map(|table| table.name.quoted())
+        .map(|table| &table.name)
         .collect();
-    let access = salvage_pg::table_access(connection, &tables).await?;
+    let access = access_by_name(connection, &names).await?;
     let role = salvage_pg::target_state(connection).await?.role;
     let mut problems = Problems::new();
     let lacking: Vec<&str> = access
@@ -37,6 +37,7 @@ pub async fn read_problems(
         .filter(|table| !table.select)
         .map(|table| table.table.as_str())
         .collect();
+
     if !lacking.is_empty() {
         problems.push(format!(
             "{side}: role {role} lacks SELECT on {}",
@@ -57,6 +58,21 @@ pub async fn read_problems(
         ));
     }
     Ok(problems)
+}
+
+/// The role's access to `names`, each named as the plan names it.
+async fn access_by_name(
+    connection: &mut PgConnection,
+    names: &[&salvage_catalog::QualifiedName],
+) -> Result<Vec<salvage_pg::TableAccess>, salvage_pg::Error> {
+    let quoted: Vec<String> = names.iter().map(|name| name.quoted()).collect();
+    let mut access = salvage_pg::table_access(connection, &quoted).await?;
+    for table in &mut access {
+        if let Some(position) = quoted.iter().position(|name| *name == table.table) {
+            table.table = names[position].to_string();
+        }
+    }
+    Ok(access)
 }
 
 /// Whether the target can be written at all (not a hot standby, not read-only by default).
@@ -94,17 +110,18 @@ pub async fn privilege_problems(
         .filter(|(table, counts)| table.in_live && table.in_snapshot && counts.to_add > 0)
         .map(|(table, _)| table)
         .collect();
-    let tables: Vec<String> = written.iter().map(|table| table.name.quoted()).collect();
-    let mut sequences: Vec<String> = written
+    let tables: Vec<&salvage_catalog::QualifiedName> =
+        written.iter().map(|table| &table.name).collect();
+    let mut sequences: Vec<&salvage_catalog::QualifiedName> = written
         .iter()
         .flat_map(|table| &table.sequences)
-        .map(|sequence| sequence.sequence.quoted())
+        .map(|sequence| &sequence.sequence)
         .collect();
     sequences.sort();
     sequences.dedup();
     let role = salvage_pg::target_state(connection).await?.role;
     let mut problems = Problems::new();
-    let lacking: Vec<String> = salvage_pg::table_access(connection, &tables)
+    let lacking: Vec<String> = access_by_name(connection, &tables)
         .await?
         .into_iter()
         .filter(|table| !table.insert)
@@ -116,19 +133,30 @@ pub async fn privilege_problems(
             lacking.join(", ")
         ));
     }
-    for sequence in salvage_pg::sequence_access(connection, &sequences).await? {
-        let missing: Vec<&str> = [("SELECT", sequence.select), ("UPDATE", sequence.update)]
+    let quoted: Vec<String> = sequences.iter().map(|name| name.quoted()).collect();
+    let mut lacking: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for access in salvage_pg::sequence_access(connection, &quoted).await? {
+        let missing: Vec<&str> = [("SELECT", access.select), ("UPDATE", access.update)]
             .iter()
             .filter(|(_, has)| !has)
             .map(|(privilege, _)| *privilege)
             .collect();
-        if !missing.is_empty() {
-            problems.push(format!(
-                "role {role} lacks {} on sequence {}, which the restore moves past the restored values",
-                missing.join(" and "),
-                sequence.sequence
-            ));
+        if let Some(name) = quoted.iter().position(|name| *name == access.sequence) {
+            if !missing.is_empty() {
+                lacking
+                    .entry(missing.join(" and "))
+                    .or_default()
+                    .push(sequences[name].to_string());
+            }
         }
+    }
+    for (missing, names) in lacking {
+        problems.push(format!(
+            "role {role} lacks {missing} on {} {}, which the restore moves past the restored values",
+            if names.len() == 1 { "sequence" } else { "sequences" },
+            names.join(", ")
+        ));
     }
     Ok(problems)
 }

@@ -62,16 +62,19 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
     let plan = &prepared.plan;
     let schema = &plan.schema;
     let mut out = String::new();
+    // `15.18`, not `15.18 (Debian 15.18-0+deb12u1)`: the line fits.
+    let version = |text: &str| text.split_whitespace().next().unwrap_or("").to_owned();
     let _ = writeln!(
         out,
         "snapshot  {} (PostgreSQL {})",
         prepared.snapshot.describe(),
-        prepared.snapshot.catalog().server_version
+        version(&prepared.snapshot.catalog().server_version)
     );
     let _ = writeln!(
         out,
         "target    {} (PostgreSQL {})",
-        prepared.target, prepared.target_version
+        prepared.target,
+        version(&prepared.target_version)
     );
     let label = schema
         .root

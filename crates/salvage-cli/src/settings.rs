@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use salvage_catalog::QualifiedName;
 use salvage_merge::MergeOptions;
 use salvage_pg::DatabaseUrl;
@@ -166,7 +166,12 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
         "d" => 86_400_000.0,
         _ => return Err(bad()),
     };
-    Duration::try_from_secs_f64(number * milliseconds / 1_000.0).map_err(|_| bad())
+    let duration =
+        Duration::try_from_secs_f64(number * milliseconds / 1_000.0).map_err(|_| bad())?;
+    if !duration.is_zero() && duration < Duration::from_millis(1) {
+        bail!("`{text}` is less than a millisecond, the smallest timeout PostgreSQL sets");
+    }
+    Ok(duration)
 }
 
 /// A size as PostgreSQL writes one (`512MB`, `1GB`, `64kB`: units of 1024) or with binary
@@ -232,6 +237,8 @@ mod tests {
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("2000us").unwrap(), Duration::from_millis(2));
+        assert!(parse_duration("500us").is_err());
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("-5s").is_err());

@@ -179,7 +179,7 @@ mod tests {
             "NAME  PATH           ROWS\na     one two       1,000\n        three four\n"
         );
         assert!(
-            text.lines().all(|line| line.chars().count() <= 24),
+            text.lines().all(|line| line.chars().count() <= 25),
             "{text}"
         );
         assert_eq!(wrap_text("abcdefghij", 4), ["abcd", "  ef", "  gh", "  ij"]);

@@ -23,7 +23,8 @@ pub fn completions(shell: clap_complete::Shell) -> Result<u8, Failure> {
 pub fn man(dir: Option<&Path>) -> Result<u8, Failure> {
     let command = Cli::command();
     if let Some(dir) = dir {
-        clap_mangen::generate_to(command, dir)
+        std::fs::create_dir_all(dir)
+            .and_then(|()| clap_mangen::generate_to(command, dir))
             .with_context(|| format!("write the manual pages into {}", dir.display()))
             .map_err(Failure::bad_input)?;
         println!("Manual pages written to {}.", dir.display());
