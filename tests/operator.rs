@@ -1,0 +1,629 @@
+//! The operator's details: no password ever printed, every problem a run would hit found
+//! before the first write, connection strings read as psql reads them, and output that reads
+//! well off a terminal.
+
+mod support;
+
+use support::{
+    Run, Scenario, all_rows, pg_dump, salvage, salvage_reporting, salvage_with_env, temp_path, with,
+};
+
+/// What the error paths are given as a password, and must never print.
+const SECRET: &str = "hunter2secret";
+
+/// `url` with `password` added as a query parameter (the test server trusts its clients, so
+/// the password is sent and ignored).
+fn with_password(url: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}password={SECRET}")
+}
+
+/// `host`, `port`, `user` and `dbname` of a test database URL (`postgres://user@host:port/db`).
+fn parts(url: &str) -> (String, String, String, String) {
+    let rest = url.split_once("://").expect("a URL").1;
+    let (authority, path) = rest.split_once('/').expect("a database");
+    let (user, host_port) = authority
+        .rsplit_once('@')
+        .map_or(("postgres", authority), |(user, host)| {
+            (user.split(':').next().unwrap_or("postgres"), host)
+        });
+    let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "5432"));
+    let dbname = path.split('?').next().unwrap_or(path);
+    (host.into(), port.into(), user.into(), dbname.into())
+}
+
+/// An error path: what it is, the arguments, the environment.
+type Case<'a> = (&'a str, Vec<String>, Vec<(&'a str, String)>);
+
+fn assert_no_secret(run: &Run, what: &str) {
+    assert!(
+        !run.stdout.contains(SECRET) && !run.stderr.contains(SECRET),
+        "{what} printed the password:\n{run}"
+    );
+}
+
+#[tokio::test]
+async fn no_error_path_prints_a_password_at_any_verbosity() {
+    let scenario = Scenario::tracker(3).await;
+    scenario
+        .live
+        .execute("DELETE FROM page_views WHERE site_id = 2; DELETE FROM sites WHERE id = 2")
+        .await;
+    let before = all_rows(&scenario.live).await;
+    let bad_config = temp_path("secret-salvage.toml");
+    std::fs::write(
+        &bad_config,
+        format!("root = \"public.sites\"\ntarget = \"postgres://u:{SECRET}@h/d\" oops\n"),
+    )
+    .unwrap();
+    let typed_config = temp_path("secret-typed.toml");
+    std::fs::write(
+        &typed_config,
+        format!("root = \"public.sites\"\ntenants = \"postgres://u:{SECRET}@h/d\"\n"),
+    )
+    .unwrap();
+    let unreachable = format!("postgres://salvage:{SECRET}@127.0.0.1:9/nowhere");
+    let replace = |flag: &str, value: &str| {
+        let mut args = scenario.args("restore", "2");
+        let position = args.iter().position(|arg| arg == flag).unwrap() + 1;
+        value.clone_into(&mut args[position]);
+        with(args, &["--yes"])
+    };
+    let cases: Vec<Case> = vec![
+        (
+            "an unrecognised snapshot",
+            replace("--snapshot", &format!("postgress://u:{SECRET}@h/d")),
+            vec![],
+        ),
+        (
+            "a snapshot URL missing a slash",
+            replace("--snapshot", &format!("postgres:/u:{SECRET}@h/d")),
+            vec![],
+        ),
+        (
+            "an unreachable snapshot",
+            replace("--snapshot", &unreachable),
+            vec![],
+        ),
+        (
+            "an unreachable target",
+            replace("--target", &unreachable),
+            vec![],
+        ),
+        (
+            "an unknown URL parameter",
+            replace(
+                "--target",
+                &format!("postgres://u:{SECRET}@127.0.0.1:9/d?sslmod=require"),
+            ),
+            vec![],
+        ),
+        (
+            "a key=value string with a refused parameter",
+            replace(
+                "--target",
+                &format!("host=127.0.0.1 password={SECRET} sslpassword={SECRET}"),
+            ),
+            vec![],
+        ),
+        (
+            "DATABASE_URL unreachable",
+            {
+                let mut args = scenario.args("restore", "2");
+                let position = args.iter().position(|arg| arg == "--target").unwrap();
+                args.drain(position..position + 2);
+                with(args, &["--yes"])
+            },
+            vec![("DATABASE_URL", unreachable.clone())],
+        ),
+        (
+            "inspect of a URL",
+            vec!["inspect".into(), format!("postgresql://u:{SECRET}@h/d")],
+            vec![],
+        ),
+        (
+            "inspect of a mistyped URL",
+            vec!["inspect".into(), format!("postgres:/u:{SECRET}@h/d")],
+            vec![],
+        ),
+        (
+            "a salvage.toml that does not parse",
+            vec![
+                "plan".into(),
+                "--config".into(),
+                bad_config.display().to_string(),
+            ],
+            vec![],
+        ),
+        (
+            "a salvage.toml value of the wrong type",
+            vec![
+                "plan".into(),
+                "--config".into(),
+                typed_config.display().to_string(),
+            ],
+            vec![],
+        ),
+        (
+            "a URL where no argument is expected",
+            vec!["plan".into(), format!("postgres://u:{SECRET}@h/d")],
+            vec![],
+        ),
+    ];
+    for (what, args, env) in &cases {
+        for verbosity in [None, Some("-v"), Some("-vv")] {
+            let args: Vec<String> = args
+                .iter()
+                .cloned()
+                .chain(verbosity.map(Into::into))
+                .collect();
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let run = salvage_with_env(&args, &env);
+            assert_eq!(run.code, 2, "{what} ({verbosity:?}) is bad input:\n{run}");
+            assert!(
+                run.stderr.contains("***") || run.stderr.contains("error"),
+                "{run}"
+            );
+            assert_no_secret(&run, what);
+        }
+    }
+    assert_eq!(
+        all_rows(&scenario.live).await,
+        before,
+        "a refused run wrote"
+    );
+
+    // A run that works, with passwords in both URLs: stdout, stderr at every verbosity, and
+    // the report stay clean.
+    let mut args = scenario.args("plan", "2");
+    for flag in ["--snapshot", "--target"] {
+        let position = args.iter().position(|arg| arg == flag).unwrap() + 1;
+        args[position] = with_password(&args[position]);
+    }
+    for verbosity in ["-v", "-vv"] {
+        let run = salvage(&with(args.clone(), &[verbosity]));
+        assert_eq!(run.code, 0, "{run}");
+        assert!(run.stdout.contains("password=***"), "{run}");
+        assert_no_secret(&run, "plan");
+    }
+    args[0] = "restore".into();
+    let (run, report) = salvage_reporting(&with(args.clone(), &["--yes", "-vv"]));
+    assert_eq!(run.code, 0, "{run}");
+    assert_no_secret(&run, "restore");
+    let report_text = report.to_string();
+    assert!(!report_text.contains(SECRET), "{report_text}");
+    assert!(report_text.contains("password=***"), "{report_text}");
+    args[0] = "verify".into();
+    let (run, report) = salvage_reporting(&with(args, &["-v"]));
+    assert_eq!(run.code, 0, "{run}");
+    assert_no_secret(&run, "verify");
+    assert!(!report.to_string().contains(SECRET));
+}
+
+#[tokio::test]
+async fn every_problem_a_restore_would_hit_is_refused_in_one_message_before_any_write() {
+    let scenario = Scenario::tracker(4).await;
+    let role = format!("{}_operator", scenario.live.name);
+    scenario
+        .live
+        .execute(&format!(
+            "DELETE FROM page_views WHERE site_id = 2; DELETE FROM sites WHERE id = 2;
+             CREATE ROLE {role} LOGIN;
+             GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role};
+             REVOKE INSERT ON projects FROM {role};
+             GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role};
+             ALTER TABLE issues ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY only_early_sites ON issues USING (site_id < 3);"
+        ))
+        .await;
+    let before = all_rows(&scenario.live).await;
+    let (_, port, _, dbname) = parts(&scenario.live.url);
+    let (host, _, _, _) = parts(&scenario.live.url);
+    let as_role = format!("postgres://{role}@{host}:{port}/{dbname}");
+    let mut args = scenario.args("restore", "2");
+    let position = args.iter().position(|arg| arg == "--target").unwrap() + 1;
+    args[position].clone_from(&as_role);
+    let run = salvage(&with(
+        args.clone(),
+        &["--yes", "--report", "/nonexistent/dir/report.json"],
+    ));
+    assert_eq!(run.code, 2, "{run}");
+    for needle in [
+        "2 problems found before anything was written",
+        &format!(
+            "row-level security applies to role {role} on public.issues (policy only_early_sites)"
+        ),
+        "--report /nonexistent/dir/report.json: cannot be written",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "expected {needle:?} in:\n{run}"
+        );
+    }
+    assert_eq!(all_rows(&scenario.live).await, before);
+
+    // Without row-level security in the way, the write privileges are checked.
+    scenario
+        .live
+        .execute("ALTER TABLE issues DISABLE ROW LEVEL SECURITY")
+        .await;
+    let run = salvage(&with(args.clone(), &["--yes"]));
+    assert_eq!(run.code, 2, "{run}");
+    for needle in [
+        &format!("role {role} lacks INSERT on public.projects"),
+        &format!(
+            "role {role} lacks SELECT on sequences public.comments_id_seq, public.issues_id_seq, public.page_views_id_seq, public.sites_id_seq"
+        ),
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "expected {needle:?} in:\n{run}"
+        );
+    }
+    assert_eq!(all_rows(&scenario.live).await, before);
+    // plan shows them and exits 0: it writes nothing.
+    let mut plan = args.clone();
+    plan[0] = "plan".into();
+    let run = salvage(&plan);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("A restore would be refused"), "{run}");
+    assert!(
+        run.stdout.contains("lacks INSERT on public.projects"),
+        "{run}"
+    );
+
+    // With the privileges granted, the same role restores.
+    scenario
+        .live
+        .execute(&format!(
+            "GRANT INSERT ON projects TO {role}; GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"
+        ))
+        .await;
+    let (run, report) = salvage_reporting(&with(args, &["--yes"]));
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(report["summary"]["restored"], 1, "{report}");
+
+    // A database that is read-only for the role is refused before anything is written.
+    scenario
+        .live
+        .execute(&format!(
+            "DELETE FROM page_views WHERE site_id = 3; DELETE FROM sites WHERE id = 3;
+             ALTER ROLE {role} SET default_transaction_read_only = on"
+        ))
+        .await;
+    let before = all_rows(&scenario.live).await;
+    let mut args = scenario.args("restore", "3");
+    args[position].clone_from(&as_role);
+    let run = salvage(&with(args, &["--yes"]));
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "the target is read-only for role {role}: default_transaction_read_only is on"
+        )),
+        "{run}"
+    );
+    assert_eq!(all_rows(&scenario.live).await, before);
+    scenario
+        .live
+        .execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await;
+}
+
+#[tokio::test]
+async fn a_slug_taken_by_a_new_site_is_a_conflict_in_the_plan() {
+    let scenario = Scenario::tracker(6).await;
+    scenario
+        .live
+        .execute(
+            "DELETE FROM page_views WHERE site_id IN (3, 5); DELETE FROM sites WHERE id IN (3, 5);
+             INSERT INTO sites (slug, name, plan_id, created_at) VALUES ('site-0005', 'Someone new', 1, now());",
+        )
+        .await;
+    let newcomer: i64 = scenario
+        .live
+        .scalar("SELECT id FROM sites WHERE slug = 'site-0005'")
+        .await;
+    let run = salvage(&with(scenario.args("plan", "3,5"), &["--format", "json"]));
+    assert_eq!(run.code, 0, "{run}");
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(plan["tenants"][0]["conflicts"], serde_json::json!([]));
+    let conflicts = plan["tenants"][1]["conflicts"].as_array().unwrap();
+    assert_eq!(
+        conflicts,
+        &[serde_json::json!(format!(
+            "public.sites: (slug)=(site-0005) is already held in live by the row (id)=({newcomer}) (unique constraint sites_slug_key)"
+        ))]
+    );
+    // The text plan names it under its tenant, and nothing of tenant 5 is said to wait.
+    let run = salvage(&scenario.args("plan", "3,5"));
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout
+            .contains("Conflicts: 1 tenant cannot be restored whole")
+            && run
+                .stdout
+                .contains("tenant 5 (site-0005): public.sites: (slug)=(site-0005)"),
+        "{run}"
+    );
+    assert!(!run.stdout.contains("tenant 5: public.projects"), "{run}");
+}
+
+#[tokio::test]
+async fn targets_are_read_as_psql_reads_them() {
+    let scenario = Scenario::tracker(3).await;
+    let (host, port, user, dbname) = parts(&scenario.live.url);
+    let plan_with = |target: Option<&str>, env: &[(&str, &str)]| {
+        let mut args = scenario.args("plan", "1");
+        let position = args.iter().position(|arg| arg == "--target").unwrap();
+        match target {
+            Some(target) => target.clone_into(&mut args[position + 1]),
+            None => {
+                args.drain(position..position + 2);
+            }
+        }
+        salvage_with_env(&args, env)
+    };
+    // The PG* environment, as psql reads it.
+    let run = plan_with(
+        None,
+        &[
+            ("PGHOST", &host),
+            ("PGPORT", &port),
+            ("PGUSER", &user),
+            ("PGDATABASE", &dbname),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("(from the PG* environment)"), "{run}");
+    // A key=value string, with a quoted value.
+    let run = plan_with(
+        Some(&format!(
+            "host={host} port='{port}' user={user} dbname={dbname}"
+        )),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    // Several hosts: the first does not answer, the second does.
+    let run = plan_with(
+        Some(&format!(
+            "postgres://{user}@127.0.0.1:9,{host}:{port}/{dbname}"
+        )),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    // A service of pg_service.conf.
+    let services = temp_path("pg_service.conf");
+    std::fs::write(
+        &services,
+        format!("[live]\nhost={host}\nport={port}\nuser={user}\ndbname={dbname}\n"),
+    )
+    .unwrap();
+    let run = plan_with(
+        Some("service=live"),
+        &[("PGSERVICEFILE", services.to_str().unwrap())],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    // Unknown parameters are refused, as libpq refuses them.
+    let run = plan_with(Some(&format!("{}?sslmod=require", scenario.live.url)), &[]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr
+            .contains("invalid URI query parameter: \"sslmod\""),
+        "{run}"
+    );
+    // PostgreSQL's spellings of sizes.
+    let run = salvage(&with(scenario.args("plan", "1"), &["--key-memory", "1GB"]));
+    assert_eq!(run.code, 0, "{run}");
+}
+
+#[tokio::test]
+async fn tenants_files_name_lines_and_tenants_can_be_chosen_by_slug() {
+    let scenario = Scenario::tracker(5).await;
+    scenario
+        .live
+        .execute(
+            "DELETE FROM page_views WHERE site_id IN (2, 4); DELETE FROM sites WHERE id IN (2, 4)",
+        )
+        .await;
+    let file = temp_path("bom-tenants.txt");
+    std::fs::write(&file, "\u{feff}2\n# a comment\nfour\n").unwrap();
+    let mut args = scenario.args("plan", "x");
+    args.truncate(args.len() - 2);
+    let run = salvage(&with(
+        args.clone(),
+        &["--tenants-file", file.to_str().unwrap()],
+    ));
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "tenant ID 'four' ({} line 3) is not a valid bigint for public.sites.id",
+            file.display()
+        )),
+        "{run}"
+    );
+    std::fs::write(&file, "\u{feff}2\n4\n").unwrap();
+    let run = salvage(&with(
+        args.clone(),
+        &["--tenants-file", file.to_str().unwrap()],
+    ));
+    assert_eq!(
+        run.code, 0,
+        "the byte order mark is not part of the first ID: {run}"
+    );
+
+    let run = salvage(&with(
+        args.clone(),
+        &[
+            "--tenants",
+            "site-0004,site-0002",
+            "--tenants-by",
+            "slug",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(run.code, 0, "{run}");
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(plan["tenants"][0]["id"], "4");
+    assert_eq!(plan["tenants"][0]["given"], "slug site-0004");
+    assert_eq!(plan["tenants"][1]["id"], "2");
+    let run = salvage(&with(
+        args.clone(),
+        &["--tenants", "site-0004,nobody", "--tenants-by", "slug"],
+    ));
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr
+            .contains("no root row of the snapshot's public.sites has slug 'nobody'"),
+        "{run}"
+    );
+    let run = salvage(&with(args, &["--tenants", "x", "--tenants-by", "name"]));
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr.contains("public.sites.name is not unique"),
+        "{run}"
+    );
+}
+
+#[tokio::test]
+async fn output_off_a_terminal_reads_well() {
+    let scenario = Scenario::tracker(4).await;
+    scenario
+        .live
+        .execute("DELETE FROM page_views WHERE site_id = 3; DELETE FROM sites WHERE id = 3")
+        .await;
+    let plan = salvage(&scenario.args("plan", "3"));
+    assert_eq!(plan.code, 0, "{plan}");
+    let widest = plan.stdout.lines().map(|line| line.chars().count()).max();
+    assert!(
+        widest <= Some(100),
+        "a line is wider than 100 columns:\n{plan}"
+    );
+    assert!(!plan.stdout.contains('\u{1b}') && !plan.stderr.contains('\u{1b}'));
+
+    let (run, report) = salvage_reporting(&with(scenario.args("restore", "3"), &["--yes", "-vv"]));
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "ANSI codes in a log file:\n{run}"
+    );
+    assert!(
+        run.stderr.contains("sqlx::query") && run.stderr.contains("elapsed="),
+        "-vv logs each statement with its duration:\n{run}"
+    );
+    assert!(run.stdout.contains("Restored 1 of 1 tenant: "), "{run}");
+    assert!(
+        !run.stdout.contains("restored tenant 3"),
+        "each tenant once:\n{run}"
+    );
+    // Shared rows are counted once, as the plan counts them.
+    let users = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|table| table["table"] == "public.users")
+        .unwrap();
+    let plan_json = salvage(&with(scenario.args("plan", "3"), &["--format", "json"]));
+    let plan_json: serde_json::Value = serde_json::from_str(&plan_json.stdout).unwrap();
+    let planned = plan_json["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|table| table["table"] == "public.users")
+        .unwrap();
+    assert_eq!(users["snapshot"], planned["snapshot"], "{report}");
+    assert_eq!(users["already_present"], planned["in_live"], "{report}");
+
+    // RUST_LOG chooses what is logged.
+    let run = salvage_with_env(
+        &scenario.args("plan", "3"),
+        &[("RUST_LOG", "sqlx::query=debug")],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("summary="), "{run}");
+
+    // verify does not claim every row is present above a failed tenant.
+    scenario
+        .live
+        .execute("DELETE FROM page_views WHERE site_id = 3")
+        .await;
+    let run = salvage(&scenario.args("verify", "3,1"));
+    assert_eq!(run.code, 1, "{run}");
+    assert!(!run.stdout.contains("every snapshot row present"), "{run}");
+    assert!(
+        run.stdout.contains("Verified 1 of 2 tenants; 1 FAILED"),
+        "{run}"
+    );
+}
+
+#[tokio::test]
+async fn archives_that_hold_no_rows_are_named_for_what_they_are() {
+    let scenario = Scenario::tracker(2).await;
+    let junk = temp_path("junk.bin");
+    std::fs::write(&junk, b"not a dump at all\n").unwrap();
+    let run = salvage(&["inspect", junk.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("is not a pg_dump archive"), "{run}");
+    let mut args = scenario.args("plan", "1");
+    let position = args.iter().position(|arg| arg == "--snapshot").unwrap() + 1;
+    args[position] = junk.display().to_string();
+    let run = salvage(&args);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("holds no table"), "{run}");
+
+    let schema_only = temp_path("schema-only.dump");
+    pg_dump(
+        15,
+        &scenario.snapshot,
+        &["-Fc", "--schema-only"],
+        &schema_only,
+        false,
+    );
+    args[position] = schema_only.display().to_string();
+    let run = salvage(&args);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("is a schema-only dump"), "{run}");
+
+    let dump = temp_path("whole.dump");
+    pg_dump(15, &scenario.snapshot, &["-Fc"], &dump, false);
+    let run = salvage(&[
+        "inspect",
+        dump.to_str().unwrap(),
+        "--format",
+        "json",
+        "--no-count",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let inspection: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let time = inspection["dump_time"]
+        .as_str()
+        .expect("an ISO 8601 string");
+    assert_eq!(time.len(), 19, "{time}");
+    assert_eq!(&time[10..11], "T", "{time}");
+    let run = salvage(&["inspect", dump.to_str().unwrap(), "--no-count"]);
+    assert!(
+        run.stdout.contains("the archive records no time zone"),
+        "{run}"
+    );
+}
+
+#[test]
+fn completions_and_the_manual_come_from_the_command_line_itself() {
+    let run = salvage(&["completions", "bash"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("--tenants-by"), "{run}");
+    let run = salvage(&["man"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains(".TH salvage"), "{run}");
+    let dir = temp_path("man");
+    let run = salvage(&["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run}");
+    let restore =
+        std::fs::read_to_string(dir.join("salvage-restore.1")).expect("a page per command");
+    assert!(restore.contains("lock"), "{restore}");
+    let help = salvage(&["restore", "--help"]);
+    assert!(
+        help.stdout.contains("a plain number is milliseconds"),
+        "{help}"
+    );
+}
