@@ -23,7 +23,8 @@ fn secret(text: &str) -> Result<SecretText, std::convert::Infallible> {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// More log output on stderr (-v: info, -vv: debug).
+    /// More log output on stderr (-v: info, -vv: debug, with every SQL statement and its
+    /// duration); RUST_LOG, when set, chooses instead.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }

@@ -130,8 +130,11 @@ fn wrap_text(text: &str, room: usize) -> Vec<String> {
             lines.push(std::mem::take(&mut line));
         }
         let mut word = word.to_owned();
-        let lead = if lines.is_empty() { 0 } else { 2 };
-        while line.is_empty() && lead + width(&word) > room {
+        loop {
+            let lead = if lines.is_empty() { 0 } else { 2 };
+            if !line.is_empty() || lead + width(&word) <= room {
+                break;
+            }
             let cut: String = word.chars().take(room - lead).collect();
             word = word.chars().skip(room - lead).collect();
             lines.push(cut);
