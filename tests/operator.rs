@@ -627,3 +627,82 @@ fn completions_and_the_manual_come_from_the_command_line_itself() {
         "{help}"
     );
 }
+
+/// Runs salvage with a terminal (util-linux `script` gives it a pseudo-terminal), typing
+/// `answer` after `delay`: what the terminal showed (stdout and stderr together) and the
+/// exit code.
+fn at_a_terminal(args: &[String], answer: &str, delay: std::time::Duration) -> (i32, String) {
+    use std::io::Write as _;
+
+    let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
+    let command = std::iter::once(env!("CARGO_BIN_EXE_salvage"))
+        .chain(args.iter().map(String::as_str))
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("DATABASE_URL")
+        .env("COLUMNS", "100")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux script gives salvage a terminal");
+    // The operator thinking: time the run must not count.
+    std::thread::sleep(delay);
+    child
+        .stdin
+        .as_mut()
+        .expect("script's stdin")
+        .write_all(answer.as_bytes())
+        .expect("type the answer");
+    let output = child.wait_with_output().expect("wait for script");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn at_a_terminal_only_yes_confirms_and_the_time_at_the_prompt_is_not_the_run_time() {
+    let scenario = Scenario::tracker(3).await;
+    scenario
+        .live
+        .execute("DELETE FROM page_views WHERE site_id = 2; DELETE FROM sites WHERE id = 2")
+        .await;
+    let before = all_rows(&scenario.live).await;
+    let report = temp_path("prompt-report.json");
+    let args = with(
+        scenario.args("restore", "2"),
+        &["--report", report.to_str().unwrap()],
+    );
+    let (code, shown) = at_a_terminal(&args, "y\n", std::time::Duration::ZERO);
+    assert_eq!(code, 2, "{shown}");
+    assert!(
+        shown.contains("Restore 1 tenant (") && shown.contains("Type 'yes' to continue"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("restore cancelled; nothing was written"),
+        "{shown}"
+    );
+    assert_eq!(all_rows(&scenario.live).await, before);
+
+    let delay = std::time::Duration::from_secs(3);
+    let (code, shown) = at_a_terminal(&args, "yes\n", delay);
+    assert_eq!(code, 0, "{shown}");
+    let report = support::read_json(&report);
+    let timings = &report["timings"];
+    let phases = ["plan_seconds", "restore_seconds", "verify_seconds"]
+        .iter()
+        .map(|phase| timings[phase].as_f64().expect("a phase's time"))
+        .sum::<f64>();
+    let total = timings["total_seconds"].as_f64().expect("the total");
+    // With the wait at the prompt (most of the 3 seconds) the total would exceed the phases
+    // by about that much.
+    assert!(
+        total - phases < 1.0,
+        "the time at the prompt was counted: {timings}\n{shown}"
+    );
+}
