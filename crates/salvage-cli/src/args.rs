@@ -24,7 +24,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// More log output on stderr (-v: info, -vv: debug, with every SQL statement and its
-    /// duration); RUST_LOG, when set, chooses instead.
+    /// duration); the `RUST_LOG` variable, when set, chooses instead.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }
