@@ -148,7 +148,7 @@ async fn owned_rows_in_a_table_live_no_longer_has_are_refused() {
     refused(
         &scenario,
         &with(scenario.args("restore", "2"), &["--yes"]),
-        "public.invoices exists only in the snapshot, yet holds 1 rows",
+        "public.invoices exists only in the snapshot, yet holds 1 row of the chosen tenants ('2'): it cannot",
     )
     .await;
     // Site 4 has none: the table is only reported.

@@ -266,7 +266,7 @@ async fn a_key_now_held_by_another_account_fails_that_account_alone() {
     );
     assert!(
         error(1).contains(&format!(
-            "(handle)=(acct-3) is held in live by the public.accounts row (id)=({newcomer})"
+            "public.accounts: (handle)=(acct-3) is already held in live by the row (id)=({newcomer}) (unique constraint accounts_handle_key)"
         )),
         "{}",
         error(1)

@@ -83,13 +83,20 @@ async fn without_a_tenant_column_ownership_follows_the_foreign_keys_four_levels_
         .position(|arg| arg == "--tenant-column")
         .unwrap();
     args.drain(column..column + 2);
+    let json = salvage(&with(args.clone(), &["--format", "json"]));
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let reactions = plan["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|table| table["table"] == "public.reactions")
+        .unwrap();
+    assert_eq!(
+        reactions["path"],
+        "reactions → comments → issues → projects → sites"
+    );
     let run = salvage(&args);
     assert_eq!(run.code, 0, "{run}");
-    assert!(
-        run.stdout
-            .contains("reactions → comments → issues → projects → sites"),
-        "{run}"
-    );
     assert!(
         run.stdout.contains(
             "Left alone (no relation to the tenants): public.feature_flags, public.page_views"
@@ -124,7 +131,7 @@ async fn settings_come_from_salvage_toml_and_flags_win() {
         "--yes",
     ]);
     assert_eq!(run.code, 0, "{run}");
-    assert!(run.stdout.contains("Restored 1 of 1 tenants"), "{run}");
+    assert!(run.stdout.contains("Restored 1 of 1 tenant: "), "{run}");
     assert!(
         run.stdout.contains("site-0003"),
         "--tenants won over the file's list: {run}"

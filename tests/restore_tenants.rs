@@ -113,7 +113,9 @@ async fn restores_deleted_sites_into_live_without_touching_anyone_else() {
     let verify = salvage(&scenario.args("verify", "3,7,11"));
     assert_eq!(verify.code, 0, "{verify}");
     assert!(
-        verify.stdout.contains("Verified 3 of 3 tenants"),
+        verify
+            .stdout
+            .contains("Verified 3 tenants: every snapshot row present in live."),
         "{verify}"
     );
 }
@@ -264,7 +266,7 @@ async fn a_site_that_still_exists_only_gets_its_missing_rows() {
         .scalar("SELECT name FROM projects WHERE site_id = 4 AND project_no = 1")
         .await;
     assert_eq!(name, "renamed in live");
-    assert!(run.stdout.contains("1 rows differ (kept)"), "{run}");
+    assert!(run.stdout.contains("1 row differs (kept)"), "{run}");
 }
 
 #[tokio::test]

@@ -241,6 +241,20 @@ pub fn shapes_owned(ids: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `host`, `port`, `user` and `dbname` of a test database URL (`postgres://user@host:port/db`).
+pub fn url_parts(url: &str) -> (String, String, String, String) {
+    let rest = url.split_once("://").expect("a URL").1;
+    let (authority, path) = rest.split_once('/').expect("a database");
+    let (user, host_port) = authority
+        .rsplit_once('@')
+        .map_or(("postgres", authority), |(user, host)| {
+            (user.split(':').next().unwrap_or("postgres"), host)
+        });
+    let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "5432"));
+    let dbname = path.split('?').next().unwrap_or(path);
+    (host.into(), port.into(), user.into(), dbname.into())
+}
+
 /// `args` followed by `more`.
 pub fn with(args: Vec<String>, more: &[&str]) -> Vec<String> {
     args.into_iter()

@@ -4,6 +4,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use salvage_pg::SecretText;
+
+/// Connection strings and snapshot arguments are held redacted from the moment they are read.
+#[allow(clippy::unnecessary_wraps)] // clap's value parsers return a Result.
+fn secret(text: &str) -> Result<SecretText, std::convert::Infallible> {
+    Ok(SecretText::new(text))
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,7 +23,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// More log output on stderr (-v: info, -vv: debug).
+    /// More log output on stderr (-v: info, -vv: debug, with every SQL statement and its
+    /// duration); the `RUST_LOG` variable, when set, chooses instead.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }
@@ -31,13 +39,33 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show what a pg_dump archive holds: format, versions, compression, tables, FKs.
     Inspect(InspectArgs),
+    /// Print a shell completion script (e.g. `salvage completions bash > /etc/bash_completion.d/salvage`).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff; e.g. `salvage man | man -l -`), or write one page per
+    /// command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write salvage.1, salvage-plan.1, salvage-restore.1… into DIR instead of printing
+    /// salvage.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The dump: a file, a directory, or - for standard input.
-    #[arg(value_name = "SRC")]
-    pub source: String,
+    #[arg(value_name = "SRC", value_parser = secret)]
+    pub source: SecretText,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -49,12 +77,14 @@ pub struct InspectArgs {
 /// What every command needs: where to read, where to write, which tenants.
 #[derive(Debug, Args, Clone, Default)]
 pub struct Common {
-    /// The snapshot: a postgres:// or postgresql:// URL.
-    #[arg(long, value_name = "SRC")]
-    pub snapshot: Option<String>,
-    /// URL of the live database [default: `$DATABASE_URL`].
-    #[arg(long, value_name = "URL")]
-    pub target: Option<String>,
+    /// The snapshot: a database (postgres://… URL or host=… dbname=… string) or a pg_dump
+    /// archive (custom, directory, tar or plain file; - for standard input).
+    #[arg(long, value_name = "SRC", value_parser = secret)]
+    pub snapshot: Option<SecretText>,
+    /// The live database: a postgres://… URL, a host=… dbname=… string, or a database name
+    /// [default: `$DATABASE_URL`, else the PG* environment as psql reads it].
+    #[arg(long, value_name = "URL", value_parser = secret)]
+    pub target: Option<SecretText>,
     /// The tenant root table, whose primary-key values are tenant IDs (e.g. public.sites).
     #[arg(long, value_name = "TABLE")]
     pub root: Option<String>,
@@ -64,14 +94,18 @@ pub struct Common {
     /// A file of tenant IDs, one per line; `#` starts a comment.
     #[arg(long, value_name = "FILE")]
     pub tenants_file: Option<PathBuf>,
+    /// The tenants are given by this unique column of the root table (e.g. slug), not by
+    /// its key; each value is looked up in the snapshot.
+    #[arg(long, value_name = "COLUMN")]
+    pub tenants_by: Option<String>,
     /// A column that marks a table as owned by the tenant it holds, with or without an FK.
     #[arg(long = "tenant-column", value_name = "NAME")]
     pub tenant_columns: Vec<String>,
     /// salvage.toml with the same settings (flags win).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Memory for the keys an archive's filter keeps (e.g. 512MiB); beyond it they spill to
-    /// temporary files [default: 1GiB].
+    /// Memory for the keys an archive's filter keeps (e.g. 512MB, 2GB); beyond it they spill
+    /// to temporary files [default: 1GB].
     #[arg(long, value_name = "SIZE")]
     pub key_memory: Option<String>,
 }
@@ -105,10 +139,12 @@ pub struct RestoreArgs {
     /// Write a JSON report of the run to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Longest wait for a row lock before a tenant's attempt is retried [default: 5s].
+    /// Longest wait for a row lock before a tenant's attempt is retried, as PostgreSQL
+    /// reads its lock timeout: 500ms, 5s, 1min; a plain number is milliseconds [default: 5s].
     #[arg(long, value_name = "DURATION")]
     pub lock_timeout: Option<String>,
-    /// Longest single statement [default: 10m].
+    /// Longest single statement, as PostgreSQL reads its statement timeout: 30s, 10min; a
+    /// plain number is milliseconds [default: 10min].
     #[arg(long, value_name = "DURATION")]
     pub statement_timeout: Option<String>,
 }

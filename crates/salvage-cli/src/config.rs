@@ -20,17 +20,21 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use salvage_catalog::QualifiedName;
+use salvage_pg::{Redacted, SecretText};
 use salvage_plan::{Condition, ConfiguredRelation};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub snapshot: Option<String>,
-    pub target: Option<String>,
+    #[serde(default, deserialize_with = "secret")]
+    pub snapshot: Option<SecretText>,
+    #[serde(default, deserialize_with = "secret")]
+    pub target: Option<SecretText>,
     pub root: Option<String>,
     pub tenants: Option<Vec<String>>,
     pub tenants_file: Option<PathBuf>,
+    pub tenants_by: Option<String>,
     #[serde(default)]
     pub tenant_columns: Vec<String>,
     pub jobs: Option<usize>,
@@ -61,7 +65,7 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("read the configuration {}", path.display()))?;
         let mut config: Self =
-            toml::from_str(&text).map_err(|error| anyhow!("{}: {error}", path.display()))?;
+            toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
         // A tenants file named in the configuration is relative to the configuration.
         if let (Some(file), Some(dir)) = (&config.tenants_file, path.parent()) {
             if file.is_relative() {
@@ -74,6 +78,29 @@ impl Config {
     pub fn relations(&self) -> Result<Vec<ConfiguredRelation>> {
         self.relations.iter().map(RelationConfig::parse).collect()
     }
+}
+
+/// Connection strings are held redacted from the moment they are read.
+fn secret<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SecretText>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.map(SecretText::new))
+}
+
+/// `salvage.toml line 3, column 1: unknown field …`: where and what, without quoting the line
+/// (it may hold a password), and redacted in case the message quotes a value.
+fn parse_error(path: &Path, text: &str, error: &toml::de::Error) -> anyhow::Error {
+    let place = error.span().map_or_else(String::new, |span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
+        format!(" line {line}, column {column}")
+    });
+    anyhow!(
+        "{}{place}: {}",
+        path.display(),
+        Redacted(error.message().trim_end())
+    )
 }
 
 impl RelationConfig {
@@ -159,6 +186,15 @@ mod tests {
     #[test]
     fn rejects_unknown_keys() {
         assert!(toml::from_str::<Config>("snapshots = 'x'").is_err());
+    }
+
+    #[test]
+    fn parse_errors_say_where_without_quoting_the_line() {
+        let text = "root = \"public.sites\"\ntarget = \"postgres://u:hunter2@h/d\" x\n";
+        let error = toml::from_str::<Config>(text).unwrap_err();
+        let message = super::parse_error(std::path::Path::new("s.toml"), text, &error).to_string();
+        assert!(message.starts_with("s.toml line 2, column "), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
     }
 
     #[test]

@@ -5,12 +5,16 @@ mod args;
 mod commands;
 mod config;
 mod failure;
+mod output;
+mod preflight;
 mod prepare;
 mod progress;
 mod render;
 mod report;
 mod settings;
+mod sources;
 mod table;
+mod tenants;
 
 use std::process::ExitCode;
 
@@ -19,7 +23,10 @@ use clap::Parser;
 /// Parses the command line, runs the command, and turns its result into an exit code.
 #[must_use]
 pub fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -27,28 +34,78 @@ pub fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            output::print_error(&format!("cannot start the async runtime: {error}"));
             return ExitCode::from(failure::SOME_FAILED);
         }
     };
     match runtime.block_on(commands::run(cli.command)) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("error: {:#}", failure.error);
+            output::print_error(&format!("{:#}", failure.error));
             ExitCode::from(failure.code)
         }
     }
 }
 
-fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => tracing::Level::ERROR,
-        1 => tracing::Level::INFO,
-        _ => tracing::Level::DEBUG,
+/// Clap's own message (help, version, or a usage error quoting an argument, which may be a
+/// URL with its password), redacted.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use std::io::Write as _;
+
+    let text = if error.use_stderr() && output::stderr_colours() {
+        error.render().ansi().to_string()
+    } else {
+        error.render().to_string()
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
+    let text = salvage_pg::redact(&text);
+    if error.use_stderr() {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    } else {
+        let _ = std::io::stdout().write_all(text.as_bytes());
+    }
+    ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(failure::BAD_INPUT))
+}
+
+/// Logs go to stderr, redacted, coloured only on a terminal. `RUST_LOG` (`info`,
+/// `salvage_merge=debug,sqlx::query=debug`…) chooses what is logged when set; otherwise
+/// `-v` is info and `-vv` debug, with every statement and its duration.
+fn init_tracing(verbose: u8) {
+    use std::io::Write as _;
+
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let from_verbosity = Targets::new().with_default(match verbose {
+        0 => LevelFilter::ERROR,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    });
+    let mut unreadable = None;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(text) if !text.trim().is_empty() => text.parse::<Targets>().unwrap_or_else(|error| {
+            unreadable = Some(format!(
+                "RUST_LOG is not a filter salvage can read ({error}); using -v"
+            ));
+            from_verbosity.clone()
+        }),
+        _ => from_verbosity,
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(output::RedactingStderr)
+                .with_ansi(output::stderr_colours())
+                .with_target(verbose >= 2),
+        )
+        .with(filter)
         .init();
+    if let Some(message) = unreadable {
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: {}",
+            salvage_pg::Redacted(message)
+        );
+    }
 }

@@ -1,18 +1,37 @@
 //! Everything that must succeed before the first write: connect to both databases, read both
-//! catalogs, plan the schema, resolve every tenant ID and compute the closures. Any failure
-//! here is bad input (exit 2) and nothing has been written.
+//! catalogs, plan the schema, check what the run needs (see `preflight`), resolve every
+//! tenant and compute the closures. Any failure here is bad input (exit 2) and nothing has
+//! been written.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::anyhow;
 use salvage_catalog::Catalog;
 use salvage_closure::{PlanReporter, RestorePlan};
 use salvage_pg::{ConnectionRole, DatabaseUrl};
-use salvage_plan::SchemaPlan;
-use salvage_source::Snapshot;
+use salvage_plan::{SchemaPlan, TablePlan};
+use salvage_source::{Snapshot, TextRow};
+use sqlx::postgres::PgConnection;
 
 use crate::failure::{Failure, OrBadInput};
+use crate::preflight::{self, Problems};
 use crate::settings::Settings;
+use crate::tenants::{GivenTenant, describe};
+
+/// What the run will do, which decides what is checked before it.
+#[derive(Debug, Clone)]
+pub enum Purpose {
+    /// Show the plan: what would stop a restore is shown, not refused.
+    Plan,
+    Verify {
+        report: Option<PathBuf>,
+    },
+    Restore {
+        report: Option<PathBuf>,
+    },
+}
 
 pub struct Prepared {
     pub snapshot: Snapshot,
@@ -20,19 +39,28 @@ pub struct Prepared {
     pub target_version: String,
     pub live_catalog: Arc<Catalog>,
     pub plan: Arc<RestorePlan>,
+    /// What would stop a restore (for `plan`, which shows it; a restore refuses instead).
+    pub restore_blockers: Problems,
 }
 
 pub async fn prepare(
     settings: &Settings,
     reporter: &dyn PlanReporter,
+    purpose: &Purpose,
 ) -> Result<Prepared, Failure> {
     let mut live = salvage_pg::connect(&settings.target, ConnectionRole::ReadOnly)
         .await
         .map_err(|error| Failure::bad_input(anyhow!("the target database: {error}")))?;
     let live_catalog = salvage_pg::introspect(&mut live).await.bad_input()?;
-    let snapshot = Snapshot::open_with(&settings.snapshot, settings.snapshot_options)
+    let snapshot = Snapshot::open_with(settings.snapshot.expose(), settings.snapshot_options)
         .await
         .map_err(|error| Failure::bad_input(anyhow!("the snapshot: {error}")))?;
+    if snapshot.database_url().is_none() && snapshot.catalog().tables.is_empty() {
+        return Err(Failure::bad_input(anyhow!(
+            "the snapshot {} holds no table: it is not a pg_dump archive salvage can read, or a dump of an empty database",
+            snapshot.describe()
+        )));
+    }
     if let Some(identity) = snapshot.database_identity() {
         if salvage_pg::database_identity(&mut live).await.bad_input()? == identity {
             return Err(Failure::bad_input(anyhow!(
@@ -44,16 +72,52 @@ pub async fn prepare(
     }
     let schema =
         SchemaPlan::build(&live_catalog, snapshot.catalog(), &settings.plan).bad_input()?;
-    let plan = salvage_closure::resolve(
-        schema,
-        &snapshot,
-        &mut live,
-        &live_catalog,
-        &settings.tenants,
-        reporter,
-    )
-    .await
-    .bad_input()?;
+
+    let mut problems = read_problems(&mut live, &snapshot, &schema).await?;
+    let report = match purpose {
+        Purpose::Plan => None,
+        Purpose::Verify { report } | Purpose::Restore { report } => report.as_ref(),
+    };
+    problems.extend(report.and_then(|path| preflight::report_problem(path)));
+    let writable = preflight::writable_problems(&mut live).await.bad_input()?;
+    if matches!(purpose, Purpose::Restore { .. }) {
+        problems.extend(writable.iter().cloned());
+    }
+    if !problems.is_empty() {
+        return Err(Failure::bad_input(preflight::refusal(&problems)));
+    }
+
+    let values = settings.tenant_values();
+    let ids = match &settings.tenants_by {
+        Some(column) => {
+            ids_by_column(&snapshot, &schema, &live_catalog, column, &settings.tenants).await?
+        }
+        None => values.clone(),
+    };
+    let mut plan =
+        salvage_closure::resolve(schema, &snapshot, &mut live, &live_catalog, &ids, reporter)
+            .await
+            .map_err(|error| tenant_failure(error, settings))?;
+    if let Some(column) = &settings.tenants_by {
+        // Each tenant as the user named it: its ID came from the column.
+        for tenant in &mut plan.tenants {
+            if let Some(position) = ids.iter().position(|id| *id == tenant.id) {
+                tenant.given = Some(format!("{column} {}", values[position]));
+            }
+        }
+    }
+
+    let mut restore_blockers = writable;
+    if !matches!(purpose, Purpose::Verify { .. }) {
+        restore_blockers.extend(
+            preflight::privilege_problems(&mut live, &plan)
+                .await
+                .bad_input()?,
+        );
+    }
+    if matches!(purpose, Purpose::Restore { .. }) && !restore_blockers.is_empty() {
+        return Err(Failure::bad_input(preflight::refusal(&restore_blockers)));
+    }
     let target_version = live_catalog.server_version.clone();
     salvage_pg::close(live).await;
     Ok(Prepared {
@@ -62,5 +126,169 @@ pub async fn prepare(
         target_version,
         live_catalog: Arc::new(live_catalog),
         plan: Arc::new(plan),
+        restore_blockers,
+    })
+}
+
+/// Row-level security and SELECT on both sides, before any row is read.
+async fn read_problems(
+    live: &mut PgConnection,
+    snapshot: &Snapshot,
+    schema: &SchemaPlan,
+) -> Result<Problems, Failure> {
+    let mut problems = preflight::read_problems(live, schema, "live", |table| table.in_live)
+        .await
+        .bad_input()?;
+    if let Some(url) = snapshot.database_url() {
+        let mut connection = salvage_pg::connect(url, ConnectionRole::ReadOnly)
+            .await
+            .map_err(|error| Failure::bad_input(anyhow!("the snapshot: {error}")))?;
+        problems.extend(
+            preflight::read_problems(&mut connection, schema, "the snapshot", |table| {
+                table.in_snapshot
+            })
+            .await
+            .bad_input()?,
+        );
+        salvage_pg::close(connection).await;
+    }
+    Ok(problems)
+}
+
+/// The tenant IDs of the root rows whose `column` holds the given values, in the snapshot
+/// (`--tenants-by slug`). The column must be unique in live or the snapshot.
+async fn ids_by_column(
+    snapshot: &Snapshot,
+    schema: &SchemaPlan,
+    live_catalog: &Catalog,
+    column: &str,
+    given: &[GivenTenant],
+) -> Result<Vec<String>, Failure> {
+    let root_name = &schema.root.table;
+    let root: &TablePlan = schema
+        .table_index(root_name)
+        .map(|index| &schema.tables[index])
+        .ok_or_else(|| Failure::bad_input(anyhow!("the root table {root_name} is not planned")))?;
+    if root.column_index(column).is_none() {
+        return Err(Failure::bad_input(anyhow!(
+            "--tenants-by {column}: the root table {root_name} has no column {column}"
+        )));
+    }
+    let unique = [
+        live_catalog.table(root_name),
+        snapshot.catalog().table(root_name),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|table| {
+        table
+            .primary_key
+            .iter()
+            .chain(&table.unique_keys)
+            .any(|key| key.columns == [column])
+    });
+    if !unique {
+        return Err(Failure::bad_input(anyhow!(
+            "--tenants-by {column}: {root_name}.{column} is not unique (no unique constraint or index on it alone), so its values cannot name tenants"
+        )));
+    }
+    let key_column = schema.root.key_column.clone();
+    let keys: Vec<TextRow> = given
+        .iter()
+        .map(|tenant| vec![Some(tenant.value.clone())])
+        .collect();
+    let mut found: HashMap<String, String> = HashMap::new();
+    let mut reader = snapshot.reader().await.bad_input()?;
+    reader
+        .project_by_keys(
+            root,
+            &[column.to_owned()],
+            &keys,
+            &[column.to_owned(), key_column],
+            &mut |row: TextRow| {
+                if let [Some(value), Some(id)] = row.as_slice() {
+                    found.insert(value.clone(), id.clone());
+                }
+                Ok(())
+            },
+        )
+        .await
+        .map_err(|error| Failure::bad_input(anyhow!("--tenants-by {column}: {error}")))?;
+    let unknown: Vec<String> = given
+        .iter()
+        .filter(|tenant| !found.contains_key(&tenant.value))
+        .map(|tenant| describe(given, &tenant.value))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Failure::bad_input(anyhow!(
+            "no root row of the snapshot's {root_name} has {column} {}",
+            unknown.join(", ")
+        )));
+    }
+    Ok(given
+        .iter()
+        .map(|tenant| found[&tenant.value].clone())
+        .collect())
+}
+
+/// A planning error, with each tenant value named with its line of the tenants file, and a
+/// schema-only dump named as such.
+fn tenant_failure(error: salvage_closure::Error, settings: &Settings) -> Failure {
+    let given = &settings.tenants;
+    let named = |ids: &[String]| -> String {
+        ids.iter()
+            .map(|id| describe(given, id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match error {
+        salvage_closure::Error::BadIds {
+            ids,
+            key_type,
+            table,
+            column,
+        } => Failure::bad_input(anyhow!(
+            "{} {} for {table}.{column}",
+            if ids.len() == 1 {
+                "tenant ID"
+            } else {
+                "tenant IDs"
+            },
+            if ids.len() == 1 {
+                format!("{} is not a valid {key_type}", named(&ids))
+            } else {
+                format!("{} are not valid {key_type} values", named(&ids))
+            }
+        )),
+        salvage_closure::Error::UnknownTenants { ids, table } => {
+            if let Some(reason) = schema_only(settings) {
+                return Failure::bad_input(anyhow!("{reason}"));
+            }
+            Failure::bad_input(anyhow!(
+                "{} {} {} not in the snapshot's {table}",
+                if ids.len() == 1 {
+                    "tenant ID"
+                } else {
+                    "tenant IDs"
+                },
+                named(&ids),
+                if ids.len() == 1 { "is" } else { "are" }
+            ))
+        }
+        other => Failure::bad_input(other),
+    }
+}
+
+/// For an archive file or directory without any table data, why no tenant can be found.
+fn schema_only(settings: &Settings) -> Option<String> {
+    let path = settings.snapshot.expose();
+    if path == "-" || salvage_pg::conninfo::is_connection_string(path) {
+        return None;
+    }
+    let archive = salvage_archive::Archive::open(path).ok()?;
+    archive.tables().is_empty().then(|| {
+        format!(
+            "the snapshot {path} is a schema-only dump: it holds no table data, so it has no tenant rows to restore (dump it again without --schema-only)"
+        )
     })
 }

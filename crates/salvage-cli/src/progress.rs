@@ -15,6 +15,8 @@ use salvage_closure::PlanReporter;
 use salvage_merge::{RestoreReporter, TenantOutcome, TenantStatus};
 use salvage_verify::{TenantCheck, VerifyReporter};
 
+use crate::output;
+
 /// How often plain progress lines are written.
 const LINE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -122,9 +124,9 @@ impl RestoreProgress {
         let failed = self.failed.load(Ordering::Relaxed);
         let running = self.tenant_bars.lock().map_or(0, |bars| bars.len());
         let mut text = format!(
-            "{}/{} tenants",
-            self.done.load(Ordering::Relaxed),
-            self.total_tenants
+            "{}/{}",
+            output::number(self.done.load(Ordering::Relaxed)),
+            output::counted(self.total_tenants, "tenant")
         );
         if running > 0 {
             text.push_str(&format!(", {running} running"));
@@ -150,19 +152,19 @@ impl RestoreProgress {
         println!(
             "progress: {}, {}/{} rows, {:.1}s elapsed",
             self.message(),
-            self.rows.load(Ordering::Relaxed),
-            self.total_rows,
+            output::number(self.rows.load(Ordering::Relaxed)),
+            output::number(self.total_rows),
             self.started.elapsed().as_secs_f64()
         );
     }
 
-    /// Prints a line above the bars (or plainly).
+    /// Prints a line above the bars (or plainly), redacted.
     fn println(&self, text: &str) {
         match self.display {
             Display::Bars => {
-                let _ = self.multi.println(text);
+                let _ = self.multi.println(salvage_pg::redact(text));
             }
-            Display::Lines => println!("{text}"),
+            Display::Lines => output::print(&format!("{text}\n")),
         }
     }
 
@@ -240,19 +242,23 @@ impl RestoreReporter for RestoreProgress {
             .as_deref()
             .map(|label| format!(" ({label})"))
             .unwrap_or_default();
-        match &outcome.status {
-            TenantStatus::Restored => self.println(&format!(
-                "restored tenant {}{label}: {} rows inserted in {:.2}s",
-                outcome.tenant,
-                outcome.inserted(),
-                outcome.elapsed.as_secs_f64()
-            )),
-            TenantStatus::Failed { error } => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                self.println(&format!(
+        if matches!(outcome.status, TenantStatus::Failed { .. }) {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        // Off a terminal the summary at the end lists every tenant: a line here would say
+        // each one twice. On a terminal, the bars are cleared and this line stays.
+        if self.display == Display::Bars {
+            match &outcome.status {
+                TenantStatus::Restored => self.println(&format!(
+                    "restored tenant {}{label}: {} in {:.2}s",
+                    outcome.tenant,
+                    output::count(outcome.inserted(), "row inserted", "rows inserted"),
+                    outcome.elapsed.as_secs_f64()
+                )),
+                TenantStatus::Failed { error } => self.println(&format!(
                     "FAILED tenant {}{label}, rolled back: {error}",
                     outcome.tenant
-                ));
+                )),
             }
         }
         self.overall.set_message(self.message());
@@ -303,23 +309,26 @@ impl VerifyReporter for VerifyProgress {
             if let Ok(mut last) = self.last_line.lock() {
                 if last.elapsed() >= LINE_INTERVAL || done == self.total {
                     *last = Instant::now();
-                    println!("verified {done}/{} tenants", self.total);
+                    println!(
+                        "verified {}/{}",
+                        output::number(done),
+                        output::counted(self.total, "tenant")
+                    );
                 }
             }
         }
-        if !check.passed() {
+        // Off a terminal the summary names every tenant that failed; on one, the bar is
+        // cleared and this line stays.
+        if !check.passed() && self.display == Display::Bars {
             let text = match &check.error {
                 Some(error) => format!("could not verify tenant {}: {error}", check.tenant),
                 None => format!(
-                    "tenant {}: {} snapshot rows missing in live",
+                    "tenant {}: {} missing in live",
                     check.tenant,
-                    check.missing()
+                    output::count(check.missing(), "snapshot row", "snapshot rows")
                 ),
             };
-            match self.display {
-                Display::Bars => self.bar.println(text),
-                Display::Lines => println!("{text}"),
-            }
+            self.bar.println(salvage_pg::redact(&text));
         }
     }
 }

@@ -7,6 +7,9 @@ use salvage_merge::{TableOutcome, TenantOutcome, TenantStatus};
 use salvage_plan::{NoteLevel, Role, SchemaPlan, TablePlan};
 use salvage_verify::{TableCheck, TenantCheck};
 
+use std::io::IsTerminal as _;
+
+use crate::output;
 use crate::prepare::Prepared;
 use crate::table::{Align, TextTable};
 
@@ -55,19 +58,23 @@ fn role_name(role: Role) -> &'static str {
 /// The plan: sources, tenants as resolved, tables in restore order with counts, notes.
 /// `tenant_limit` caps the tenant list (the `plan` command shows them all).
 pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
+    let width = output_width();
     let plan = &prepared.plan;
     let schema = &plan.schema;
     let mut out = String::new();
+    // `15.18`, not `15.18 (Debian 15.18-0+deb12u1)`: the line fits.
+    let version = |text: &str| text.split_whitespace().next().unwrap_or("").to_owned();
     let _ = writeln!(
         out,
         "snapshot  {} (PostgreSQL {})",
         prepared.snapshot.describe(),
-        prepared.snapshot.catalog().server_version
+        version(&prepared.snapshot.catalog().server_version)
     );
     let _ = writeln!(
         out,
         "target    {} (PostgreSQL {})",
-        prepared.target, prepared.target_version
+        prepared.target,
+        version(&prepared.target_version)
     );
     let label = schema
         .root
@@ -88,29 +95,38 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
     let _ = writeln!(
         out,
         "\nTenants: {} resolved in the snapshot{}",
-        plan.tenants.len(),
+        output::number(plan.tenants.len() as u64),
         if present > 0 {
             format!(
-                ", {present} of them still present in live (only their missing rows will be added)"
+                ", {} still present in live (only their missing rows will be added)",
+                output::count(present as u64, "of them", "of them")
             )
         } else {
             String::new()
         }
     );
-    let mut tenants = TextTable::new(&[
+    let conflicted = plan
+        .tenants
+        .iter()
+        .any(|tenant| !tenant.held_elsewhere.is_empty());
+    let mut headers = vec![
         ("ID", Align::Left),
         ("LABEL", Align::Left),
         ("ROOT IN LIVE", Align::Left),
         ("SNAPSHOT ROWS", Align::Right),
         ("TO ADD", Align::Right),
-    ]);
+    ];
+    if conflicted {
+        headers.push(("CONFLICTS", Align::Right));
+    }
+    let mut tenants = TextTable::new(&headers);
     let shown = tenant_limit.unwrap_or(usize::MAX);
     for tenant in plan.tenants.iter().take(shown) {
         let id = match &tenant.given {
             Some(given) => format!("{} (given as {given})", tenant.id),
             None => tenant.id.clone(),
         };
-        tenants.row(vec![
+        let mut row = vec![
             id,
             tenant.label.clone().unwrap_or_default(),
             if tenant.root_in_live {
@@ -118,16 +134,20 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
             } else {
                 "missing".into()
             },
-            tenant.snapshot_rows().to_string(),
-            tenant.rows_to_add().to_string(),
-        ]);
+            output::number(tenant.snapshot_rows()),
+            output::number(tenant.rows_to_add()),
+        ];
+        if conflicted {
+            row.push(output::number(conflicts(tenant)));
+        }
+        tenants.row(row);
     }
-    out.push_str(&tenants.render(2));
+    out.push_str(&tenants.render_within(2, width, None));
     if plan.tenants.len() > shown {
         let _ = writeln!(
             out,
             "  ... and {} more (salvage plan lists them all)",
-            plan.tenants.len() - shown
+            output::number((plan.tenants.len() - shown) as u64)
         );
     }
 
@@ -153,12 +173,12 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
             table.name.to_string(),
             role_name(table.role).to_owned(),
             table_path(schema, table),
-            counts.snapshot.to_string(),
-            counts.in_live.to_string(),
-            counts.to_add.to_string(),
+            output::number(counts.snapshot),
+            output::number(counts.in_live),
+            output::number(counts.to_add),
         ];
         if waiting {
-            row.push(counts.waiting.to_string());
+            row.push(output::number(counts.waiting));
         }
         tables.row(row);
     }
@@ -166,15 +186,15 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
         "total".into(),
         String::new(),
         String::new(),
-        sum.snapshot.to_string(),
-        sum.in_live.to_string(),
-        sum.to_add.to_string(),
+        output::number(sum.snapshot),
+        output::number(sum.in_live),
+        output::number(sum.to_add),
     ];
     if waiting {
-        row.push(sum.waiting.to_string());
+        row.push(output::number(sum.waiting));
     }
     tables.row(row);
-    out.push_str(&tables.render(2));
+    out.push_str(&tables.render_within(2, width, Some(2)));
     if !schema.unrelated.is_empty() {
         let names: Vec<String> = schema.unrelated.iter().map(ToString::to_string).collect();
         let _ = writeln!(
@@ -188,15 +208,101 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
         let _ = writeln!(out, "Excluded by configuration: {}", names.join(", "));
     }
     notes(plan, &mut out);
+    conflict_list(plan, &mut out);
+    if !prepared.restore_blockers.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nA restore would be refused (nothing would be written) until these are fixed:"
+        );
+        for problem in &prepared.restore_blockers {
+            let _ = writeln!(out, "  - {problem}");
+        }
+    }
     out
+}
+
+/// How wide the plan may be: the terminal's width up to 100 columns, else 100.
+fn output_width() -> usize {
+    const WIDEST: usize = 100;
+    if std::io::stdout().is_terminal() {
+        if let Some((_, columns)) = console::Term::stdout().size_checked() {
+            return usize::from(columns).clamp(60, WIDEST);
+        }
+    }
+    WIDEST
+}
+
+/// How many of a tenant's rows have a key live holds on another row.
+fn conflicts(tenant: &salvage_closure::TenantClosure) -> u64 {
+    tenant
+        .tables
+        .iter()
+        .map(|counts| counts.held_elsewhere)
+        .sum::<u64>()
+        .max(u64::from(!tenant.held_elsewhere.is_empty()))
+}
+
+/// Each tenant with keys live holds on other rows: it will fail, writing nothing.
+fn conflict_list(plan: &RestorePlan, out: &mut String) {
+    let conflicted: Vec<&salvage_closure::TenantClosure> = plan
+        .tenants
+        .iter()
+        .filter(|tenant| !tenant.held_elsewhere.is_empty())
+        .collect();
+    if conflicted.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nConflicts: {} cannot be restored whole; {} will fail, writing nothing:",
+        output::counted(conflicted.len() as u64, "tenant"),
+        if conflicted.len() == 1 { "it" } else { "they" }
+    );
+    for tenant in conflicted {
+        let label = tenant
+            .label
+            .as_deref()
+            .map(|label| format!(" ({label})"))
+            .unwrap_or_default();
+        for held in &tenant.held_elsewhere {
+            let _ = writeln!(out, "  tenant {}{label}: {held}", tenant.id);
+        }
+    }
+}
+
+/// The question before a restore: how much, into where, and who will fail.
+pub fn confirmation(prepared: &Prepared) -> String {
+    let plan = &prepared.plan;
+    let rows: u64 = plan
+        .tenants
+        .iter()
+        .map(salvage_closure::TenantClosure::rows_to_add)
+        .sum();
+    let conflicted: Vec<&str> = plan
+        .tenants
+        .iter()
+        .filter(|tenant| !tenant.held_elsewhere.is_empty())
+        .map(|tenant| tenant.id.as_str())
+        .collect();
+    let warning = if conflicted.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " {} with conflicts ({}) will fail without writing.",
+            output::counted(conflicted.len() as u64, "tenant"),
+            conflicted.join(", ")
+        )
+    };
+    format!(
+        "Restore {} ({} to add) into {}?{warning} Type 'yes' to continue: ",
+        output::counted(plan.tenants.len() as u64, "tenant"),
+        output::counted(rows, "row"),
+        prepared.target
+    )
 }
 
 fn notes(plan: &RestorePlan, out: &mut String) {
     let schema = &plan.schema;
-    let held = plan
-        .tenants
-        .iter()
-        .any(|tenant| !tenant.held_elsewhere.is_empty());
     let waiting = plan
         .tenants
         .iter()
@@ -204,7 +310,6 @@ fn notes(plan: &RestorePlan, out: &mut String) {
     if schema.notes.is_empty()
         && plan.dangling.is_empty()
         && plan.cross_tenant.is_empty()
-        && !held
         && !waiting
     {
         return;
@@ -230,20 +335,18 @@ fn notes(plan: &RestorePlan, out: &mut String) {
     for crossing in &plan.cross_tenant {
         let _ = writeln!(
             out,
-            "  note: {}: {} rows reach more than one of the chosen tenants (e.g. {}); each counts under all of them and goes in once",
+            "  note: {}: {} {} more than one of the chosen tenants (e.g. {}); each counts under all of them and goes in once",
             crossing.table,
-            crossing.rows,
+            output::counted(crossing.rows, "row"),
+            if crossing.rows == 1 {
+                "reaches"
+            } else {
+                "reach"
+            },
             crossing.examples.join("; ")
         );
     }
     for tenant in &plan.tenants {
-        for held in &tenant.held_elsewhere {
-            let _ = writeln!(
-                out,
-                "  warning: tenant {}: {held}; this tenant will not be restored",
-                tenant.id
-            );
-        }
         for waiting in &tenant.waiting_examples {
             let _ = writeln!(out, "  warning: tenant {}: {waiting}", tenant.id);
         }
@@ -301,6 +404,16 @@ pub fn table_totals(
             }
         }
     }
+    // A shared row is one row however many tenants reference it: its table counts each
+    // once, as the plan does (a tenant's outcome counts the rows it found present).
+    for ((total, table), counts) in totals.iter_mut().zip(&plan.schema.tables).zip(&plan.totals) {
+        if table.role == Role::Shared {
+            total.check.snapshot = counts.snapshot;
+            if !outcomes.is_empty() {
+                total.outcome.already_present = counts.in_live;
+            }
+        }
+    }
     totals
 }
 
@@ -311,19 +424,23 @@ pub fn restore_summary(
     checks: &[TenantCheck],
 ) -> String {
     let mut out = String::new();
+    let totals = table_totals(plan, outcomes, checks);
     let restored = outcomes.iter().filter(|outcome| outcome.restored()).count();
     let inserted: u64 = outcomes.iter().map(TenantOutcome::inserted).sum();
-    let present: u64 = outcomes
+    let present: u64 = totals
         .iter()
-        .flat_map(|outcome| &outcome.tables)
-        .map(|table| table.already_present)
+        .map(|total| total.outcome.already_present)
         .sum();
     let verified = checks.iter().filter(|check| check.passed()).count();
     let _ = writeln!(
         out,
-        "\nRestored {restored} of {} tenants: {inserted} rows inserted, {present} already present and kept. Verified {verified} of {}.",
-        outcomes.len(),
-        checks.len()
+        "\nRestored {} of {}: {} inserted, {} already present and kept. Verified {} of {}.",
+        output::number(restored as u64),
+        output::counted(outcomes.len() as u64, "tenant"),
+        output::counted(inserted, "row"),
+        output::number(present),
+        output::number(verified as u64),
+        output::number(checks.len() as u64)
     );
     let mut tenants = TextTable::new(&[
         ("TENANT", Align::Left),
@@ -352,13 +469,14 @@ pub fn restore_summary(
             outcome.tenant.clone(),
             outcome.label.clone().unwrap_or_default(),
             status,
-            outcome.inserted().to_string(),
-            outcome
-                .tables
-                .iter()
-                .map(|table| table.already_present)
-                .sum::<u64>()
-                .to_string(),
+            output::number(outcome.inserted()),
+            output::number(
+                outcome
+                    .tables
+                    .iter()
+                    .map(|table| table.already_present)
+                    .sum::<u64>(),
+            ),
             check.map_or_else(|| "-".to_owned(), verdict),
         ]);
     }
@@ -372,11 +490,7 @@ pub fn restore_summary(
             let _ = writeln!(out, "{failure}");
         }
     }
-    out.push_str(&table_summary(
-        plan,
-        &table_totals(plan, outcomes, checks),
-        true,
-    ));
+    out.push_str(&table_summary(plan, &totals, true));
     out
 }
 
@@ -384,11 +498,22 @@ pub fn restore_summary(
 pub fn verify_summary(plan: &RestorePlan, checks: &[TenantCheck]) -> String {
     let mut out = String::new();
     let passed = checks.iter().filter(|check| check.passed()).count();
-    let _ = writeln!(
-        out,
-        "\nVerified {passed} of {} tenants: every snapshot row present in live.",
-        checks.len()
-    );
+    let failed = checks.len() - passed;
+    if failed == 0 {
+        let _ = writeln!(
+            out,
+            "\nVerified {}: every snapshot row present in live.",
+            output::counted(checks.len() as u64, "tenant")
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "\nVerified {} of {}; {} FAILED: snapshot rows missing in live (below).",
+            output::number(passed as u64),
+            output::counted(checks.len() as u64, "tenant"),
+            output::number(failed as u64)
+        );
+    }
     let mut tenants = TextTable::new(&[
         ("TENANT", Align::Left),
         ("LABEL", Align::Left),
@@ -448,8 +573,11 @@ fn verdict(check: &TenantCheck) -> String {
     let different = check.different();
     match (missing, different) {
         (0, 0) => "equal".to_owned(),
-        (0, different) => format!("ok, {different} rows differ (kept)"),
-        (missing, _) => format!("FAILED: {missing} rows missing"),
+        (0, different) => format!(
+            "ok, {} (kept)",
+            output::count(different, "row differs", "rows differ")
+        ),
+        (missing, _) => format!("FAILED: {} missing", output::counted(missing, "row")),
     }
 }
 
@@ -475,27 +603,31 @@ fn table_summary(plan: &RestorePlan, totals: &[TableTotals], with_writes: bool) 
         }
         let mut row = vec![
             plan_table.name.to_string(),
-            total.check.snapshot.to_string(),
+            output::number(total.check.snapshot),
         ];
         if with_writes {
             row.extend([
-                total.outcome.inserted.to_string(),
-                total.outcome.already_present.to_string(),
+                output::number(total.outcome.inserted),
+                output::number(total.outcome.already_present),
             ]);
         }
+        let shared = plan_table.role == Role::Shared;
+        let checked = |value: u64| {
+            if shared {
+                "-".to_owned()
+            } else {
+                output::number(value)
+            }
+        };
         row.extend([
-            total.check.equal.to_string(),
-            total.check.different.to_string(),
-            total.check.missing.to_string(),
+            checked(total.check.equal),
+            checked(total.check.different),
+            checked(total.check.missing),
         ]);
         if waiting {
-            row.push(total.check.waiting.to_string());
+            row.push(checked(total.check.waiting));
         }
-        row.extend([if plan_table.role == Role::Shared {
-            "-".to_owned()
-        } else {
-            total.check.live_only.to_string()
-        }]);
+        row.push(checked(total.check.live_only));
         table.row(row);
     }
     format!("\nPer table:\n{}", table.render(2))

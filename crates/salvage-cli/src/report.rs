@@ -29,6 +29,9 @@ pub struct PlanJson<'a> {
     cross_tenant: &'a [CrossTenantRows],
     notes: &'a [Note],
     dangling: &'a [String],
+    /// What would stop a restore (privileges, a read-only target): a restore refuses, writing
+    /// nothing, until they are fixed.
+    restore_blockers: &'a [String],
 }
 
 #[derive(Debug, Serialize)]
@@ -40,6 +43,9 @@ struct PlanTenant<'a> {
     root_in_live: bool,
     snapshot_rows: u64,
     rows_to_add: u64,
+    /// Keys of the tenant's rows that live holds on other rows (the key, or another unique
+    /// key: a slug a new customer took): the tenant's restore fails, writing nothing.
+    conflicts: &'a [String],
     tables: BTreeMap<String, TableCounts>,
 }
 
@@ -76,6 +82,7 @@ pub fn plan_json(prepared: &Prepared) -> PlanJson<'_> {
             root_in_live: tenant.root_in_live,
             snapshot_rows: tenant.snapshot_rows(),
             rows_to_add: tenant.rows_to_add(),
+            conflicts: &tenant.held_elsewhere,
             tables: names
                 .iter()
                 .zip(&tenant.tables)
@@ -115,6 +122,7 @@ pub fn plan_json(prepared: &Prepared) -> PlanJson<'_> {
         cross_tenant: &plan.cross_tenant,
         notes: &schema.notes,
         dangling: &plan.dangling,
+        restore_blockers: &prepared.restore_blockers,
     }
 }
 
@@ -328,10 +336,9 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
             verified: facts.checks.iter().filter(|check| check.passed()).count(),
             rows_inserted: writes.then(|| outcomes.iter().map(TenantOutcome::inserted).sum()),
             rows_already_present: writes.then(|| {
-                outcomes
+                totals
                     .iter()
-                    .flat_map(|outcome| &outcome.tables)
-                    .map(|table| table.already_present)
+                    .map(|total| total.outcome.already_present)
                     .sum()
             }),
             rows_missing: facts.checks.iter().map(TenantCheck::missing).sum(),
@@ -351,8 +358,9 @@ fn is_zero(value: &u64) -> bool {
     *value == 0
 }
 
+/// Writes `value` as JSON to `path`, passwords hidden (the report may quote errors).
 pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value).context("serialize the report")?;
+    let text = crate::output::json(value).context("serialize the report")?;
     std::fs::write(path, text + "\n")
         .with_context(|| format!("write the report {}", path.display()))
 }

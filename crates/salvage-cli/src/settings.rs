@@ -1,7 +1,6 @@
 //! The second stage of arguments: flags merged with salvage.toml (flags win) and checked,
 //! before anything connects.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -14,16 +13,21 @@ use salvage_source::SnapshotOptions;
 use crate::args::Common;
 use crate::config::Config;
 use crate::failure::{Failure, OrBadInput};
+use crate::sources::{self, SnapshotSource};
+use crate::tenants::{self, GivenTenant};
 
 const DEFAULT_JOBS: usize = 4;
 
 #[derive(Debug)]
 pub struct Settings {
-    pub snapshot: String,
+    pub snapshot: SnapshotSource,
     pub snapshot_options: SnapshotOptions,
     pub target: DatabaseUrl,
     pub plan: PlanOptions,
-    pub tenants: Vec<String>,
+    /// The tenants as given: IDs, or values of `tenants_by`.
+    pub tenants: Vec<GivenTenant>,
+    /// A unique column of the root table the given values are values of (`--tenants-by`).
+    pub tenants_by: Option<String>,
     pub jobs: usize,
     pub merge: MergeOptions,
 }
@@ -48,28 +52,11 @@ impl Settings {
             .or(config.snapshot.clone())
             .ok_or_else(|| {
                 Failure::bad_input(anyhow!(
-                    "no snapshot given: use --snapshot URL (or `snapshot` in salvage.toml)"
+                    "no snapshot given: use --snapshot SRC (or `snapshot` in salvage.toml)"
                 ))
             })?;
-        let target_text = common
-            .target
-            .clone()
-            .or(config.target.clone())
-            .or_else(|| {
-                std::env::var("DATABASE_URL")
-                    .ok()
-                    .filter(|url| !url.is_empty())
-            })
-            .ok_or_else(|| {
-                Failure::bad_input(anyhow!(
-                    "no target database: use --target URL or set DATABASE_URL"
-                ))
-            })?;
-        let target = DatabaseUrl::parse(&target_text).ok_or_else(|| {
-            Failure::bad_input(anyhow!(
-                "--target must be a postgres:// or postgresql:// URL"
-            ))
-        })?;
+        let snapshot = SnapshotSource::check(snapshot)?;
+        let target = sources::target(common.target.clone().or(config.target.clone()))?;
         let root_text = common.root.clone().or(config.root.clone()).ok_or_else(|| {
             Failure::bad_input(anyhow!(
                 "no root table: use --root TABLE (e.g. public.sites)"
@@ -78,15 +65,11 @@ impl Settings {
         let root = QualifiedName::parse(&root_text).bad_input()?;
 
         let tenants = match (&common.tenants, &common.tenants_file) {
-            (Some(list), _) => parse_list(list),
-            (None, Some(file)) => read_tenants_file(file).bad_input()?,
+            (Some(list), _) => tenants::parse_list([list.as_str()]),
+            (None, Some(file)) => tenants::read_file(file).bad_input()?,
             (None, None) => match (&config.tenants, &config.tenants_file) {
-                (Some(list), _) => list
-                    .iter()
-                    .map(|id| id.trim().to_owned())
-                    .filter(|id| !id.is_empty())
-                    .collect(),
-                (None, Some(file)) => read_tenants_file(file).bad_input()?,
+                (Some(list), _) => tenants::parse_list(list.iter().map(String::as_str)),
+                (None, Some(file)) => tenants::read_file(file).bad_input()?,
                 (None, None) => {
                     return Err(Failure::bad_input(anyhow!(
                         "no tenants given: use --tenants 3,7,11 or --tenants-file FILE"
@@ -97,6 +80,7 @@ impl Settings {
         if tenants.is_empty() {
             return Err(Failure::bad_input(anyhow!("the tenant list is empty")));
         }
+        let tenants_by = common.tenants_by.clone().or(config.tenants_by.clone());
 
         let mut plan = PlanOptions::new(root);
         plan.tenant_columns = if common.tenant_columns.is_empty() {
@@ -141,31 +125,19 @@ impl Settings {
             target,
             plan,
             tenants,
+            tenants_by,
             jobs,
             merge,
         })
     }
-}
 
-/// `3, 7,11` → `["3", "7", "11"]`.
-fn parse_list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// One ID per line; `#` starts a comment; blank lines are skipped.
-fn read_tenants_file(path: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("read the tenants file {}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(|line| line.split('#').next().unwrap_or("").trim())
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned)
-        .collect())
+    /// The given values, in order.
+    pub fn tenant_values(&self) -> Vec<String> {
+        self.tenants
+            .iter()
+            .map(|tenant| tenant.value.clone())
+            .collect()
+    }
 }
 
 fn parse_tables(names: &[String]) -> anyhow::Result<Vec<QualifiedName>> {
@@ -175,80 +147,100 @@ fn parse_tables(names: &[String]) -> anyhow::Result<Vec<QualifiedName>> {
         .collect()
 }
 
-/// `500ms`, `5s`, `10m`, `1h`, or plain seconds.
+/// A time as PostgreSQL reads one for `lock_timeout`: a number with a unit (`us`, `ms`, `s`,
+/// `min`, `h`, `d`; `m` for minutes too), or a plain number of milliseconds. Fractions are
+/// allowed (`1.5s`); `0` turns the limit off, as in PostgreSQL.
 pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|ch: char| !ch.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let Ok(number) = number.parse::<u64>() else {
-        bail!("`{text}` is not a duration (e.g. 500ms, 5s, 10m, 1h)");
+    let bad = || {
+        anyhow!(
+            "`{text}` is not a duration (e.g. 500ms, 5s, 10min, 1h; a plain number is milliseconds)"
+        )
     };
-    let duration = match unit.trim() {
-        "ms" => Duration::from_millis(number),
-        "" | "s" => Duration::from_secs(number),
-        "m" | "min" => Duration::from_secs(number * 60),
-        "h" => Duration::from_secs(number * 3600),
-        _ => bail!("`{text}` is not a duration (e.g. 500ms, 5s, 10m, 1h)"),
+    let (number, unit) = split_number(text).ok_or_else(bad)?;
+    let milliseconds = match unit {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1_000.0,
+        "m" | "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return Err(bad()),
     };
+    let duration =
+        Duration::try_from_secs_f64(number * milliseconds / 1_000.0).map_err(|_| bad())?;
+    if !duration.is_zero() && duration < Duration::from_millis(1) {
+        bail!("`{text}` is less than a millisecond, the smallest timeout PostgreSQL sets");
+    }
     Ok(duration)
 }
 
-/// `512MiB`, `4GiB`, `64K`, or plain bytes; units are binary (K = KiB = 1024).
+/// A size as PostgreSQL writes one (`512MB`, `1GB`, `64kB`: units of 1024) or with binary
+/// units (`512MiB`, `4GiB`, `64K`), or plain bytes.
 pub fn parse_size(text: &str) -> anyhow::Result<usize> {
+    let bad = || anyhow!("`{text}` is not a size (e.g. 512MB, 4GB, 512MiB)");
+    let (number, unit) = split_number(text).ok_or_else(bad)?;
+    let shift = match unit {
+        "" | "B" => 0,
+        "K" | "k" | "kB" | "KB" | "KiB" => 10,
+        "M" | "MB" | "MiB" => 20,
+        "G" | "GB" | "GiB" => 30,
+        "T" | "TB" | "TiB" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = number * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes > usize::MAX as f64 {
+        return Err(anyhow!("`{text}` is too large"));
+    }
+    Ok(bytes.round() as usize)
+}
+
+/// `1.5 GB` → (1.5, "GB"): a non-negative decimal number, optional spaces, the unit.
+fn split_number(text: &str) -> Option<(f64, &str)> {
     let text = text.trim();
     let split = text
-        .find(|ch: char| !ch.is_ascii_digit())
+        .find(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let Ok(number) = number.parse::<u64>() else {
-        bail!("`{text}` is not a size (e.g. 512MiB, 4GiB)");
-    };
-    let shift = match unit.trim() {
-        "" | "B" => 0,
-        "K" | "KiB" => 10,
-        "M" | "MiB" => 20,
-        "G" | "GiB" => 30,
-        "T" | "TiB" => 40,
-        _ => bail!("`{text}` is not a size (e.g. 512MiB, 4GiB)"),
-    };
-    number
-        .checked_mul(1 << shift)
-        .and_then(|bytes| usize::try_from(bytes).ok())
-        .ok_or_else(|| anyhow!("`{text}` is too large"))
+    let number: f64 = number.parse().ok()?;
+    Some((number, unit.trim()))
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use super::{parse_duration, parse_list, parse_size};
+    use super::{parse_duration, parse_size};
 
     #[test]
-    fn parses_sizes() {
+    fn parses_sizes_as_postgresql_writes_them() {
         assert_eq!(parse_size("0").unwrap(), 0);
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert_eq!(parse_size("64K").unwrap(), 64 << 10);
+        assert_eq!(parse_size("64kB").unwrap(), 64 << 10);
         assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("512MB").unwrap(), 512 << 20);
         assert_eq!(parse_size(" 4GiB ").unwrap(), 4 << 30);
-        assert!(parse_size("4GB").is_err());
+        assert_eq!(parse_size("1GB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1.5 GB").unwrap(), 3 << 29);
+        assert!(parse_size("4gb").is_err());
         assert!(parse_size("lots").is_err());
-        assert!(parse_size("99999999999T").is_err());
+        assert!(parse_size("99999999999999T").is_err());
     }
 
     #[test]
-    fn parses_durations() {
+    fn parses_durations_as_postgresql_reads_them() {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_millis(5));
         assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("10min").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("2000us").unwrap(), Duration::from_millis(2));
+        assert!(parse_duration("500us").is_err());
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 weeks").is_err());
-    }
-
-    #[test]
-    fn parses_tenant_lists() {
-        assert_eq!(parse_list(" 3, 7,,11 "), ["3", "7", "11"]);
+        assert!(parse_duration("-5s").is_err());
     }
 }

@@ -28,7 +28,7 @@ pub enum Error {
     /// The plan and what was read disagree: a bug, named so it can be reported.
     #[error("inconsistent plan: {0}")]
     Inconsistent(String),
-    #[error("{table} exists only in the snapshot, yet holds {rows} rows of the chosen tenants ({}): they cannot be placed in live", quote_all(.tenants))]
+    #[error("{table} exists only in the snapshot, yet holds {rows} {} of the chosen tenants ({}): {} cannot be placed in live", if *rows == 1 { "row" } else { "rows" }, quote_all(.tenants), if *rows == 1 { "it" } else { "they" })]
     Unplaceable {
         table: QualifiedName,
         rows: u64,

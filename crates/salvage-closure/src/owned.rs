@@ -300,8 +300,25 @@ async fn keyed(
             }
         }
     }
+    // Other unique keys of the live table (a slug): a row to add whose value a live row
+    // already holds fails its tenant as surely as a held key, so it is looked up too.
+    let others = other_unique_keys(sides.live_catalog, table, key_columns, snapshot);
+    let bound_columns: Vec<String> = key_columns
+        .iter()
+        .chain(others.iter().flat_map(|(_, columns)| columns))
+        .fold(Vec::new(), |mut all, column| {
+            if !all.contains(column) {
+                all.push(column.clone());
+            }
+            all
+        });
+    let bound_positions = if others.is_empty() {
+        Vec::new()
+    } else {
+        positions_in(snapshot, table, &bound_columns)?
+    };
     // The others are looked up in live: present there, they are another tenant's.
-    let mut unknown: Vec<(usize, Box<[u8]>, TextRow)> = Vec::new();
+    let mut unknown: Vec<(usize, Box<[u8]>, TextRow, TextRow)> = Vec::new();
     let mut present: Vec<FxHashSet<Box<[u8]>>> = vec![FxHashSet::default(); tenants.len()];
     let mut counted_joint: FxHashSet<Box<[u8]>> = FxHashSet::default();
     for (number, tenant) in tenants.iter_mut().enumerate() {
@@ -326,16 +343,22 @@ async fn keyed(
                         total.in_live += u64::from(first);
                         present[number].insert(key);
                     } else {
-                        unknown.push((number, key, decode(&fields, &snapshot_key)));
+                        unknown.push((
+                            number,
+                            key,
+                            decode(&fields, &snapshot_key),
+                            decode(&fields, &bound_positions),
+                        ));
                     }
                 }
             }
         }
     }
-    let keys: Vec<TextRow> = unknown.iter().map(|(_, _, key)| key.clone()).collect();
+    let keys: Vec<TextRow> = unknown.iter().map(|(_, _, key, _)| key.clone()).collect();
     let found = existing_keys(live, sides.live_catalog, &table.name, key_columns, &keys).await?;
     let mut counted: FxHashSet<Box<[u8]>> = FxHashSet::default();
-    for ((number, raw, key), found) in unknown.into_iter().zip(found) {
+    let mut to_add: Vec<(usize, bool, TextRow)> = Vec::new();
+    for ((number, raw, key, bound), found) in unknown.into_iter().zip(found) {
         let tenant = &mut tenants[number];
         let counts = &mut tenant.tables[index];
         let first = counted.insert(raw.clone());
@@ -356,6 +379,55 @@ async fn keyed(
         } else {
             counts.to_add += 1;
             total.to_add += u64::from(first);
+            if !others.is_empty() {
+                to_add.push((number, first, bound));
+            }
+        }
+    }
+    if !to_add.is_empty() {
+        let rows: Vec<TextRow> = to_add.iter().map(|(_, _, bound)| bound.clone()).collect();
+        let holders = unique_key_holders(
+            live,
+            sides.live_catalog,
+            table,
+            (&bound_columns, key_columns.len()),
+            &others,
+            &rows,
+        )
+        .await?;
+        for (row, (key_number, holder)) in holders {
+            let (number, first, bound) = &to_add[row];
+            let tenant = &mut tenants[*number];
+            let counts = &mut tenant.tables[index];
+            counts.to_add -= 1;
+            counts.held_elsewhere += 1;
+            total.to_add -= u64::from(*first);
+            total.held_elsewhere += u64::from(*first);
+            if tenant.held_elsewhere.len() < EXAMPLES * 4 {
+                let (name, columns) = &others[key_number];
+                let values: Vec<&str> = columns
+                    .iter()
+                    .map(|column| {
+                        bound_columns
+                            .iter()
+                            .position(|bound| bound == column)
+                            .and_then(|position| bound[position].as_deref())
+                            .unwrap_or("NULL")
+                    })
+                    .collect();
+                tenant.held_elsewhere.push(format!(
+                    "{}: ({})=({}) is already held in live by the row ({})=({}) (unique constraint {name})",
+                    table.name,
+                    columns.join(", "),
+                    values.join(", "),
+                    key_columns.join(", "),
+                    holder
+                        .iter()
+                        .map(|value| value.as_deref().unwrap_or("NULL"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
         }
     }
     for (tenant, present) in tenants.iter_mut().zip(present) {
@@ -364,6 +436,109 @@ async fn keyed(
         }
     }
     Ok(())
+}
+
+/// The live table's unique keys other than `key_columns` (constraint or index name, columns)
+/// whose columns the snapshot's rows all have.
+fn other_unique_keys(
+    live: &Catalog,
+    table: &TablePlan,
+    key_columns: &[String],
+    snapshot: &SelectedTable,
+) -> Vec<(String, Vec<String>)> {
+    let Some(live_table) = live.table(&table.name) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<(String, Vec<String>)> = Vec::new();
+    for key in live_table.primary_key.iter().chain(&live_table.unique_keys) {
+        let same = key.columns.len() == key_columns.len()
+            && key
+                .columns
+                .iter()
+                .all(|column| key_columns.contains(column));
+        let readable = key
+            .columns
+            .iter()
+            .all(|column| snapshot.columns().contains(column));
+        if !same && readable && !keys.iter().any(|(_, columns)| *columns == key.columns) {
+            keys.push((key.name.clone(), key.columns.clone()));
+        }
+    }
+    keys
+}
+
+/// A row (by position) whose other unique key a live row holds: the key's number and the
+/// holder's key.
+type Holder = (usize, (usize, TextRow));
+
+/// For each of `rows` (values of `columns.0`, whose first `columns.1` are the table's key)
+/// that a live row other than itself already holds on one of `unique_keys`: its position in
+/// `rows`, the key's number, and the holder's key. One statement per chunk of rows, each key
+/// probed on its index.
+async fn unique_key_holders(
+    live: &mut PgConnection,
+    catalog: &Catalog,
+    table: &TablePlan,
+    (columns, key_length): (&[String], usize),
+    unique_keys: &[(String, Vec<String>)],
+    rows: &[TextRow],
+) -> Result<Vec<Holder>> {
+    const ROWS_PER_QUERY: usize = 50_000;
+    let definition = catalog
+        .table(&table.name)
+        .ok_or_else(|| Error::Inconsistent(format!("live has no table {}", table.name)))?;
+    let typed: Vec<(String, String)> = columns
+        .iter()
+        .map(|column| {
+            definition
+                .column(column)
+                .map(|found| (column.clone(), found.type_name.clone()))
+                .ok_or_else(|| {
+                    Error::Inconsistent(format!("live's {} has no column {column}", table.name))
+                })
+        })
+        .collect::<Result<_>>()?;
+    let key_positions: Vec<Vec<usize>> = unique_keys
+        .iter()
+        .map(|(_, key)| {
+            key.iter()
+                .filter_map(|column| columns.iter().position(|bound| bound == column))
+                .collect()
+        })
+        .collect();
+    let sql = salvage_sql::keys::unique_key_holders(
+        &salvage_sql::from_item(catalog, &table.name),
+        &typed,
+        &(0..key_length).collect::<Vec<_>>(),
+        &key_positions,
+    );
+    let mut holders: Vec<Holder> = Vec::new();
+    let mut named: std::collections::HashSet<usize> = std::collections::HashSet::new();
+    for (chunk_index, chunk) in rows.chunks(ROWS_PER_QUERY).enumerate() {
+        let mut query = sqlx::query_as::<_, (i32, i32, Vec<Option<String>>)>(&sql);
+        for position in 0..columns.len() {
+            let values: Vec<Option<String>> = chunk
+                .iter()
+                .map(|row| row.get(position).cloned().flatten())
+                .collect();
+            query = query.bind(values);
+        }
+        let found = query
+            .fetch_all(&mut *live)
+            .await
+            .map_err(salvage_pg::Error::query(format!(
+                "look up the unique keys of {} in live",
+                table.name
+            )))?;
+        for (number, key, holder) in found {
+            // WITH ORDINALITY counts from 1; a row is named by its first conflict only.
+            let row = chunk_index * ROWS_PER_QUERY + number as usize - 1;
+            if named.insert(row) {
+                holders.push((row, (key as usize, holder)));
+            }
+        }
+    }
+    Ok(holders)
 }
 
 /// A table without a key: each tenant's rows compared with its live rows as multisets; the

@@ -74,8 +74,8 @@ pub async fn mark(
                 None => None,
             };
             for (number, tenant) in tenants.iter().enumerate() {
-                if tenant.tables[index].held_elsewhere > 0 {
-                    // This tenant's restore fails: none of its rows go in.
+                if !tenant.held_elsewhere.is_empty() {
+                    // This tenant's restore fails: none of its rows go in, and none waits.
                     continue;
                 }
                 let filter = &tenant.filters[index];

@@ -5,12 +5,12 @@
 //! COPY text read from the snapshot means the same thing when the live database parses it,
 //! and keys read from either side compare as text.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
 use sqlx::{ConnectOptions, Connection};
 
+use crate::url::{Candidate, SessionAttributes};
 use crate::{DatabaseUrl, Error, Result};
 
 /// What a connection may do. The snapshot is only ever read; so is the live database by
@@ -23,20 +23,30 @@ pub enum ConnectionRole {
     ReadWrite,
 }
 
-/// The settings pinned on every connection (one statement, one round trip).
+/// The settings pinned on every connection (one statement, one round trip). `row_security`
+/// off makes a read that row-level security would filter fail instead (as pg_dump does): no
+/// read of salvage's ever sees part of a table without saying so.
 const PINNED: &str = "SELECT pg_catalog.set_config('TimeZone', 'UTC', false), \
     pg_catalog.set_config('DateStyle', 'ISO, YMD', false), \
     pg_catalog.set_config('IntervalStyle', 'postgres', false), \
     pg_catalog.set_config('extra_float_digits', '3', false), \
     pg_catalog.set_config('bytea_output', 'hex', false), \
     pg_catalog.set_config('standard_conforming_strings', 'on', false), \
+    pg_catalog.set_config('row_security', 'off', false), \
     pg_catalog.set_config('client_min_messages', 'warning', false)";
 
 /// Added for read-only sessions: every transaction defaults to READ ONLY.
 const READ_ONLY: &str =
     "SELECT pg_catalog.set_config('default_transaction_read_only', 'on', false)";
 
+/// What a session is, for `target_session_attrs`: in recovery, and read-only by default.
+const SESSION_STATE: &str = "SELECT pg_catalog.pg_is_in_recovery(), \
+    pg_catalog.current_setting('transaction_read_only')::bool";
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A statement that takes longer is logged at info level.
+const SLOW: Duration = Duration::from_secs(10);
 
 /// A connection and the URL it came from (redacted when shown).
 #[derive(Debug)]
@@ -45,36 +55,70 @@ pub struct Session {
     pub url: DatabaseUrl,
 }
 
-/// Opens a connection to `url` with the pinned settings, or says why it could not.
+/// Opens a connection to `url` with the pinned settings, or says why it could not. With
+/// several hosts, they are tried in order, as libpq does, until one answers and is what
+/// `target_session_attrs` asks for.
 pub async fn connect(url: &DatabaseUrl, role: ConnectionRole) -> Result<PgConnection> {
     let fail = |reason: String| Error::Connect {
         url: url.redacted().to_owned(),
         reason,
     };
-    let options = PgConnectOptions::from_str(url.secret())
-        .map_err(|error| fail(crate::error::describe(&error)))?;
+    let candidates = url.candidates().map_err(|error| fail(error.0))?;
+    let several = candidates.len() > 1;
+    let mut reasons = Vec::new();
+    for candidate in candidates {
+        match connect_one(url, &candidate, role).await {
+            Ok(connection) => return Ok(connection),
+            Err(reason) if several => reasons.push(format!("{}: {reason}", candidate.address)),
+            Err(reason) => return Err(fail(reason)),
+        }
+    }
+    Err(fail(reasons.join("; ")))
+}
+
+async fn connect_one(
+    url: &DatabaseUrl,
+    candidate: &Candidate,
+    role: ConnectionRole,
+) -> std::result::Result<PgConnection, String> {
+    let options = candidate.options.clone();
     let options = if options.get_application_name().is_none() {
         options.application_name("salvage")
     } else {
         options
     }
     .extra_float_digits(3)
-    .disable_statement_logging();
-    let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+    // Every statement is logged at debug level with its duration (`-vv`, or RUST_LOG), one
+    // that takes longer than SLOW at info level (`-v`).
+    .log_statements(log::LevelFilter::Debug)
+    .log_slow_statements(log::LevelFilter::Info, SLOW);
+    let timeout = url.connect_timeout().unwrap_or(CONNECT_TIMEOUT);
+    let mut connection = tokio::time::timeout(timeout, options.connect())
         .await
-        .map_err(|_| {
-            fail(format!(
-                "no answer within {} seconds",
-                CONNECT_TIMEOUT.as_secs()
-            ))
-        })?
-        .map_err(|error| fail(crate::error::describe(&error)))?;
-    let setup = |error: sqlx::Error| {
-        fail(format!(
-            "setting up the session: {}",
-            crate::error::describe(&error)
-        ))
-    };
+        .map_err(|_| format!("no answer within {} seconds", timeout.as_secs()))?
+        .map_err(|error| crate::error::describe(&error))?;
+    let setup =
+        |error: sqlx::Error| format!("setting up the session: {}", crate::error::describe(&error));
+    let wanted = url.session_attributes();
+    if wanted != SessionAttributes::Any {
+        let (in_recovery, read_only): (bool, bool) = sqlx::query_as(SESSION_STATE)
+            .fetch_one(&mut connection)
+            .await
+            .map_err(setup)?;
+        let refusal = match wanted {
+            SessionAttributes::ReadWrite if read_only => Some("the session is read-only"),
+            SessionAttributes::ReadOnly if !read_only => Some("the session is not read-only"),
+            SessionAttributes::Primary if in_recovery => Some("the server is in hot standby mode"),
+            SessionAttributes::Standby if !in_recovery => {
+                Some("the server is not in hot standby mode")
+            }
+            _ => None,
+        };
+        if let Some(refusal) = refusal {
+            let _ = connection.close().await;
+            return Err(format!("{refusal} (target_session_attrs)"));
+        }
+    }
     sqlx::query(PINNED)
         .execute(&mut connection)
         .await

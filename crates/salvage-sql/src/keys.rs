@@ -61,9 +61,96 @@ pub fn present_keys(from: &str, columns: &[String], types: &[String], indexed: b
     }
 }
 
+/// Which live rows of `from` already hold another unique key of the rows bound as `$1…$n`
+/// (text arrays, one per column of `columns`, cast to its type), other than the rows
+/// themselves: for each bound row (by its position, from 1) and each of `unique_keys`
+/// (indexes into `columns`, numbered from 0 in the answer) that a live row whose `row_key`
+/// differs holds, the live row's `row_key` as text. One `LATERAL` arm per unique key, each an
+/// index probe (`LIMIT 1`) on that key's index; a NULL in a key never conflicts.
+#[must_use]
+pub fn unique_key_holders(
+    from: &str,
+    columns: &[(String, String)],
+    row_key: &[usize],
+    unique_keys: &[Vec<usize>],
+) -> String {
+    let arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(index, (_, type_name))| array_parameter(index + 1, type_name))
+        .collect();
+    let aliases: Vec<String> = (0..columns.len())
+        .map(|index| format!("c{index}"))
+        .collect();
+    let column = |index: usize| quote_ident(&columns[index].0);
+    let holder: Vec<String> = row_key
+        .iter()
+        .map(|&index| format!("t.{}::text", column(index)))
+        .collect();
+    let own = format!(
+        "({}) IS DISTINCT FROM ({})",
+        row_key
+            .iter()
+            .map(|&index| format!("t.{}", column(index)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        row_key
+            .iter()
+            .map(|&index| format!("k.c{index}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let arms: Vec<String> = unique_keys
+        .iter()
+        .enumerate()
+        .map(|(number, key)| {
+            let matches: Vec<String> = key
+                .iter()
+                .map(|&index| format!("t.{} = k.c{index}", column(index)))
+                .collect();
+            format!(
+                "(SELECT {number}::int4 AS key, ARRAY[{}] AS holder FROM {from} AS t \
+                 WHERE {} AND {own} LIMIT 1)",
+                holder.join(", "),
+                matches.join(" AND ")
+            )
+        })
+        .collect();
+    format!(
+        "SELECT k.n::int4, h.key, h.holder FROM {} WITH ORDINALITY AS k({}, n) \
+         CROSS JOIN LATERAL ({}) AS h",
+        unnest(&arrays),
+        aliases.join(", "),
+        arms.join(" UNION ALL ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{present_keys, rows_by_keys};
+    use super::{present_keys, rows_by_keys, unique_key_holders};
+
+    #[test]
+    fn other_unique_keys_are_probed_one_arm_each_excluding_the_row_itself() {
+        assert_eq!(
+            unique_key_holders(
+                "ONLY \"public\".\"sites\"",
+                &[
+                    ("id".into(), "bigint".into()),
+                    ("slug".into(), "text".into()),
+                    ("domain".into(), "text".into())
+                ],
+                &[0],
+                &[vec![1], vec![2]]
+            ),
+            "SELECT k.n::int4, h.key, h.holder FROM ROWS FROM (pg_catalog.unnest($1::text[]::bigint[]), \
+             pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) WITH ORDINALITY AS k(c0, c1, c2, n) \
+             CROSS JOIN LATERAL (\
+             (SELECT 0::int4 AS key, ARRAY[t.\"id\"::text] AS holder FROM ONLY \"public\".\"sites\" AS t \
+             WHERE t.\"slug\" = k.c1 AND (t.\"id\") IS DISTINCT FROM (k.c0) LIMIT 1) UNION ALL \
+             (SELECT 1::int4 AS key, ARRAY[t.\"id\"::text] AS holder FROM ONLY \"public\".\"sites\" AS t \
+             WHERE t.\"domain\" = k.c2 AND (t.\"id\") IS DISTINCT FROM (k.c0) LIMIT 1)) AS h"
+        );
+    }
 
     #[test]
     fn keys_are_probed_one_by_one_when_an_index_can_answer() {

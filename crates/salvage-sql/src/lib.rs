@@ -10,6 +10,7 @@ pub mod insert;
 pub mod keys;
 pub mod multiset;
 mod names;
+pub mod preflight;
 pub mod reach;
 pub mod session;
 pub mod verify;

@@ -7,10 +7,22 @@ use salvage_archive::inspect::{InspectOptions, Inspection};
 
 use crate::args::{Format, InspectArgs};
 use crate::failure::{Failure, OrBadInput, SUCCESS};
+use crate::output;
 use crate::table::{Align, TextTable};
 
 pub async fn run(args: &InspectArgs) -> Result<u8, Failure> {
-    let source = args.source.clone();
+    let shown = args.source.to_string();
+    let source = args.source.expose().to_owned();
+    if salvage_pg::conninfo::is_connection_string(&source) {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "`{shown}` is a database, not a dump: inspect reads pg_dump archives (plan reads a snapshot database)"
+        )));
+    }
+    if source != "-" && !std::path::Path::new(&source).exists() {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "`{shown}`: no such file or directory"
+        )));
+    }
     let count_rows = !args.no_count;
     // Reading an archive is blocking file work: off the async runtime.
     let inspection = tokio::task::spawn_blocking(move || -> salvage_archive::Result<Inspection> {
@@ -26,12 +38,26 @@ pub async fn run(args: &InspectArgs) -> Result<u8, Failure> {
     .await
     .map_err(Failure::failed)?
     .bad_input()?;
+    if inspection.format == salvage_archive::Format::Plain && inspection.toc_entries == 0 {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "{} is not a pg_dump archive: it has no custom, directory or tar header, and none of the SQL a plain dump holds",
+            inspection.path.display()
+        )));
+    }
     match args.format {
         Format::Json => {
-            let json = serde_json::to_string_pretty(&inspection).map_err(Failure::failed)?;
+            let mut json = serde_json::to_value(&inspection).map_err(Failure::failed)?;
+            if let Some(time) = &inspection.dump_time {
+                json["dump_time"] = serde_json::Value::String(iso_time(time));
+                json["dump_time_zone"] = serde_json::Value::String(
+                    "local time of the machine pg_dump ran on; the archive does not record its zone"
+                        .to_owned(),
+                );
+            }
+            let json = output::json(&json).map_err(Failure::failed)?;
             println!("{json}");
         }
-        Format::Text => print!("{}", render(&inspection)),
+        Format::Text => output::print(&render(&inspection)),
     }
     let unreadable = inspection
         .tables
@@ -40,8 +66,9 @@ pub async fn run(args: &InspectArgs) -> Result<u8, Failure> {
         .count();
     if unreadable > 0 || inspection.schema_error.is_some() {
         return Err(Failure::bad_input(anyhow::anyhow!(
-            "{}: {unreadable} tables could not be read{}",
+            "{}: {} could not be read{}",
             inspection.path.display(),
+            output::counted(unreadable as u64, "table"),
             inspection
                 .schema_error
                 .as_ref()
@@ -81,11 +108,28 @@ fn render(inspection: &Inspection) -> String {
         let _ = writeln!(out, "database    {database}");
     }
     if let Some(time) = &inspection.dump_time {
-        let _ = writeln!(out, "dumped at   {time}");
+        let _ = writeln!(
+            out,
+            "dumped at   {} local time where pg_dump ran{} (the archive records no time zone)",
+            iso_time(time).replace('T', " "),
+            if time.is_dst {
+                ", daylight saving time"
+            } else {
+                ""
+            }
+        );
     }
     let _ = writeln!(out, "encoding    {}", encoding(inspection.encoding));
-    let _ = writeln!(out, "toc entries {}", inspection.toc_entries);
-    let _ = writeln!(out, "\nTables ({}):", inspection.tables.len());
+    let _ = writeln!(
+        out,
+        "toc entries {}",
+        output::number(inspection.toc_entries as u64)
+    );
+    let _ = writeln!(
+        out,
+        "\nTables ({}):",
+        output::number(inspection.tables.len() as u64)
+    );
     let mut tables = TextTable::new(&[
         ("TABLE", Align::Left),
         ("COLUMNS", Align::Right),
@@ -94,8 +138,7 @@ fn render(inspection: &Inspection) -> String {
         ("STORED BYTES", Align::Right),
         ("NOTE", Align::Left),
     ]);
-    let number =
-        |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |value| value.to_string());
+    let number = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), output::number);
     for table in &inspection.tables {
         let note = match (&table.error, table.copy) {
             (Some(error), _) => error.clone(),
@@ -112,7 +155,11 @@ fn render(inspection: &Inspection) -> String {
         ]);
     }
     out.push_str(&tables.render(2));
-    let _ = writeln!(out, "\nForeign keys ({}):", inspection.foreign_keys.len());
+    let _ = writeln!(
+        out,
+        "\nForeign keys ({}):",
+        output::number(inspection.foreign_keys.len() as u64)
+    );
     for edge in &inspection.foreign_keys {
         let _ = writeln!(
             out,
@@ -141,4 +188,12 @@ fn encoding(encoding: Option<Encoding>) -> String {
         }
         None => "not stated (read as UTF-8)".to_owned(),
     }
+}
+
+/// `2026-11-19T14:02:07`: ISO 8601, a local time (the archive records no offset).
+fn iso_time(time: &salvage_archive::DumpTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        time.year, time.month, time.day, time.hour, time.minute, time.second
+    )
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod inspect;
+pub mod manual;
 pub mod plan;
 pub mod restore;
 pub mod verify;
@@ -12,7 +13,7 @@ use salvage_verify::TenantCheck;
 
 use crate::args::Command;
 use crate::failure::Failure;
-use crate::prepare::{Prepared, prepare};
+use crate::prepare::{Prepared, Purpose, prepare};
 use crate::progress::{Display, PlanProgress, VerifyProgress};
 use crate::settings::Settings;
 
@@ -22,13 +23,19 @@ pub async fn run(command: Command) -> Result<u8, Failure> {
         Command::Restore(args) => restore::run(&args).await,
         Command::Verify(args) => verify::run(&args).await,
         Command::Inspect(args) => inspect::run(&args).await,
+        Command::Completions(args) => manual::completions(args.shell),
+        Command::Man(args) => manual::man(args.dir.as_deref()),
     }
 }
 
 /// Plans, with a progress display that is cleared whether planning succeeds or not.
-async fn prepare_shown(settings: &Settings, display: Display) -> Result<Prepared, Failure> {
+async fn prepare_shown(
+    settings: &Settings,
+    display: Display,
+    purpose: &Purpose,
+) -> Result<Prepared, Failure> {
     let progress = PlanProgress::new(display);
-    let prepared = prepare(settings, &progress).await;
+    let prepared = prepare(settings, &progress, purpose).await;
     progress.finish();
     prepared
 }

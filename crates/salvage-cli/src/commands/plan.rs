@@ -2,9 +2,10 @@
 
 use crate::args::{Format, PlanArgs};
 use crate::failure::{Failure, SUCCESS};
+use crate::prepare::Purpose;
 use crate::progress::Display;
 use crate::settings::{Extra, Settings};
-use crate::{render, report};
+use crate::{output, render, report};
 
 pub async fn run(args: &PlanArgs) -> Result<u8, Failure> {
     let settings = Settings::resolve(&args.common, &Extra::default())?;
@@ -14,12 +15,11 @@ pub async fn run(args: &PlanArgs) -> Result<u8, Failure> {
     } else {
         Display::detect()
     };
-    let prepared = super::prepare_shown(&settings, display).await?;
+    let prepared = super::prepare_shown(&settings, display, &Purpose::Plan).await?;
     match args.format {
-        Format::Text => print!("{}", render::plan(&prepared, None)),
+        Format::Text => output::print(&render::plan(&prepared, None)),
         Format::Json => {
-            let json = serde_json::to_string_pretty(&report::plan_json(&prepared))
-                .map_err(Failure::failed)?;
+            let json = output::json(&report::plan_json(&prepared)).map_err(Failure::failed)?;
             println!("{json}");
         }
     }

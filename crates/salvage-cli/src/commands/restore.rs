@@ -8,11 +8,11 @@ use anyhow::anyhow;
 
 use crate::args::RestoreArgs;
 use crate::failure::{Failure, SOME_FAILED, SUCCESS};
-use crate::prepare::Prepared;
+use crate::prepare::{Prepared, Purpose};
 use crate::progress::{Display, RestoreProgress};
-use crate::render;
 use crate::report::{RunFacts, Timings, round, run_report, write_json};
 use crate::settings::{Extra, Settings};
+use crate::{output, render};
 
 /// Tenants listed in the plan shown before a restore (`salvage plan` lists them all).
 const TENANTS_SHOWN: usize = 20;
@@ -29,13 +29,19 @@ pub async fn run(args: &RestoreArgs) -> Result<u8, Failure> {
         },
     )?;
     let display = Display::detect();
-    let prepared = super::prepare_shown(&settings, display).await?;
+    let purpose = Purpose::Restore {
+        report: args.report.clone(),
+    };
+    let prepared = super::prepare_shown(&settings, display, &purpose).await?;
     // The completeness check reads only the snapshot: it runs while the restore writes.
     let completeness =
         salvage_verify::Completeness::start(Arc::clone(&prepared.plan), prepared.snapshot.clone());
     let plan_seconds = clock.elapsed();
-    print!("{}", render::plan(&prepared, Some(TENANTS_SHOWN)));
+    output::print(&render::plan(&prepared, Some(TENANTS_SHOWN)));
+    // The time spent at the prompt is the operator's, not the run's.
+    let prompt_clock = Instant::now();
     confirm(&prepared, args.yes).await?;
+    let at_prompt = prompt_clock.elapsed();
 
     let plan = Arc::clone(&prepared.plan);
     let total_rows: u64 = plan
@@ -66,13 +72,14 @@ pub async fn run(args: &RestoreArgs) -> Result<u8, Failure> {
     let (checks, verify_seconds) =
         super::verify_shown(&prepared, settings.jobs, display, completeness).await?;
 
-    print!("{}", render::restore_summary(&plan, &outcomes, &checks));
+    output::print(&render::restore_summary(&plan, &outcomes, &checks));
     let all_good = outcomes.iter().all(salvage_merge::TenantOutcome::restored)
         && checks.iter().all(salvage_verify::TenantCheck::passed);
     let code = if all_good { SUCCESS } else { SOME_FAILED };
+    let run_time = clock.elapsed().saturating_sub(at_prompt);
     println!(
         "\nDone in {:.1}s (plan {:.1}s, restore {:.1}s, verify {:.1}s).",
-        clock.elapsed().as_secs_f64(),
+        run_time.as_secs_f64(),
         plan_seconds.as_secs_f64(),
         restore_seconds.as_secs_f64(),
         verify_seconds.as_secs_f64()
@@ -88,7 +95,7 @@ pub async fn run(args: &RestoreArgs) -> Result<u8, Failure> {
                 plan_seconds: round(plan_seconds),
                 restore_seconds: Some(round(restore_seconds)),
                 verify_seconds: round(verify_seconds),
-                total_seconds: round(clock.elapsed()),
+                total_seconds: round(clock.elapsed().saturating_sub(at_prompt)),
             },
             exit_code: code,
         });
@@ -108,17 +115,7 @@ async fn confirm(prepared: &Prepared, yes: bool) -> Result<(), Failure> {
             "refusing to write without --yes: stdin is not a terminal to ask for confirmation on; nothing was written"
         )));
     }
-    let plan = &prepared.plan;
-    let rows: u64 = plan
-        .tenants
-        .iter()
-        .map(salvage_closure::TenantClosure::rows_to_add)
-        .sum();
-    print!(
-        "\nRestore {} tenants ({rows} rows to add) into {}? Type 'yes' to continue: ",
-        plan.tenants.len(),
-        prepared.target
-    );
+    print!("\n{}", render::confirmation(prepared));
     let _ = std::io::stdout().flush();
     let answer = tokio::task::spawn_blocking(|| {
         let mut line = String::new();
@@ -127,7 +124,8 @@ async fn confirm(prepared: &Prepared, yes: bool) -> Result<(), Failure> {
     .await
     .map_err(Failure::failed)?
     .map_err(Failure::bad_input)?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+    // Exactly the word the prompt asks for.
+    if answer.trim() == "yes" {
         Ok(())
     } else {
         Err(Failure::bad_input(anyhow!(

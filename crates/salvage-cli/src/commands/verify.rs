@@ -4,10 +4,11 @@ use std::time::{Instant, SystemTime};
 
 use crate::args::VerifyArgs;
 use crate::failure::{Failure, SOME_FAILED, SUCCESS};
+use crate::prepare::Purpose;
 use crate::progress::Display;
-use crate::render;
 use crate::report::{RunFacts, Timings, round, run_report, write_json};
 use crate::settings::{Extra, Settings};
+use crate::{output, render};
 
 pub async fn run(args: &VerifyArgs) -> Result<u8, Failure> {
     let started_at = SystemTime::now();
@@ -20,7 +21,10 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, Failure> {
         },
     )?;
     let display = Display::detect();
-    let prepared = super::prepare_shown(&settings, display).await?;
+    let purpose = Purpose::Verify {
+        report: args.report.clone(),
+    };
+    let prepared = super::prepare_shown(&settings, display, &purpose).await?;
     let plan_seconds = clock.elapsed();
 
     let completeness = salvage_verify::Completeness::start(
@@ -30,7 +34,7 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, Failure> {
     let (checks, verify_seconds) =
         super::verify_shown(&prepared, settings.jobs, display, completeness).await?;
 
-    print!("{}", render::verify_summary(&prepared.plan, &checks));
+    output::print(&render::verify_summary(&prepared.plan, &checks));
     let code = if checks.iter().all(salvage_verify::TenantCheck::passed) {
         SUCCESS
     } else {
