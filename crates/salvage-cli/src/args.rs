@@ -31,6 +31,13 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show what a pg_dump archive holds: format, versions, compression, tables, FKs.
     Inspect(InspectArgs),
+    /// Keep a recovery instance of a base backup running for a whole incident.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Restore command of a recovery instance: copy WAL file NAME from ARCHIVE to DEST,
+    /// decompressing .gz/.zst/.lz4 (salvage sets this up itself for --wal-archive).
+    #[command(hide = true)]
+    WalFetch(WalFetchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -49,7 +56,8 @@ pub struct InspectArgs {
 /// What every command needs: where to read, where to write, which tenants.
 #[derive(Debug, Args, Clone, Default)]
 pub struct Common {
-    /// The snapshot: a postgres:// or postgresql:// URL.
+    /// The snapshot: a postgres:// or postgresql:// URL, a pg_dump archive, or a base backup
+    /// (a pg_basebackup directory, plain or tar format, or pgbackrest:STANZA).
     #[arg(long, value_name = "SRC")]
     pub snapshot: Option<String>,
     /// URL of the live database [default: `$DATABASE_URL`].
@@ -74,6 +82,8 @@ pub struct Common {
     /// temporary files [default: 1GiB].
     #[arg(long, value_name = "SIZE")]
     pub key_memory: Option<String>,
+    #[command(flatten)]
+    pub recovery: RecoveryArgs,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -123,4 +133,82 @@ pub struct VerifyArgs {
     /// Write a JSON report of the check to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+}
+
+/// How a base backup is replayed into a recovery instance (`--snapshot BACKUP`, or
+/// `snapshot start --from BACKUP`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RecoveryArgs {
+    /// A directory of archived WAL files, as `archive_command = 'cp %p DIR/%f'` writes them
+    /// (compressed .gz/.zst/.lz4 segments too).
+    #[arg(long, value_name = "DIR", conflicts_with = "restore_command")]
+    pub wal_archive: Option<PathBuf>,
+    /// Any PostgreSQL restore_command (%f, %p) that fetches archived WAL.
+    #[arg(long, value_name = "CMD")]
+    pub restore_command: Option<String>,
+    /// Replay up to TIME: stop before the first transaction that committed at or after it
+    /// (a timestamptz; without a zone, UTC).
+    #[arg(long, value_name = "TIME", group = "recovery_target")]
+    pub until: Option<String>,
+    /// Replay up to this WAL location, stopping before the record there.
+    #[arg(long, value_name = "LSN", group = "recovery_target")]
+    pub until_lsn: Option<String>,
+    /// Replay up to transaction XID, stopping before its commit (the bad script's own).
+    #[arg(long, value_name = "XID", group = "recovery_target")]
+    pub until_xid: Option<String>,
+    /// The database of the backup to read [default: the target's database name].
+    #[arg(long, value_name = "NAME")]
+    pub snapshot_dbname: Option<String>,
+    /// The role to read the backup as [default: its bootstrap superuser].
+    #[arg(long, value_name = "ROLE")]
+    pub snapshot_user: Option<String>,
+    /// The directory of the server binaries of the backup's major version.
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin: Option<PathBuf>,
+    /// pgBackRest's configuration file for a pgbackrest:STANZA snapshot.
+    #[arg(long, value_name = "FILE")]
+    pub pgbackrest_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Start a paused, read-only recovery instance of a base backup and print its URL.
+    Start(SnapshotStartArgs),
+    /// Stop a recovery instance and remove its directory.
+    Stop(SnapshotStopArgs),
+    /// Show the recovery instances running.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotStartArgs {
+    /// The base backup: a pg_basebackup directory (plain or tar format) or pgbackrest:STANZA.
+    #[arg(long, value_name = "BACKUP")]
+    pub from: String,
+    #[command(flatten)]
+    pub recovery: RecoveryArgs,
+    /// The instance's directory (new or empty) [default: a new one in $TMPDIR].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The live database, whose name is the default --snapshot-dbname [default:
+    /// `$DATABASE_URL`, else the database `postgres`].
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotStopArgs {
+    /// The instance's directory [default: the only instance running].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WalFetchArgs {
+    #[arg(value_name = "ARCHIVE")]
+    pub archive: PathBuf,
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[arg(value_name = "DEST")]
+    pub destination: PathBuf,
 }

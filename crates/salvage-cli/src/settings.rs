@@ -21,6 +21,8 @@ const DEFAULT_JOBS: usize = 4;
 pub struct Settings {
     pub snapshot: String,
     pub snapshot_options: SnapshotOptions,
+    /// When the snapshot is a base backup: how to replay it.
+    pub recovery: Option<salvage_recovery::RecoveryOptions>,
     pub target: DatabaseUrl,
     pub plan: PlanOptions,
     pub tenants: Vec<String>,
@@ -70,6 +72,7 @@ impl Settings {
                 "--target must be a postgres:// or postgresql:// URL"
             ))
         })?;
+        let recovery = crate::recovery::options(&common.recovery, &snapshot, Some(&target), None)?;
         let root_text = common.root.clone().or(config.root.clone()).ok_or_else(|| {
             Failure::bad_input(anyhow!(
                 "no root table: use --root TABLE (e.g. public.sites)"
@@ -138,6 +141,7 @@ impl Settings {
         Ok(Self {
             snapshot,
             snapshot_options,
+            recovery,
             target,
             plan,
             tenants,

@@ -3,7 +3,9 @@
 pub mod inspect;
 pub mod plan;
 pub mod restore;
+pub mod snapshot;
 pub mod verify;
+pub mod wal_fetch;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,13 +24,20 @@ pub async fn run(command: Command) -> Result<u8, Failure> {
         Command::Restore(args) => restore::run(&args).await,
         Command::Verify(args) => verify::run(&args).await,
         Command::Inspect(args) => inspect::run(&args).await,
+        Command::Snapshot(command) => snapshot::run(&command).await,
+        Command::WalFetch(args) => Ok(wal_fetch::run(&args)),
     }
 }
 
-/// Plans, with a progress display that is cleared whether planning succeeds or not.
+/// Plans, with a progress display that is cleared whether planning succeeds or not; a base
+/// backup snapshot's recovery instance is started first.
 async fn prepare_shown(settings: &Settings, display: Display) -> Result<Prepared, Failure> {
+    let recovery = match &settings.recovery {
+        Some(options) => Some(crate::recovery::start(options.clone()).await?),
+        None => None,
+    };
     let progress = PlanProgress::new(display);
-    let prepared = prepare(settings, &progress).await;
+    let prepared = prepare(settings, recovery, &progress).await;
     progress.finish();
     prepared
 }
