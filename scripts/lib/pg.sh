@@ -39,6 +39,20 @@ MSG
 }
 
 # Runs a command as the cluster's owner: `postgres` when we are root, ourselves otherwise.
+# Makes sure pgBackRest is installed (the point-in-time tests restore from a pgBackRest
+# repository): Debian's pgbackrest package when we can install it, else it says what to do.
+pg_require_pgbackrest() {
+    command -v pgbackrest >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "pgBackRest not found: installing Debian's pgbackrest package" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest >&2 || true
+    fi
+    command -v pgbackrest >/dev/null 2>&1 && return 0
+    echo "error: pgbackrest was not found: install it (e.g. apt-get install pgbackrest)" >&2
+    return 1
+}
+
 pg_as_owner() {
     if [ "$(id -u)" = 0 ]; then
         runuser -u postgres -- "$@"
