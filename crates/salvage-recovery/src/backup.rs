@@ -93,7 +93,10 @@ impl Backup {
         match self {
             Self::Plain(_) => "pg_basebackup, plain format".to_owned(),
             Self::Tar { base, .. } => {
-                let name = base.file_name().and_then(|name| name.to_str()).unwrap_or("");
+                let name = base
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .unwrap_or("");
                 match Compression::strip(name).1 {
                     Compression::None => "pg_basebackup, tar format".to_owned(),
                     compression => format!("pg_basebackup, tar format, {compression}"),

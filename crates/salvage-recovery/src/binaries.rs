@@ -12,6 +12,9 @@ use std::process::Command;
 
 use crate::{Error, Result};
 
+/// The oldest major version replayed: the first with `recovery.signal`.
+pub const OLDEST: u32 = 12;
+
 /// A directory with `postgres`, `pg_ctl` and `pg_controldata` of one major version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerBinaries {
@@ -30,6 +33,12 @@ impl ServerBinaries {
 
 /// Finds the binaries of `major`; `version_file` names where the version was read.
 pub fn find(major: u32, pg_bin: Option<&Path>, version_file: &Path) -> Result<ServerBinaries> {
+    if major < OLDEST {
+        return Err(Error::Invalid(format!(
+            "the backup is PostgreSQL {major} ({}): salvage replays backups of PostgreSQL {OLDEST} and later (recovery.signal)",
+            version_file.display()
+        )));
+    }
     let mut looked = Vec::new();
     let candidates: Vec<PathBuf> = match pg_bin {
         Some(dir) => vec![dir.to_owned()],
@@ -81,10 +90,7 @@ pub fn find(major: u32, pg_bin: Option<&Path>, version_file: &Path) -> Result<Se
 fn pg_config_bindir() -> Option<PathBuf> {
     let output = Command::new("pg_config").arg("--bindir").output().ok()?;
     let text = String::from_utf8(output.stdout).ok()?;
-    output
-        .status
-        .success()
-        .then(|| PathBuf::from(text.trim()))
+    output.status.success().then(|| PathBuf::from(text.trim()))
 }
 
 /// `postgres --version` in `dir`: (`15.18`, 15).

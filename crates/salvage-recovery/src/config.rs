@@ -112,7 +112,12 @@ pub(crate) fn write(
         &auto,
         "# salvage's recovery instance: its settings are in ../postgresql.conf\n",
     )?;
-    for stale in ["standby.signal", "recovery.conf", "postmaster.pid", "postmaster.opts"] {
+    for stale in [
+        "standby.signal",
+        "recovery.conf",
+        "postmaster.pid",
+        "postmaster.opts",
+    ] {
         let path = data.join(stale);
         if path.exists() {
             std::fs::remove_file(&path).map_err(Error::io("remove", &path))?;
@@ -147,8 +152,14 @@ pub(crate) fn write(
         // The copy is thrown away: no durability needed.
         ("fsync", "off".to_owned()),
         ("shared_preload_libraries", String::new()),
-        ("max_connections", controls.max_connections.max(50).to_string()),
-        ("max_worker_processes", controls.max_worker_processes.to_string()),
+        (
+            "max_connections",
+            controls.max_connections.max(50).to_string(),
+        ),
+        (
+            "max_worker_processes",
+            controls.max_worker_processes.to_string(),
+        ),
         ("max_wal_senders", controls.max_wal_senders.to_string()),
         (
             "max_prepared_transactions",
@@ -173,9 +184,8 @@ pub(crate) fn write(
         ("cluster_name", "salvage-recovery".to_owned()),
     ];
     settings.extend(target.settings());
-    let mut text = String::from(
-        "# Written by salvage for a private, paused, read-only recovery instance.\n",
-    );
+    let mut text =
+        String::from("# Written by salvage for a private, paused, read-only recovery instance.\n");
     for (name, value) in settings {
         text.push_str(&format!("{name} = {}\n", quote(&value)));
     }

@@ -63,7 +63,11 @@ pub enum Error {
     #[error(
         "replay made no progress for {seconds} seconds (last replayed WAL location {lsn}); is the restore command waiting? (log: {log})"
     )]
-    Stalled { seconds: u64, lsn: String, log: PathBuf },
+    Stalled {
+        seconds: u64,
+        lsn: String,
+        log: PathBuf,
+    },
 
     /// The instance answered, but not as expected.
     #[error("the recovery instance: {0}")]
@@ -75,7 +79,10 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io {
             action,

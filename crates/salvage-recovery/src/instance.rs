@@ -178,6 +178,7 @@ impl RecoveryInstance {
             stall: options.stall_timeout,
             has_archive: options.wal != WalSource::BackupOnly
                 || matches!(options.backup, Backup::PgBackRest { .. }),
+            major: binaries.major,
         }
         .until_paused()
         .await?;
@@ -376,7 +377,11 @@ async fn materialise(
 
 /// The salvage binary as the server's user can run it: itself, or a copy in the instance's
 /// directory when that user cannot reach it (a binary under /root, say).
-async fn helper_for(options: &RecoveryOptions, layout: &Layout, user: ServerUser) -> Result<PathBuf> {
+async fn helper_for(
+    options: &RecoveryOptions,
+    layout: &Layout,
+    user: ServerUser,
+) -> Result<PathBuf> {
     if !matches!(options.wal, WalSource::Archive(_)) || user.ids.is_none() {
         return Ok(options.helper.clone());
     }
@@ -384,7 +389,11 @@ async fn helper_for(options: &RecoveryOptions, layout: &Layout, user: ServerUser
     let mut command = tokio::process::Command::new(&helper);
     command.arg("--version").stdin(std::process::Stdio::null());
     user.apply_async(&mut command);
-    if command.output().await.is_ok_and(|output| output.status.success()) {
+    if command
+        .output()
+        .await
+        .is_ok_and(|output| output.status.success())
+    {
         return Ok(helper);
     }
     let copy = layout.root.join("salvage");
@@ -449,7 +458,9 @@ fn own_tree(root: &Path, user: ServerUser) -> Result<()> {
     Ok(())
 }
 
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| Error::Invalid(format!("a preparation task failed: {error}")))?

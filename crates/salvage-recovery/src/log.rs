@@ -113,7 +113,8 @@ impl LogFacts {
             self.paused = true;
         } else if let Some(rest) = message.strip_prefix("redo done at ") {
             self.redo_done_at = rest.split_whitespace().next().map(ToOwned::to_owned);
-        } else if let Some(rest) = message.strip_prefix("last completed transaction was at log time ")
+        } else if let Some(rest) =
+            message.strip_prefix("last completed transaction was at log time ")
         {
             self.last_completed_transaction = Some(rest.trim().to_owned());
         } else if let Some(rest) = message.strip_prefix("consistent recovery state reached at ") {

@@ -153,7 +153,9 @@ impl TarFiles {
             .chain(self.tablespaces.iter().map(|(_, path)| path))
             .chain(&self.wal)
         {
-            total += std::fs::metadata(path).map_err(Error::io("read", path))?.len();
+            total += std::fs::metadata(path)
+                .map_err(Error::io("read", path))?
+                .len();
         }
         Ok(total)
     }
@@ -165,15 +167,21 @@ pub(crate) fn unpack_tar(files: &TarFiles, to: &mut Destination<'_>) -> Result<(
     create_dir(to.data)?;
     let mut done = 0;
     let mut version_seen = false;
-    unpack(&files.base, to.data, to, &mut done, &mut |relative, path, to| {
-        if relative == Path::new("PG_VERSION") {
-            let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
-            let file = files.base.join("PG_VERSION");
-            (to.version)(major_version(&text, &file)?, &file)?;
-            version_seen = true;
-        }
-        Ok(())
-    })?;
+    unpack(
+        &files.base,
+        to.data,
+        to,
+        &mut done,
+        &mut |relative, path, to| {
+            if relative == Path::new("PG_VERSION") {
+                let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
+                let file = files.base.join("PG_VERSION");
+                (to.version)(major_version(&text, &file)?, &file)?;
+                version_seen = true;
+            }
+            Ok(())
+        },
+    )?;
     if !version_seen {
         return Err(Error::Backup {
             path: files.base.clone(),
@@ -210,7 +218,10 @@ fn unpack(
     done: &mut u64,
     check: &mut EntryCheck<'_>,
 ) -> Result<()> {
-    let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("");
     let compression = Compression::strip(name).1;
     let file = std::fs::File::open(path).map_err(Error::io("open", path))?;
     let before = *done;
@@ -240,13 +251,8 @@ fn unpack(
             return Err(Error::Cancelled);
         }
         let mut entry = entry.map_err(|error| damaged(&error))?;
-        let relative = entry
-            .path()
-            .map_err(|error| damaged(&error))?
-            .into_owned();
-        let unpacked = entry
-            .unpack_in(into)
-            .map_err(|error| damaged(&error))?;
+        let relative = entry.path().map_err(|error| damaged(&error))?.into_owned();
+        let unpacked = entry.unpack_in(into).map_err(|error| damaged(&error))?;
         if !unpacked {
             return Err(Error::Tar {
                 path: path.to_owned(),
@@ -264,7 +270,10 @@ fn unpack(
         }
     }
     // Count the whole file as done, whatever the decoder left unread at the end.
-    *done = before + std::fs::metadata(path).map_err(Error::io("read", path))?.len();
+    *done = before
+        + std::fs::metadata(path)
+            .map_err(Error::io("read", path))?
+            .len();
     (to.progress)(*done);
     Ok(())
 }
@@ -307,7 +316,8 @@ mod tests {
     }
 
     fn unpack_into(dir: &Path) -> Result<u32> {
-        let Some(crate::Backup::Tar { base, .. }) = crate::Backup::recognise(dir.to_str().expect("UTF-8"))
+        let Some(crate::Backup::Tar { base, .. }) =
+            crate::Backup::recognise(dir.to_str().expect("UTF-8"))
         else {
             panic!("not a tar backup");
         };
@@ -366,8 +376,11 @@ mod tests {
                     }
                     _ => zstd::encode_all(&bytes[..], 3).expect("compress"),
                 };
-                std::fs::write(dir.path().join(format!("{name}.tar{extension}")), compressed)
-                    .expect("write");
+                std::fs::write(
+                    dir.path().join(format!("{name}.tar{extension}")),
+                    compressed,
+                )
+                .expect("write");
             }
             assert_eq!(unpack_into(dir.path()).expect("unpack"), 15, "{extension}");
         }

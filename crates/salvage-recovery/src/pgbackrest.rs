@@ -73,7 +73,9 @@ impl Repository<'_> {
         let mut command = self.command();
         command.args(["--output=json", "info"]);
         let text = self.run(&mut command, "info").await?;
-        let bad = |reason: String| Error::program(format!("pgbackrest info (stanza {})", self.stanza), reason);
+        let bad = |reason: String| {
+            Error::program(format!("pgbackrest info (stanza {})", self.stanza), reason)
+        };
         let info: serde_json::Value = serde_json::from_str(&text)
             .map_err(|error| bad(format!("output is not JSON: {error}")))?;
         let stanza = info
@@ -83,7 +85,9 @@ impl Repository<'_> {
         let backups = stanza["backup"].as_array().map_or(0, Vec::len);
         if backups == 0 {
             let message = stanza["status"]["message"].as_str().unwrap_or("no backups");
-            return Err(bad(format!("the stanza has no backup to restore ({message})")));
+            return Err(bad(format!(
+                "the stanza has no backup to restore ({message})"
+            )));
         }
         let latest = &stanza["backup"][backups - 1]["database"]["id"];
         let db = stanza["db"]

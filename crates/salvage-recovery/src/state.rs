@@ -122,7 +122,9 @@ pub fn list() -> Result<Vec<InstanceState>> {
     };
     let mut states = Vec::new();
     for entry in entries {
-        let path = entry.map_err(Error::io("read the state directory", &dir))?.path();
+        let path = entry
+            .map_err(Error::io("read the state directory", &dir))?
+            .path();
         if path.extension().is_none_or(|extension| extension != "json") {
             continue;
         }

@@ -33,6 +33,8 @@ pub(crate) struct Wait<'a> {
     pub stall: Duration,
     /// Whether WAL beyond the backup's own was offered (for the hint when it ran out).
     pub has_archive: bool,
+    /// The server's major version (`pg_get_wal_replay_pause_state()` is 14 and later).
+    pub major: u32,
 }
 
 /// Where replay paused, and the role to read the snapshot as.
@@ -66,7 +68,7 @@ impl Wait<'_> {
             }
             let mut state = None;
             if let Some((conn, _)) = &mut connection {
-                match read_state(conn).await {
+                match read_state(conn, self.major).await {
                     Ok(read) => state = Some(read),
                     // The server went away under the connection: the next round says why.
                     Err(_) => connection = None,
@@ -125,10 +127,7 @@ impl Wait<'_> {
             if last_change.elapsed() > self.stall {
                 return Err(Error::Stalled {
                     seconds: self.stall.as_secs(),
-                    lsn: progress
-                        .lsn
-                        .clone()
-                        .unwrap_or_else(|| "unknown".to_owned()),
+                    lsn: progress.lsn.clone().unwrap_or_else(|| "unknown".to_owned()),
                     log: self.log.path().to_owned(),
                 });
             }
@@ -142,9 +141,7 @@ impl Wait<'_> {
         for user in self.users {
             match connect(&self.socket, user, "template1").await {
                 Ok(connection) => return Ok(Some((connection, user.clone()))),
-                Err(sqlx::Error::Database(error))
-                    if error.code().as_deref() == Some("28000") =>
-                {
+                Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("28000") => {
                     missing.push(user.as_str());
                 }
                 // Not up yet (no socket, "the database system is starting up"…).
@@ -282,18 +279,26 @@ pub(crate) async fn connect(
     }
 }
 
-async fn read_state(connection: &mut PgConnection) -> std::result::Result<State, sqlx::Error> {
+async fn read_state(
+    connection: &mut PgConnection,
+    major: u32,
+) -> std::result::Result<State, sqlx::Error> {
+    let pause_state = if major >= 14 {
+        "pg_catalog.pg_get_wal_replay_pause_state()"
+    } else {
+        "CASE WHEN pg_catalog.pg_is_wal_replay_paused() THEN 'paused' ELSE 'not paused' END"
+    };
     let (in_recovery, pause_state, lsn, last_transaction_at): (
         bool,
         String,
         Option<String>,
         Option<String>,
-    ) = sqlx::query_as(
+    ) = sqlx::query_as(&format!(
         "SELECT pg_catalog.pg_is_in_recovery(), \
-         CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_get_wal_replay_pause_state() ELSE 'not paused' END, \
+         CASE WHEN pg_catalog.pg_is_in_recovery() THEN {pause_state} ELSE 'not paused' END, \
          pg_catalog.pg_last_wal_replay_lsn()::text, \
          pg_catalog.to_char(pg_catalog.pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
-    )
+    ))
     .fetch_one(connection)
     .await?;
     Ok(State {

@@ -117,7 +117,10 @@ mod tests {
         std::fs::write(&zst, b"not zstd at all").expect("write");
         std::fs::remove_file(&destination).expect("remove");
         let error = fetch(archive.path(), SEGMENT, &destination).expect_err("damaged");
-        assert!(error.to_string().contains(&format!("{SEGMENT}.zst")), "{error}");
+        assert!(
+            error.to_string().contains(&format!("{SEGMENT}.zst")),
+            "{error}"
+        );
         assert_eq!(std::fs::read_dir(pg_wal.path()).expect("list").count(), 0);
     }
 
