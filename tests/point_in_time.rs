@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use salvage_testkit::tracker_on;
 use sqlx::Connection;
 use support::archiving::{
     ArchivingCluster, STANZA, as_postgres, give_to_postgres, processes_under,
@@ -20,7 +21,6 @@ use support::{
     Run, TestDatabase, all_rows, assert_only_added, assert_same_rows, read_json, salvage_with_env,
     tracker_owned,
 };
-use salvage_testkit::tracker_on;
 
 /// The sites the script deletes, and the users that went with two of them.
 const VICTIMS: &str = "3, 7, 11";
@@ -120,7 +120,12 @@ impl Scratch {
         assert!(left.is_empty(), "salvage left {left:?} behind");
         let states = self.runtime.join("salvage/snapshots");
         let states: Vec<_> = std::fs::read_dir(&states)
-            .map(|entries| entries.filter_map(Result::ok).map(|entry| entry.path()).collect())
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.path())
+                    .collect()
+            })
             .unwrap_or_default();
         assert!(states.is_empty(), "state files left: {states:?}");
         let processes = processes_under(&self.tmp);
@@ -172,7 +177,9 @@ async fn assert_restored(
         .scalar("SELECT count(*) FROM issues WHERE title = 'filed after the backup'")
         .await;
     assert_eq!(late, 9);
-    let renamed: String = restored.scalar("SELECT name FROM sites WHERE id = 11").await;
+    let renamed: String = restored
+        .scalar("SELECT name FROM sites WHERE id = 11")
+        .await;
     assert_eq!(renamed, "Site 11, renamed after the backup");
 }
 
@@ -192,7 +199,10 @@ fn compress_archive(archive: &Path, first: &str) -> usize {
     segments.sort();
     for (index, segment) in segments.iter().enumerate() {
         let bytes = std::fs::read(segment).expect("read a segment");
-        let name = segment.file_name().and_then(|name| name.to_str()).expect("a name");
+        let name = segment
+            .file_name()
+            .and_then(|name| name.to_str())
+            .expect("a name");
         if index % 2 == 0 {
             let file = std::fs::File::create(archive.join(format!("{name}.gz"))).expect("create");
             let mut encoder = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
@@ -230,10 +240,12 @@ async fn run_the_script(live: &TestDatabase) -> i64 {
 
 /// The stop time of the stanza's latest backup, from `pgbackrest info`.
 fn pgbackrest_stop_time(config: &Path) -> f64 {
-    let text = support::archiving::run(as_postgres("pgbackrest")
-        .arg(format!("--config={}", config.display()))
-        .arg(format!("--stanza={STANZA}"))
-        .args(["--output=json", "info"]));
+    let text = support::archiving::run(
+        as_postgres("pgbackrest")
+            .arg(format!("--config={}", config.display()))
+            .arg(format!("--stanza={STANZA}"))
+            .args(["--output=json", "info"]),
+    );
     let info: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     info[0]["backup"]
         .as_array()
@@ -262,7 +274,11 @@ async fn restores_deleted_sites_as_they_were_the_moment_before_the_script() {
     // pgBackRest picks its backup set by whole seconds: the target must be a second past it.
     let stop = pgbackrest_stop_time(cluster.pgbackrest_config.as_ref().expect("configured"));
     let deadline = Instant::now() + Duration::from_secs(5);
-    while live.scalar::<f64>("SELECT extract(epoch FROM now())::float8").await < stop + 1.0 {
+    while live
+        .scalar::<f64>("SELECT extract(epoch FROM now())::float8")
+        .await
+        < stop + 1.0
+    {
         assert!(Instant::now() < deadline, "the clock does not move");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -289,14 +305,26 @@ async fn restores_deleted_sites_as_they_were_the_moment_before_the_script() {
     let tar_text = tar.display().to_string();
     let pgbackrest = format!("pgbackrest:{STANZA}");
     let runs: [(&str, &str, Vec<&str>); 4] = [
-        ("plain", &plain_text, vec!["--wal-archive", &archive, "--until", &until]),
-        ("tar", &tar_text, vec!["--wal-archive", &archive, "--until", &until]),
+        (
+            "plain",
+            &plain_text,
+            vec!["--wal-archive", &archive, "--until", &until],
+        ),
+        (
+            "tar",
+            &tar_text,
+            vec!["--wal-archive", &archive, "--until", &until],
+        ),
         (
             "pgbackrest",
             &pgbackrest,
             vec!["--pgbackrest-config", &pgbackrest_config, "--until", &until],
         ),
-        ("xid", &plain_text, vec!["--wal-archive", &archive, "--until-xid", &xid_text]),
+        (
+            "xid",
+            &plain_text,
+            vec!["--wal-archive", &archive, "--until-xid", &xid_text],
+        ),
     ];
     for (name, snapshot, flags) in runs {
         let restored = live.snapshot(name).await;
@@ -305,14 +333,23 @@ async fn restores_deleted_sites_as_they_were_the_moment_before_the_script() {
             scratch.salvage_reporting(&restore_args(snapshot, &restored, &live.name, &flags));
         assert_eq!(run.code, 0, "{name}: {run}");
         eprintln!("{name}: restored in {:.1}s", clock.elapsed().as_secs_f64());
-        assert!(run.stdout.contains("Restored 3 of 3 tenants"), "{name}: {run}");
+        assert!(
+            run.stdout.contains("Restored 3 of 3 tenants"),
+            "{name}: {run}"
+        );
         // The plan and the report say what the snapshot is and where replay stopped: before
         // the script's own commit.
         assert!(run.stdout.contains("backup    "), "{name}: {run}");
-        assert!(run.stdout.contains("replayed  to WAL location"), "{name}: {run}");
+        assert!(
+            run.stdout.contains("replayed  to WAL location"),
+            "{name}: {run}"
+        );
         let recovery = &report["recovery"];
         assert_eq!(recovery["backup"], serde_json::json!(snapshot), "{report}");
-        assert!(recovery["label"].is_string() && recovery["start_time"].is_string(), "{report}");
+        assert!(
+            recovery["label"].is_string() && recovery["start_time"].is_string(),
+            "{report}"
+        );
         let reason = recovery["stopped"]["reason"].as_str().expect("a reason");
         assert!(
             reason.starts_with(&format!("before commit of transaction {xid},")),
@@ -356,13 +393,20 @@ async fn refuses_targets_it_cannot_reach_and_keeps_an_instance_up_on_request() {
     assert_eq!(run.code, 2, "{run}");
     assert!(run.stderr.contains("replay did not reach"), "{run}");
     assert!(run.stderr.contains("last replayed WAL location"), "{run}");
-    assert!(run.stderr.contains("last replayed transaction committed at 2"), "{run}");
+    assert!(
+        run.stderr
+            .contains("last replayed transaction committed at 2"),
+        "{run}"
+    );
     scratch.assert_nothing_left();
 
     // A gap in the archive: the segment the work after the backup went into is missing.
     let gap = cluster.root.join("archive-with-a-gap");
     std::fs::create_dir(&gap).expect("mkdir");
-    for entry in std::fs::read_dir(&cluster.archive).expect("list").filter_map(Result::ok) {
+    for entry in std::fs::read_dir(&cluster.archive)
+        .expect("list")
+        .filter_map(Result::ok)
+    {
         if entry.file_name().to_string_lossy() != gap_segment {
             std::fs::copy(entry.path(), gap.join(entry.file_name())).expect("copy");
         }
@@ -372,18 +416,29 @@ async fn refuses_targets_it_cannot_reach_and_keeps_an_instance_up_on_request() {
         &plain_text,
         &target,
         &live.name,
-        &["--wal-archive", gap.to_str().expect("UTF-8"), "--until", &until],
+        &[
+            "--wal-archive",
+            gap.to_str().expect("UTF-8"),
+            "--until",
+            &until,
+        ],
     ));
     assert_eq!(run.code, 2, "{run}");
     assert!(
-        run.stderr.contains(&format!("the WAL archive has no {gap_segment}")),
+        run.stderr
+            .contains(&format!("the WAL archive has no {gap_segment}")),
         "{run}"
     );
     scratch.assert_nothing_left();
 
     // A backup of PostgreSQL 14, whose binaries are not installed.
     let old = cluster.root.join("backups/pretends-to-be-14");
-    support::archiving::run(std::process::Command::new("cp").arg("-a").arg(&plain).arg(&old));
+    support::archiving::run(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&plain)
+            .arg(&old),
+    );
     std::fs::write(old.join("PG_VERSION"), "14\n").expect("write PG_VERSION");
     let run = scratch.salvage(&restore_args(
         old.to_str().expect("UTF-8"),
@@ -395,7 +450,11 @@ async fn refuses_targets_it_cannot_reach_and_keeps_an_instance_up_on_request() {
     assert!(run.stderr.contains("PostgreSQL 14"), "{run}");
     assert!(run.stderr.contains("--pg-bin"), "{run}");
     scratch.assert_nothing_left();
-    assert_eq!(all_rows(&target).await, before, "a refused run wrote something");
+    assert_eq!(
+        all_rows(&target).await,
+        before,
+        "a refused run wrote something"
+    );
 
     // Kept up for a whole incident: start, read, refuse writes, plan against it, stop.
     let dir = cluster.root.join("salvage-tmp/incident");
@@ -434,16 +493,22 @@ async fn refuses_targets_it_cannot_reach_and_keeps_an_instance_up_on_request() {
     );
     let _ = connection.close().await;
     let listed = scratch.salvage(&["snapshot".to_owned(), "list".to_owned()]);
-    assert!(listed.stdout.contains(dir.to_str().expect("UTF-8")), "{listed}");
+    assert!(
+        listed.stdout.contains(dir.to_str().expect("UTF-8")),
+        "{listed}"
+    );
     assert!(listed.stdout.contains("running"), "{listed}");
 
-    let mut plan = restore_args(&url, &target, &live.name, &[]);
-    plan[0] = "plan".to_owned();
-    plan.retain(|arg| arg != "--yes");
-    plan.drain(3..5); // no --snapshot-dbname for a URL
-    let planned = scratch.salvage(&plan);
+    let mut plan_args = restore_args(&url, &target, &live.name, &[]);
+    plan_args[0] = "plan".to_owned();
+    plan_args.retain(|arg| arg != "--yes");
+    plan_args.drain(3..5); // no --snapshot-dbname for a URL
+    let planned = scratch.salvage(&plan_args);
     assert_eq!(planned.code, 0, "{planned}");
-    assert!(planned.stdout.contains("replayed  to WAL location"), "{planned}");
+    assert!(
+        planned.stdout.contains("replayed  to WAL location"),
+        "{planned}"
+    );
 
     let stopped = scratch.salvage(&[
         "snapshot".to_owned(),

@@ -1,6 +1,6 @@
 //! A private PostgreSQL cluster that archives its WAL — `archive_command = 'cp %p DIR/%f'`,
 //! and into a pgBackRest repository too when asked — for the point-in-time scenarios: the
-//! tests' usual server archives nothing. It is started with initdb and pg_ctl (as the
+//! tests' usual server archives nothing. It is started with `initdb` and `pg_ctl` (as the
 //! `postgres` OS user when the tests run as root), on a free port, in a directory of its own,
 //! and removed when dropped.
 
@@ -60,7 +60,9 @@ pub fn run(command: &mut Command) -> String {
 /// the server and its restore command can read what a test copied.
 pub fn give_to_postgres(path: &Path) {
     if running_as_root() {
-        run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(path));
+        run(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path));
     }
 }
 
@@ -82,7 +84,10 @@ fn server_bin() -> PathBuf {
             .unwrap_or(0)
     });
     if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
-        candidates.insert(0, PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+        candidates.insert(
+            0,
+            PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()),
+        );
     }
     candidates
         .into_iter()
@@ -143,10 +148,13 @@ impl ArchivingCluster {
         });
         give_to_postgres(&root);
         let data = root.join("data");
-        run(as_postgres(bin.join("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale"]));
+        run(as_postgres(bin.join("initdb")).arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-locale",
+        ]));
         let mut archive_command = format!("cp %p {}/%f", archive.display());
         if let Some(config) = &pgbackrest_config {
             archive_command.push_str(&format!(
@@ -203,7 +211,10 @@ impl ArchivingCluster {
 
     /// A full pgBackRest backup.
     pub fn pgbackrest_backup(&self) {
-        let config = self.pgbackrest_config.as_ref().expect("pgBackRest configured");
+        let config = self
+            .pgbackrest_config
+            .as_ref()
+            .expect("pgBackRest configured");
         run(as_postgres("pgbackrest")
             .arg(format!("--config={}", config.display()))
             .arg(format!("--stanza={STANZA}"))
@@ -260,7 +271,13 @@ pub fn processes_under(path: &Path) -> Vec<String> {
     };
     entries
         .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter_map(|entry| {
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
             let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");

@@ -57,7 +57,7 @@ pub struct InspectArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct Common {
     /// The snapshot: a postgres:// or postgresql:// URL, a pg_dump archive, or a base backup
-    /// (a pg_basebackup directory, plain or tar format, or pgbackrest:STANZA).
+    /// (a `pg_basebackup` directory, plain or tar format, or pgbackrest:STANZA).
     #[arg(long, value_name = "SRC")]
     pub snapshot: Option<String>,
     /// URL of the live database [default: `$DATABASE_URL`].
@@ -143,7 +143,7 @@ pub struct RecoveryArgs {
     /// (compressed .gz/.zst/.lz4 segments too).
     #[arg(long, value_name = "DIR", conflicts_with = "restore_command")]
     pub wal_archive: Option<PathBuf>,
-    /// Any PostgreSQL restore_command (%f, %p) that fetches archived WAL.
+    /// Any PostgreSQL `restore_command` (%f, %p) that fetches archived WAL.
     #[arg(long, value_name = "CMD")]
     pub restore_command: Option<String>,
     /// Replay up to TIME: stop before the first transaction that committed at or after it
@@ -170,6 +170,10 @@ pub struct RecoveryArgs {
     pub pgbackrest_config: Option<PathBuf>,
 }
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per run; boxing would only obscure the arguments"
+)]
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
     /// Start a paused, read-only recovery instance of a base backup and print its URL.
@@ -182,7 +186,7 @@ pub enum SnapshotCommand {
 
 #[derive(Debug, Args)]
 pub struct SnapshotStartArgs {
-    /// The base backup: a pg_basebackup directory (plain or tar format) or pgbackrest:STANZA.
+    /// The base backup: a `pg_basebackup` directory (plain or tar format) or pgbackrest:STANZA.
     #[arg(long, value_name = "BACKUP")]
     pub from: String,
     #[command(flatten)]

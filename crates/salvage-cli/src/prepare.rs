@@ -25,7 +25,10 @@ pub struct Prepared {
     /// What a base backup snapshot is (also for a URL of `salvage snapshot start`'s).
     pub recovery_facts: Option<SnapshotFacts>,
     /// The recovery instance the snapshot reads; stopped and removed when this goes.
-    #[allow(dead_code, reason = "a guard: held to be dropped when the command ends")]
+    #[allow(
+        dead_code,
+        reason = "a guard: held to be dropped when the command ends"
+    )]
     pub recovery: Option<RecoveryInstance>,
 }
 
@@ -40,7 +43,9 @@ pub async fn prepare(
     let live_catalog = salvage_pg::introspect(&mut live).await.bad_input()?;
     let snapshot_text = recovery
         .as_ref()
-        .map_or(settings.snapshot.as_str(), |instance| instance.url().secret());
+        .map_or(settings.snapshot.as_str(), |instance| {
+            instance.url().secret()
+        });
     let snapshot = Snapshot::open_with(snapshot_text, settings.snapshot_options)
         .await
         .map_err(|error| Failure::bad_input(anyhow!("the snapshot: {error}")))?;

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use salvage_closure::{CrossTenantRows, RestorePlan, TableCounts};
 use salvage_merge::{TenantOutcome, TenantStatus};
-use salvage_recovery::SnapshotFacts;
 use salvage_plan::{Cycle, DeferredConstraint, Note, Relation, Role, RootInfo};
+use salvage_recovery::SnapshotFacts;
 use salvage_verify::TenantCheck;
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! What a base backup is: a pg_basebackup directory in plain format, one in tar format
+//! What a base backup is: a `pg_basebackup` directory in plain format, one in tar format
 //! (`base.tar` and tablespace tars, `pg_wal.tar`, each maybe compressed), or a pgBackRest
 //! stanza — and what its `backup_label` says about it.
 

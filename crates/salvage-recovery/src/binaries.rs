@@ -4,7 +4,7 @@
 //! for, in this order: `--pg-bin DIR` (only there, when given), every directory of `PATH`
 //! with a `postgres`, `pg_config --bindir`, Debian's `/usr/lib/postgresql/N/bin`, and the
 //! PGDG RPMs' `/usr/pgsql-N/bin`. PostgreSQL refuses to run as root: run as root, salvage
-//! runs the server (and pg_ctl, pgBackRest) as the `postgres` OS user and gives it the
+//! runs the server (and `pg_ctl`, pgBackRest) as the `postgres` OS user and gives it the
 //! instance's files.
 
 use std::path::{Path, PathBuf};
@@ -40,20 +40,19 @@ pub fn find(major: u32, pg_bin: Option<&Path>, version_file: &Path) -> Result<Se
         )));
     }
     let mut looked = Vec::new();
-    let candidates: Vec<PathBuf> = match pg_bin {
-        Some(dir) => vec![dir.to_owned()],
-        None => {
-            let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-                .map(|path| std::env::split_paths(&path).collect())
-                .unwrap_or_default();
-            dirs.retain(|dir| dir.join("postgres").is_file());
-            if let Some(dir) = pg_config_bindir() {
-                dirs.push(dir);
-            }
-            dirs.push(PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")));
-            dirs.push(PathBuf::from(format!("/usr/pgsql-{major}/bin")));
-            dirs
+    let candidates: Vec<PathBuf> = if let Some(dir) = pg_bin {
+        vec![dir.to_owned()]
+    } else {
+        let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).collect())
+            .unwrap_or_default();
+        dirs.retain(|dir| dir.join("postgres").is_file());
+        if let Some(dir) = pg_config_bindir() {
+            dirs.push(dir);
         }
+        dirs.push(PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")));
+        dirs.push(PathBuf::from(format!("/usr/pgsql-{major}/bin")));
+        dirs
     };
     for dir in candidates {
         match server_version(&dir) {

@@ -1,6 +1,6 @@
 //! The compressions a base backup's tar files and archived WAL segments come in, known by
-//! their file name's extension, and readers that undo them. pg_basebackup 15 writes
-//! `base.tar.gz`, `.lz4` and `.zst` (pg_wal.tar only as `.gz`); archive commands commonly gzip
+//! their file name's extension, and readers that undo them. `pg_basebackup` 15 writes
+//! `base.tar.gz`, `.lz4` and `.zst` (`pg_wal.tar` only as `.gz`); archive commands commonly gzip
 //! or zstd their segments.
 
 use std::fmt;

@@ -19,6 +19,7 @@ pub const PORT: u16 = 5432;
 
 /// Settings a hot standby must have at least as high as the backed-up server had them
 /// (`pg_controldata` tells those), or it refuses to start.
+#[allow(clippy::struct_field_names, reason = "the settings' own names")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ControlSettings {
     pub max_connections: u32,

@@ -8,7 +8,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The backup is not one salvage can read (no backup_label, an unknown file, ...).
+    /// The backup is not one salvage can read (no `backup_label`, an unknown file, ...).
     #[error("{path}: {reason}")]
     Backup { path: PathBuf, reason: String },
 

@@ -190,7 +190,7 @@ impl RecoveryInstance {
             )));
         }
         let url = socket_url(&layout.socket_dir(), &paused.user, &options.database);
-        state.url = url.secret().to_owned();
+        url.secret().clone_into(&mut state.url);
         state.facts.stopped = paused.stop;
         state.save()?;
         Ok(Self {

@@ -1,6 +1,6 @@
 //! A physical base backup and its WAL, replayed to a chosen moment, as a snapshot.
 //!
-//! salvage copies (or clones) a pg_basebackup backup — plain or tar format — or has
+//! salvage copies (or clones) a `pg_basebackup` backup — plain or tar format — or has
 //! pgBackRest restore one, into a private directory of its own; configures targeted recovery
 //! (`recovery_target_action = pause`, hot standby, archiving off, a private socket, no TCP);
 //! runs the `postgres` of the backup's major version; waits until replay has paused; checks

@@ -1,4 +1,4 @@
-//! Puts a pg_basebackup backup into the instance's own data directory: a plain backup is
+//! Puts a `pg_basebackup` backup into the instance's own data directory: a plain backup is
 //! copied file by file (`std::fs::copy`, which on Linux is `copy_file_range`: a clone on
 //! filesystems that share extents, such as btrfs and XFS, when both sides are on the same
 //! one), a tar backup is unpacked (decompressing gzip, lz4 or zstd as it reads). Tablespaces

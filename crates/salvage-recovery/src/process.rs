@@ -141,7 +141,9 @@ pub(crate) fn stop(bin_dir: &Path, data: &Path, user: ServerUser, pid: u32) -> R
         match command.output() {
             Ok(output) if output.status.success() => return Ok(()),
             Ok(output) => {
-                last = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+                String::from_utf8_lossy(&output.stderr)
+                    .trim()
+                    .clone_into(&mut last);
                 if !data.join("postmaster.pid").exists() || !crate::state::process_exists(pid) {
                     return Ok(());
                 }

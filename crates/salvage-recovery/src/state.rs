@@ -36,7 +36,8 @@ pub struct InstanceState {
     pub owner_pid: Option<u32>,
 }
 
-/// The state directory (created, mode 0700, when `create`).
+/// The state directory (see the module documentation).
+#[must_use]
 pub fn state_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("salvage").join("snapshots"),
@@ -77,6 +78,10 @@ impl InstanceState {
     }
 
     /// Writes the state file and the marker.
+    ///
+    /// # Panics
+    ///
+    /// Never: the state is plain data that always serializes.
     pub fn save(&self) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("instance state serializes");
         let marker = self.dir.join(MARKER);

@@ -46,7 +46,7 @@ pub(crate) struct Paused {
 
 struct State {
     in_recovery: bool,
-    pause_state: String,
+    paused: String,
     lsn: Option<String>,
     last_transaction_at: Option<String>,
 }
@@ -96,7 +96,7 @@ impl Wait<'_> {
                         state,
                     ));
                 }
-                if state.pause_state == "paused" {
+                if state.paused == "paused" {
                     // The log says where recovery stopped before the pause shows.
                     if self.log.facts.stopping.is_some() {
                         let stop = self.check_stop(conn, state).await?;
@@ -303,7 +303,7 @@ async fn read_state(
     .await?;
     Ok(State {
         in_recovery,
-        pause_state,
+        paused: pause_state,
         lsn,
         last_transaction_at,
     })

@@ -9,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::anyhow;
 use salvage_pg::DatabaseUrl;
-use salvage_recovery::state::{self, process_exists};
 use salvage_recovery::InstanceState;
+use salvage_recovery::state::{self, process_exists};
 
 use crate::args::{SnapshotCommand, SnapshotStartArgs, SnapshotStopArgs};
 use crate::failure::{Failure, OrBadInput, SUCCESS};
@@ -32,7 +32,9 @@ async fn start(args: &SnapshotStartArgs) -> Result<u8, Failure> {
     });
     let target = match target_text {
         Some(text) => Some(DatabaseUrl::parse(&text).ok_or_else(|| {
-            Failure::bad_input(anyhow!("--target must be a postgres:// or postgresql:// URL"))
+            Failure::bad_input(anyhow!(
+                "--target must be a postgres:// or postgresql:// URL"
+            ))
         })?),
         None => None,
     };
@@ -116,7 +118,10 @@ fn only_kept() -> Result<InstanceState, Failure> {
 fn list() -> Result<u8, Failure> {
     let states = state::list().bad_input()?;
     if states.is_empty() {
-        println!("No recovery instances (state directory {}).", state::state_dir().display());
+        println!(
+            "No recovery instances (state directory {}).",
+            state::state_dir().display()
+        );
         return Ok(SUCCESS);
     }
     let now = SystemTime::now()
@@ -133,7 +138,7 @@ fn list() -> Result<u8, Failure> {
     ]);
     for state in &states {
         let running = process_exists(state.pid);
-        let status = match (running, state.owner_pid) {
+        let condition = match (running, state.owner_pid) {
             (false, _) => "not running".to_owned(),
             (true, None) => "running".to_owned(),
             (true, Some(owner)) if process_exists(owner) => format!("used by salvage ({owner})"),
@@ -142,7 +147,7 @@ fn list() -> Result<u8, Failure> {
         let age = now.saturating_sub(state.started_at);
         table.row(vec![
             state.dir.display().to_string(),
-            status,
+            condition,
             format!("{}m", age / 60),
             state.facts.backup.clone(),
             state.facts.target.clone(),

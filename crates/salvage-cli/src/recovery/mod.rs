@@ -52,9 +52,8 @@ pub fn options(
         (_, Some(command)) => WalSource::Command(command.clone()),
         _ => WalSource::BackupOnly,
     };
-    let target_options = target.and_then(|url| {
-        sqlx::postgres::PgConnectOptions::from_str(url.secret()).ok()
-    });
+    let target_options =
+        target.and_then(|url| sqlx::postgres::PgConnectOptions::from_str(url.secret()).ok());
     let database = args
         .snapshot_dbname
         .clone()
@@ -67,15 +66,14 @@ pub fn options(
             })
         })
         .unwrap_or_else(|| "postgres".to_owned());
-    let users = match &args.snapshot_user {
-        Some(user) => vec![user.clone()],
-        None => {
-            let mut users = vec!["postgres".to_owned()];
-            users.extend(target_options.map(|options| options.get_username().to_owned()));
-            users.extend(std::env::var("USER").ok());
-            users.dedup();
-            users
-        }
+    let users = if let Some(user) = &args.snapshot_user {
+        vec![user.clone()]
+    } else {
+        let mut users = vec!["postgres".to_owned()];
+        users.extend(target_options.map(|options| options.get_username().to_owned()));
+        users.extend(std::env::var("USER").ok());
+        users.dedup();
+        users
     };
     let helper = std::env::current_exe()
         .map_err(|error| Failure::bad_input(anyhow!("find the salvage binary: {error}")))?;

@@ -69,18 +69,15 @@ impl RecoveryReporter for RecoveryProgress {
             Step::Replaying => "recovery: replaying WAL to the target".to_owned(),
         };
         if let Some(bar) = &self.bar {
-            match step {
-                Step::Copying { bytes, .. } => {
-                    bar.set_length(bytes);
-                    bar.set_position(0);
-                    bar.set_style(style(
-                        "{spinner} copying the backup [{bar:30}] {bytes}/{total_bytes} ({eta})",
-                    ));
-                }
-                _ => {
-                    bar.set_style(style("{spinner} {msg}  {elapsed_precise}"));
-                    bar.set_message(text.trim_start_matches("recovery: ").to_owned());
-                }
+            if let Step::Copying { bytes, .. } = step {
+                bar.set_length(bytes);
+                bar.set_position(0);
+                bar.set_style(style(
+                    "{spinner} copying the backup [{bar:30}] {bytes}/{total_bytes} ({eta})",
+                ));
+            } else {
+                bar.set_style(style("{spinner} {msg}  {elapsed_precise}"));
+                bar.set_message(text.trim_start_matches("recovery: ").to_owned());
             }
         }
         self.line(true, &text);
