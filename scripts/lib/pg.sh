@@ -2,7 +2,8 @@
 # Start and stop a private, throwaway PostgreSQL cluster for tests, the demo and benchmarks.
 #
 # Source this file, then:
-#   pg_private_start NAME   # initdb + pg_ctl under target/pg/NAME, exports DATABASE_URL, PG_BIN
+#   pg_private_start NAME [OPTIONS]  # initdb + pg_ctl under target/pg/NAME, exports DATABASE_URL,
+#                                    # PG_BIN; OPTIONS are more postgres options (-c name=value)
 #   pg_private_stop NAME    # stops the cluster and removes its directory
 # initdb and pg_ctl refuse to run as root: as root they run as the `postgres` OS user, which
 # must own the cluster directory. The cluster listens on 127.0.0.1 at a free port and on a
@@ -39,6 +40,20 @@ MSG
 }
 
 # Runs a command as the cluster's owner: `postgres` when we are root, ourselves otherwise.
+# Makes sure pgBackRest is installed (the point-in-time tests restore from a pgBackRest
+# repository): Debian's pgbackrest package when we can install it, else it says what to do.
+pg_require_pgbackrest() {
+    command -v pgbackrest >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "pgBackRest not found: installing Debian's pgbackrest package" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest >&2 || true
+    fi
+    command -v pgbackrest >/dev/null 2>&1 && return 0
+    echo "error: pgbackrest was not found: install it (e.g. apt-get install pgbackrest)" >&2
+    return 1
+}
+
 pg_as_owner() {
     if [ "$(id -u)" = 0 ]; then
         runuser -u postgres -- "$@"
@@ -62,7 +77,7 @@ PY
 }
 
 pg_private_start() {
-    local name=$1 dir port
+    local name=$1 extra=${2:-} dir port
     pg_find_bin || return 1
     dir="$SALVAGE_ROOT/target/pg/$name"
     if [ -f "$dir/data/postmaster.pid" ]; then
@@ -89,7 +104,7 @@ pg_private_start() {
     pg_as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
         -o "-p $port -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=off \
             -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 \
-            -c shared_buffers=256MB -c max_locks_per_transaction=256" start >/dev/null ||
+            -c shared_buffers=256MB -c max_locks_per_transaction=256 $extra" start >/dev/null ||
         { tail -n 30 "$dir/server.log" >&2; return 1; }
     export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
     export PG_BIN

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 pub use salvage_testkit::{TestDatabase, rental, shapes, tracker};
 use sqlx::Connection;
 
+pub mod archiving;
 pub mod rental_incident;
 
 /// The result of running the salvage binary.

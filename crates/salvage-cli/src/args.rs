@@ -44,6 +44,13 @@ pub enum Command {
     /// Print the manual page (roff; e.g. `salvage man | man -l -`), or write one page per
     /// command into a directory.
     Man(ManArgs),
+    /// Keep a recovery instance of a base backup running for a whole incident.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Restore command of a recovery instance: copy WAL file NAME from ARCHIVE to DEST,
+    /// decompressing .gz/.zst/.lz4 (salvage sets this up itself for --wal-archive).
+    #[command(hide = true)]
+    WalFetch(WalFetchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,8 +84,9 @@ pub struct InspectArgs {
 /// What every command needs: where to read, where to write, which tenants.
 #[derive(Debug, Args, Clone, Default)]
 pub struct Common {
-    /// The snapshot: a database (postgres://… URL or host=… dbname=… string) or a pg_dump
-    /// archive (custom, directory, tar or plain file; - for standard input).
+    /// The snapshot: a database (postgres://… URL or host=… dbname=… string), a pg_dump
+    /// archive (custom, directory, tar or plain file; - for standard input), or a base
+    /// backup (a `pg_basebackup` directory, plain or tar format, or pgbackrest:STANZA).
     #[arg(long, value_name = "SRC", value_parser = secret)]
     pub snapshot: Option<SecretText>,
     /// The live database: a postgres://… URL, a host=… dbname=… string, or a database name
@@ -108,6 +116,8 @@ pub struct Common {
     /// to temporary files [default: 1GB].
     #[arg(long, value_name = "SIZE")]
     pub key_memory: Option<String>,
+    #[command(flatten)]
+    pub recovery: RecoveryArgs,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -159,4 +169,86 @@ pub struct VerifyArgs {
     /// Write a JSON report of the check to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+}
+
+/// How a base backup is replayed into a recovery instance (`--snapshot BACKUP`, or
+/// `snapshot start --from BACKUP`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RecoveryArgs {
+    /// A directory of archived WAL files, as `archive_command = 'cp %p DIR/%f'` writes them
+    /// (compressed .gz/.zst/.lz4 segments too).
+    #[arg(long, value_name = "DIR", conflicts_with = "restore_command")]
+    pub wal_archive: Option<PathBuf>,
+    /// Any PostgreSQL `restore_command` (%f, %p) that fetches archived WAL.
+    #[arg(long, value_name = "CMD")]
+    pub restore_command: Option<String>,
+    /// Replay up to TIME: stop before the first transaction that committed at or after it
+    /// (a timestamptz; without a zone, UTC).
+    #[arg(long, value_name = "TIME", group = "recovery_target")]
+    pub until: Option<String>,
+    /// Replay up to this WAL location, stopping before the record there.
+    #[arg(long, value_name = "LSN", group = "recovery_target")]
+    pub until_lsn: Option<String>,
+    /// Replay up to transaction XID, stopping before its commit (the bad script's own).
+    #[arg(long, value_name = "XID", group = "recovery_target")]
+    pub until_xid: Option<String>,
+    /// The database of the backup to read [default: the target's database name].
+    #[arg(long, value_name = "NAME")]
+    pub snapshot_dbname: Option<String>,
+    /// The role to read the backup as [default: its bootstrap superuser].
+    #[arg(long, value_name = "ROLE")]
+    pub snapshot_user: Option<String>,
+    /// The directory of the server binaries of the backup's major version.
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin: Option<PathBuf>,
+    /// pgBackRest's configuration file for a pgbackrest:STANZA snapshot.
+    #[arg(long, value_name = "FILE")]
+    pub pgbackrest_config: Option<PathBuf>,
+}
+
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per run; boxing would only obscure the arguments"
+)]
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Start a paused, read-only recovery instance of a base backup and print its URL.
+    Start(SnapshotStartArgs),
+    /// Stop a recovery instance and remove its directory.
+    Stop(SnapshotStopArgs),
+    /// Show the recovery instances running.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotStartArgs {
+    /// The base backup: a `pg_basebackup` directory (plain or tar format) or pgbackrest:STANZA.
+    #[arg(long, value_name = "BACKUP")]
+    pub from: String,
+    #[command(flatten)]
+    pub recovery: RecoveryArgs,
+    /// The instance's directory (new or empty) [default: a new one in $TMPDIR].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The live database, whose name is the default --snapshot-dbname [default:
+    /// `$DATABASE_URL`, else the database `postgres`].
+    #[arg(long, value_name = "URL", value_parser = secret)]
+    pub target: Option<SecretText>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotStopArgs {
+    /// The instance's directory [default: the only instance running].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WalFetchArgs {
+    #[arg(value_name = "ARCHIVE")]
+    pub archive: PathBuf,
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[arg(value_name = "DEST")]
+    pub destination: PathBuf,
 }

@@ -2,13 +2,15 @@
 //!
 //! 0: every tenant restored and verified. 1: some tenant failed or verification found a
 //! missing row (the others are committed). 2: bad input or usage — unknown tenant ID,
-//! unreachable database, bad configuration — and nothing was written.
+//! unreachable database, bad configuration — and nothing was written. 130: interrupted.
 
 use std::fmt;
 
 pub const SUCCESS: u8 = 0;
 pub const SOME_FAILED: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
+/// Stopped by Ctrl-C (or SIGTERM, SIGHUP): 128 + SIGINT, as a shell reports it.
+pub const INTERRUPTED: u8 = 130;
 
 /// An error with the exit code it ends the run with.
 pub struct Failure {

@@ -9,6 +9,7 @@ mod output;
 mod preflight;
 mod prepare;
 mod progress;
+mod recovery;
 mod render;
 mod report;
 mod settings;
@@ -27,6 +28,10 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
+    // The restore command a recovery instance runs: no runtime, no signal handling.
+    if let args::Command::WalFetch(fetch) = &cli.command {
+        return ExitCode::from(commands::wal_fetch::run(fetch));
+    }
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -38,12 +43,41 @@ pub fn main() -> ExitCode {
             return ExitCode::from(failure::SOME_FAILED);
         }
     };
-    match runtime.block_on(commands::run(cli.command)) {
-        Ok(code) => ExitCode::from(code),
-        Err(failure) => {
+    // On Ctrl-C (or SIGTERM, SIGHUP) the command's future is dropped: open transactions roll
+    // back, and a recovery instance is stopped and its directory removed by its guards.
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = commands::run(cli.command) => Some(result),
+            signal = interrupted() => {
+                eprintln!("\ninterrupted by {signal}: stopping");
+                None
+            }
+        }
+    });
+    match outcome {
+        Some(Ok(code)) => ExitCode::from(code),
+        Some(Err(failure)) => {
             output::print_error(&format!("{:#}", failure.error));
             ExitCode::from(failure.code)
         }
+        None => ExitCode::from(failure::INTERRUPTED),
+    }
+}
+
+/// Resolves when the process is told to stop; never when the handlers cannot be installed.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+        _ = hangup.recv() => "SIGHUP",
     }
 }
 

@@ -1,7 +1,8 @@
 //! Everything that must succeed before the first write: connect to both databases, read both
 //! catalogs, plan the schema, check what the run needs (see `preflight`), resolve every
 //! tenant and compute the closures. Any failure here is bad input (exit 2) and nothing has
-//! been written.
+//! been written. A base backup snapshot's recovery instance is started before
+//! (`commands::prepare_shown`) and lives in `Prepared`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use salvage_catalog::Catalog;
 use salvage_closure::{PlanReporter, RestorePlan};
 use salvage_pg::{ConnectionRole, DatabaseUrl};
 use salvage_plan::{SchemaPlan, TablePlan};
+use salvage_recovery::{RecoveryInstance, SnapshotFacts};
 use salvage_source::{Snapshot, TextRow};
 use sqlx::postgres::PgConnection;
 
@@ -41,10 +43,19 @@ pub struct Prepared {
     pub plan: Arc<RestorePlan>,
     /// What would stop a restore (for `plan`, which shows it; a restore refuses instead).
     pub restore_blockers: Problems,
+    /// What a base backup snapshot is (also for a URL of `salvage snapshot start`'s).
+    pub recovery_facts: Option<SnapshotFacts>,
+    /// The recovery instance the snapshot reads; stopped and removed when this goes.
+    #[allow(
+        dead_code,
+        reason = "a guard: held to be dropped when the command ends"
+    )]
+    pub recovery: Option<RecoveryInstance>,
 }
 
 pub async fn prepare(
     settings: &Settings,
+    recovery: Option<RecoveryInstance>,
     reporter: &dyn PlanReporter,
     purpose: &Purpose,
 ) -> Result<Prepared, Failure> {
@@ -52,9 +63,11 @@ pub async fn prepare(
         .await
         .map_err(|error| Failure::bad_input(anyhow!("the target database: {error}")))?;
     let live_catalog = salvage_pg::introspect(&mut live).await.bad_input()?;
-    let snapshot = Snapshot::open_with(settings.snapshot.expose(), settings.snapshot_options)
-        .await
-        .map_err(|error| Failure::bad_input(anyhow!("the snapshot: {error}")))?;
+    let snapshot = match &recovery {
+        Some(instance) => Snapshot::open_database(instance.url().clone()).await,
+        None => Snapshot::open_with(settings.snapshot.expose(), settings.snapshot_options).await,
+    }
+    .map_err(|error| Failure::bad_input(anyhow!("the snapshot: {error}")))?;
     if snapshot.database_url().is_none() && snapshot.catalog().tables.is_empty() {
         return Err(Failure::bad_input(anyhow!(
             "the snapshot {} holds no table: it is not a pg_dump archive salvage can read, or a dump of an empty database",
@@ -120,7 +133,13 @@ pub async fn prepare(
     }
     let target_version = live_catalog.server_version.clone();
     salvage_pg::close(live).await;
+    let recovery_facts = recovery.as_ref().map_or_else(
+        || crate::recovery::facts_of_url(snapshot.database_url()),
+        |instance| Some(instance.facts().clone()),
+    );
     Ok(Prepared {
+        recovery_facts,
+        recovery,
         snapshot,
         target: settings.target.clone(),
         target_version,

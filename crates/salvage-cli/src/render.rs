@@ -70,6 +70,9 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
         prepared.snapshot.describe(),
         version(&prepared.snapshot.catalog().server_version)
     );
+    if let Some(facts) = &prepared.recovery_facts {
+        out.push_str(&crate::recovery::describe(facts));
+    }
     let _ = writeln!(
         out,
         "target    {} (PostgreSQL {})",

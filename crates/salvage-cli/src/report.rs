@@ -9,6 +9,7 @@ use anyhow::Context;
 use salvage_closure::{CrossTenantRows, RestorePlan, TableCounts};
 use salvage_merge::{TenantOutcome, TenantStatus};
 use salvage_plan::{Cycle, DeferredConstraint, Note, Relation, Role, RootInfo};
+use salvage_recovery::SnapshotFacts;
 use salvage_verify::TenantCheck;
 use serde::Serialize;
 
@@ -18,6 +19,9 @@ use crate::render::{table_path, table_totals};
 #[derive(Debug, Serialize)]
 pub struct PlanJson<'a> {
     snapshot: String,
+    /// A base backup snapshot: the backup, its label, the target, where replay stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery: Option<&'a SnapshotFacts>,
     target: String,
     root: &'a RootInfo,
     tenants: Vec<PlanTenant<'a>>,
@@ -111,6 +115,7 @@ pub fn plan_json(prepared: &Prepared) -> PlanJson<'_> {
         .collect();
     PlanJson {
         snapshot: prepared.snapshot.describe(),
+        recovery: prepared.recovery_facts.as_ref(),
         target: prepared.target.redacted().to_owned(),
         root: &schema.root,
         tenants,
@@ -142,6 +147,8 @@ pub struct RunReport {
     command: &'static str,
     started_at: String,
     snapshot: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery: Option<SnapshotFacts>,
     target: String,
     root: String,
     exit_code: u8,
@@ -326,6 +333,7 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
         command: facts.command,
         started_at: rfc3339(facts.started_at),
         snapshot: facts.prepared.snapshot.describe(),
+        recovery: facts.prepared.recovery_facts.clone(),
         target: facts.prepared.target.redacted().to_owned(),
         root: schema.root.table.to_string(),
         exit_code: facts.exit_code,

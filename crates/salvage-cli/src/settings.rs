@@ -22,6 +22,8 @@ const DEFAULT_JOBS: usize = 4;
 pub struct Settings {
     pub snapshot: SnapshotSource,
     pub snapshot_options: SnapshotOptions,
+    /// When the snapshot is a base backup: how to replay it.
+    pub recovery: Option<salvage_recovery::RecoveryOptions>,
     pub target: DatabaseUrl,
     pub plan: PlanOptions,
     /// The tenants as given: IDs, or values of `tenants_by`.
@@ -57,6 +59,8 @@ impl Settings {
             })?;
         let snapshot = SnapshotSource::check(snapshot)?;
         let target = sources::target(common.target.clone().or(config.target.clone()))?;
+        let recovery =
+            crate::recovery::options(&common.recovery, snapshot.expose(), Some(&target), None)?;
         let root_text = common.root.clone().or(config.root.clone()).ok_or_else(|| {
             Failure::bad_input(anyhow!(
                 "no root table: use --root TABLE (e.g. public.sites)"
@@ -122,6 +126,7 @@ impl Settings {
         Ok(Self {
             snapshot,
             snapshot_options,
+            recovery,
             target,
             plan,
             tenants,

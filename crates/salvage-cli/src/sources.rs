@@ -18,17 +18,20 @@ pub struct SnapshotSource {
 }
 
 impl SnapshotSource {
-    /// Accepts a connection string that resolves, `-`, or an existing file or directory.
+    /// Accepts a connection string that resolves, `-`, `pgbackrest:STANZA`, or an existing
+    /// file or directory (a dump or a base backup).
     pub fn check(text: SecretText) -> Result<Self, Failure> {
         let raw = text.expose();
-        if is_connection_string(raw) {
+        if raw.starts_with("pgbackrest:") {
+            // The stanza is checked by pgBackRest itself, before the recovery instance starts.
+        } else if is_connection_string(raw) {
             DatabaseUrl::resolve(raw)
                 .map_err(|error| Failure::bad_input(anyhow!("the snapshot {text}: {error}")))?;
         } else if raw != "-" && !Path::new(raw).exists() {
             return Err(Failure::bad_input(anyhow!(
                 "`{text}` is not a snapshot salvage can read: neither a connection string \
-                 (postgres://… or host=… dbname=…) nor an existing dump file or directory \
-                 (or - for standard input)"
+                 (postgres://… or host=… dbname=…) nor an existing dump file or directory, \
+                 a base backup directory, pgbackrest:STANZA, or - for standard input"
             )));
         }
         Ok(Self { text })

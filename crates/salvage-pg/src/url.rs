@@ -78,6 +78,18 @@ impl DatabaseUrl {
         &self.shown
     }
 
+    /// The role to connect as, when the string or the environment names one.
+    #[must_use]
+    pub fn user(&self) -> Option<&str> {
+        self.params.get("user").map(String::as_str)
+    }
+
+    /// The database to connect to, when named (libpq then uses the user's name).
+    #[must_use]
+    pub fn dbname(&self) -> Option<&str> {
+        self.params.get("dbname").map(String::as_str)
+    }
+
     /// `postgres://user@host:port/dbname` from the resolved parameters (no password).
     fn canonical(&self) -> String {
         let get = |key: &str| self.params.get(key).map(String::as_str);

@@ -107,6 +107,13 @@ impl Snapshot {
         })
     }
 
+    /// A database snapshot already resolved (a recovery instance's, say).
+    pub async fn open_database(url: DatabaseUrl) -> Result<Self> {
+        Ok(Self {
+            inner: Arc::new(Source::Database(DatabaseSnapshot::open(url).await?)),
+        })
+    }
+
     #[must_use]
     pub fn catalog(&self) -> &Catalog {
         match &*self.inner {

@@ -52,12 +52,10 @@ pub fn url_for(url: &str, database: &str) -> String {
     }
 }
 
-async fn admin() -> PgConnection {
-    PgConnection::connect(&admin_url())
+async fn admin_on(server: &str) -> PgConnection {
+    PgConnection::connect(server)
         .await
-        .unwrap_or_else(|error| {
-            panic!("cannot reach the test PostgreSQL at $DATABASE_URL: {error}")
-        })
+        .unwrap_or_else(|error| panic!("cannot reach the test PostgreSQL at {server}: {error}"))
 }
 
 fn unique_name(prefix: &str) -> String {
@@ -79,28 +77,36 @@ fn unique_name(prefix: &str) -> String {
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
+    /// The server's maintenance URL, where the database is created and dropped.
+    server: String,
 }
 
 impl TestDatabase {
     /// An empty database.
     pub async fn create(prefix: &str) -> Self {
+        Self::create_on(&admin_url(), prefix).await
+    }
+
+    /// An empty database on the server `server` (a URL of its maintenance database).
+    pub async fn create_on(server: &str, prefix: &str) -> Self {
         let name = unique_name(prefix);
-        let mut admin = admin().await;
+        let mut admin = admin_on(server).await;
         sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut admin)
             .await
             .expect("create a test database");
         let _ = admin.close().await;
         Self {
-            url: url_for(&admin_url(), &name),
+            url: url_for(server, &name),
             name,
+            server: server.to_owned(),
         }
     }
 
     /// A copy of this database as it is now: a point-in-time snapshot.
     pub async fn snapshot(&self, prefix: &str) -> Self {
         let name = unique_name(prefix);
-        let mut admin = admin().await;
+        let mut admin = admin_on(&self.server).await;
         sqlx::raw_sql(&format!(
             "CREATE DATABASE \"{name}\" TEMPLATE \"{}\"",
             self.name
@@ -110,8 +116,9 @@ impl TestDatabase {
         .expect("copy the database (is a connection to it still open?)");
         let _ = admin.close().await;
         Self {
-            url: url_for(&admin_url(), &name),
+            url: url_for(&self.server, &name),
             name,
+            server: self.server.clone(),
         }
     }
 
@@ -177,6 +184,7 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();
+        let server = self.server.clone();
         // Drop runs outside any runtime (or inside one we must not block): use a thread.
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -186,7 +194,7 @@ impl Drop for TestDatabase {
                 return;
             };
             runtime.block_on(async move {
-                let Ok(mut admin) = PgConnection::connect(&admin_url()).await else {
+                let Ok(mut admin) = PgConnection::connect(&server).await else {
                     return;
                 };
                 let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
@@ -201,7 +209,12 @@ impl Drop for TestDatabase {
 
 /// The tracker fixture (fixtures/app) with `sites` tenants of generated data.
 pub async fn tracker(sites: u32) -> TestDatabase {
-    let database = TestDatabase::create("tracker").await;
+    tracker_on(&admin_url(), sites).await
+}
+
+/// [`tracker`] on the server `server` (a URL of its maintenance database).
+pub async fn tracker_on(server: &str, sites: u32) -> TestDatabase {
+    let database = TestDatabase::create_on(server, "tracker").await;
     database.execute_fixture("app/schema.sql").await;
     database.execute_fixture("app/generate.sql").await;
     database

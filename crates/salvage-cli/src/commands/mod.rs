@@ -4,7 +4,9 @@ pub mod inspect;
 pub mod manual;
 pub mod plan;
 pub mod restore;
+pub mod snapshot;
 pub mod verify;
+pub mod wal_fetch;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,17 +27,24 @@ pub async fn run(command: Command) -> Result<u8, Failure> {
         Command::Inspect(args) => inspect::run(&args).await,
         Command::Completions(args) => manual::completions(args.shell),
         Command::Man(args) => manual::man(args.dir.as_deref()),
+        Command::Snapshot(command) => snapshot::run(&command).await,
+        Command::WalFetch(args) => Ok(wal_fetch::run(&args)),
     }
 }
 
-/// Plans, with a progress display that is cleared whether planning succeeds or not.
+/// Plans, with a progress display that is cleared whether planning succeeds or not; a base
+/// backup snapshot's recovery instance is started first.
 async fn prepare_shown(
     settings: &Settings,
     display: Display,
     purpose: &Purpose,
 ) -> Result<Prepared, Failure> {
+    let recovery = match &settings.recovery {
+        Some(options) => Some(crate::recovery::start(options.clone()).await?),
+        None => None,
+    };
     let progress = PlanProgress::new(display);
-    let prepared = prepare(settings, &progress, purpose).await;
+    let prepared = prepare(settings, recovery, &progress, purpose).await;
     progress.finish();
     prepared
 }
