@@ -122,7 +122,7 @@ def compute(pg, schema, snapshot_db, incident_db, ids, workdir):
         selects[t.name] = cols
         sql = f"{schema.ctes(lst)}SELECT {cols} FROM {t.name} AS t WHERE {t.member.format(ids=lst, md='md')}"
         exports.append(f"\\copy ({sql}) TO '{workdir / ('m.' + t.name + '.copy')}'")
-    pg.psql(snapshot_db, *exports)
+    pg.psql(snapshot_db, *schema.session_settings, *exports)
 
     # 2. and 3. in the incident database, in one session of temporary tables.
     session = []
@@ -171,7 +171,7 @@ def compute(pg, schema, snapshot_db, incident_db, ids, workdir):
                       f" coalesce(sum(h::numeric), 0) FROM e_{t.name}")
         if t.key:
             session.append(f"\\copy (SELECT {', '.join(t.key)} FROM e_{t.name}) TO '{workdir / ('e.' + t.name + '.copy')}'")
-    out = pg.psql(incident_db, *session, *checks, *counts,
+    out = pg.psql(incident_db, *schema.session_settings, *session, *checks, *counts,
                   *[f"SELECT 'missing {t} {i}', x::text FROM ({q}) AS x" for (t, i), q in missing.items()])
     members, restore, hashes = {}, {}, {}
     exclusions = {}
@@ -230,7 +230,7 @@ def restored_hashes(pg, schema, db, exp):
         else:
             session.append(f"{schema.ctes(lst)}SELECT '{t.name}', count(*), {h} FROM {t.name} t"
                            f" WHERE {t.member.format(ids=lst, md='md')}")
-    out = pg.psql(db, *session)
+    out = pg.psql(db, *schema.session_settings, *session)
     got = {}
     for line in out.splitlines():
         if line.count("|") == 2:

@@ -47,6 +47,9 @@ class Schema:
     shapes: dict                     # full / quick / tiny: the generator's shape arguments
     what: str                        # one line for the results
 
+    # Settings for the harness's own sessions reading member rows (and the baselines').
+    session_settings = ()
+
     def salvage_args(self):
         return ["--root", f"public.{self.root}", "--tenant-column", self.tenant_column]
 
@@ -164,6 +167,12 @@ def _rand(expr, seed, n):
 
 
 class Docs(Schema):
+    # The planner guesses a recursive CTE at ten times its seed per level, so for 40 orgs it
+    # takes the page set for ~600,000 rows, too many to hash in 4 MB: `doc_id IN (SELECT id
+    # FROM md)` under an OR (links, labels, the log) then scans the CTE again for every row,
+    # minutes at scale 1. With room to hash, the same query takes well under a second.
+    session_settings = ("SET work_mem = '256MB'",)
+
     def ctes(self, ids, md="md"):
         # A page belongs to its org's tenant (org_id, and its space) and to every tenant its
         # parent page belongs to; its current revision adds nothing (the revision's tenants

@@ -258,7 +258,8 @@ class SchemaSuite:
                 "BEGIN;"]
         for t in self.schema.owned:
             q = d / f"{t.name}.sql"
-            q.write_text(f"COPY ({exp.restore_rows_sql(t.name)}) TO STDOUT;\n")
+            q.write_text("".join(f"{x};\n" for x in self.schema.session_settings)
+                         + f"COPY ({exp.restore_rows_sql(t.name)}) TO STDOUT;\n")
             load.append(f"\\copy {t.name} FROM PROGRAM '{PSQL} -X -q -v ON_ERROR_STOP=1 \"$SNAP\" -f {q}'")
         load.append("COMMIT;")
         (d / "load.sql").write_text("\n".join(load) + "\n")
@@ -394,7 +395,8 @@ class SchemaSuite:
             rows = 0
             for t in self.schema.owned:
                 f = export / f"{part}.{t.name}.copy"
-                pg.psql(self.snap, f"\\copy ({exp.restore_rows_sql(t.name, **which)}) TO '{f}'")
+                pg.psql(self.snap, *self.schema.session_settings,
+                        f"\\copy ({exp.restore_rows_sql(t.name, **which)}) TO '{f}'")
                 n = sum(1 for _ in open(f, "rb"))
                 rows += n
                 if n:
