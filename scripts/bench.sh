@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# The benchmark suite (issue 5): builds a multi-tenant tracker database, a snapshot of it and a
-# custom-format dump, then measures salvage against what a responder would otherwise run, each
-# figure the min/median/max of several repetitions with the two sides interleaved:
+# The benchmark suite (issues 5 and 9): on each bench schema — the tracker
+# (fixtures/app/schema.sql) and the docs wiki (scripts/bench/docs.sql) — builds a multi-tenant
+# database, a snapshot of it and a custom-format dump, then measures salvage against what a
+# responder would otherwise run, each figure the min/median/max of several repetitions with the
+# two sides interleaved:
 #   B1  restore 4% of the tenants (40 of 1,000) from the custom dump   vs  pg_restore -j2 of it all
 #   B2  the same from the snapshot database       vs  a hand-written per-table COPY script (psql)
 #   B3  salvage plan over the whole dump            vs  pg_restore --data-only -f /dev/null
 #   B4  restore 40% of the tenants (400 of 1,000)   vs  COPY FROM of exactly those rows
 #   B5  peak RSS of a dump restore, dump of 10x the tenants vs 1x
 #   B6  tenants per second for 1,000 tiny tenants at --jobs 1, 2, 4, 8
-# Prints a Markdown table and writes target/bench/results.md and target/bench/results.json.
+#   B7  B2's restore into a live database of 10x the tenants vs into the 1x one
+#   B8  a second run of a finished B2 restore     vs  the first run
+# Every run is checked (row counts, salvage's report, the restored rows' hashes); a run that
+# fails a check is reported as FAILED, never as a number. Prints a Markdown table per schema
+# and writes target/bench/results.md and target/bench/results.json.
 #
 # Usage: scripts/bench.sh [--scale N] [--reps R] [--quick] [--skip-10x] [--only B1,B2,...]
-#                         [--jobs N] [--reuse]
-#   --scale N     N*1,000 tenants of ~2,000 rows each (default 1: ~2 M rows)
+#                         [--schema tracker|docs|both] [--jobs N] [--reuse]
+#   --scale N     N*1,000 tenants per schema (default 1: ~2.0 M tracker rows, ~1.4 M docs rows)
 #   --reps R      repetitions per figure (default 3; 2 with --quick)
-#   --quick       100 small tenants, 100 tiny ones: a smoke test of the harness (~2 minutes)
-#   --skip-10x    skip B5's 10x data set (generating and dumping it takes a while)
+#   --quick       100 small tenants, 100 tiny ones: a smoke test of the harness (a few minutes)
+#   --skip-10x    skip the 10x data sets of B5 and B7 (generating them takes a while)
 #   --only LIST   run only these benchmarks (the data they need is still built)
-#   --jobs N      salvage's --jobs for B1-B5 (default 4, salvage's own default)
+#   --schema S    tracker, docs or both (default)
+#   --jobs N      salvage's --jobs for B1-B5, B7, B8 (default 4, salvage's own default)
 #   --reuse       keep databases and dumps from an earlier run (needs BENCH_DATABASE_URL)
 # Environment:
 #   SALVAGE_BIN          the salvage binary; when unset, `cargo build --release --bin salvage`
@@ -34,7 +41,7 @@ args=()
 command_line="scripts/bench.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
     case $1 in
-        --scale|--reps|--only|--jobs) [ $# -ge 2 ] || { echo "error: $1 needs a value" >&2; exit 2; }
+        --scale|--reps|--only|--jobs|--schema) [ $# -ge 2 ] || { echo "error: $1 needs a value" >&2; exit 2; }
             args+=("$1" "$2"); shift 2 ;;
         --quick|--skip-10x|--reuse) args+=("$1"); shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -64,4 +71,4 @@ BENCH_GIT_COMMIT=${BENCH_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo un
     BENCH_GIT_DIRTY=$(git status --porcelain -- crates src Cargo.toml Cargo.lock 2>/dev/null | grep -q . && echo "+dirty" || true)
 export BENCH_GIT_COMMIT BENCH_GIT_DIRTY
 
-python3 scripts/bench/run.py --salvage "$SALVAGE_BIN" --command "$command_line" "${args[@]}"
+PYTHONDONTWRITEBYTECODE=1 python3 scripts/bench/run.py --salvage "$SALVAGE_BIN" --command "$command_line" "${args[@]}"

@@ -4,8 +4,13 @@
 --   CREATE TEMP TABLE bench_sentences (id integer PRIMARY KEY, body text NOT NULL);
 --   \copy bench_sentences FROM 'pool.copy'      -- written by scripts/bench/corpus.py
 --   SELECT bench_generate(n_sites [, projects_per_site, issues_per_project,
---                         comments_per_issue, views_per_site]);
+--                         comments_per_issue, views_per_site, first_site]);
 --   DROP FUNCTION bench_generate, bench_rand;   -- only the tracker schema stays
+--
+-- Sites first_site..first_site+n_sites-1 are added to what the database holds: the 10x live
+-- database of B5 and B7 is the 1x snapshot plus sites 1,001..10,000 generated the same way
+-- (their rows get ids after the existing ones). With first_site 1 (the default) the rows are
+-- what they were before the parameter existed.
 --
 -- Unlike fixtures/app/generate.sql (short, fixed strings meant for exact assertions), this
 -- fills the same tables the way a live tracker looks after two years of use:
@@ -35,12 +40,16 @@ CREATE OR REPLACE FUNCTION bench_generate(
     projects_per_site integer DEFAULT 4,
     issues_per_project integer DEFAULT 25,
     comments_per_issue integer DEFAULT 7,
-    views_per_site integer DEFAULT 500
+    views_per_site integer DEFAULT 500,
+    first_site integer DEFAULT 1
 ) RETURNS void LANGUAGE plpgsql AS $fn$
 DECLARE
     base constant timestamptz := '2024-01-01 00:00:00+00';
     span constant double precision := 2 * 365 * 86400;   -- two years, in seconds
+    last_site constant integer := first_site + n_sites - 1;
     pool bigint;
+    issue_offset bigint;
+    comment_offset bigint;
 BEGIN
     -- The sentence pool: loaded by the caller (scripts/bench/corpus.py), picked by hash.
     SELECT count(*) INTO pool FROM bench_sentences;
@@ -48,9 +57,12 @@ BEGIN
         RAISE EXCEPTION 'bench_sentences holds % rows: load scripts/bench/corpus.py''s pool first', pool;
     END IF;
     ANALYZE bench_sentences;
+    SELECT coalesce(max(id), 0) INTO issue_offset FROM issues;
+    SELECT coalesce(max(id), 0) INTO comment_offset FROM comments;
 
     INSERT INTO plans (id, name, monthly_price)
-    VALUES (1, 'free', 0), (2, 'team', 49.00), (3, 'business', 249.00), (4, 'enterprise', 1999.99);
+    VALUES (1, 'free', 0), (2, 'team', 49.00), (3, 'business', 249.00), (4, 'enterprise', 1999.99)
+    ON CONFLICT DO NOTHING;
 
     -- Users: 10 staff, then per site k: owner 11+3(k-1), member +1 (invited by the owner),
     -- guest +2 (invited by the member).
@@ -63,7 +75,8 @@ BEGIN
                 WHEN (u - 11) % 3 = 0 THEN 1 + (u - 11) / 3 % 10
                 ELSE u - 1 END,
            base + bench_rand(u, 11, span::bigint) * interval '1 second'
-    FROM generate_series(1, 10 + 3 * n_sites) AS u,
+    FROM generate_series(CASE WHEN first_site = 1 THEN 1 ELSE 11 + 3 * (first_site - 1) END,
+                         10 + 3 * last_site) AS u,
          LATERAL (SELECT (ARRAY['Anna', 'Bo', 'Chloé', 'Dmitri', 'Eun-ji', 'Farah', 'Gustav',
                                 'Hiroshi', 'Inès', 'Jamal', 'Kasia', 'Liam', 'Mía', 'Noor',
                                 'Olu', 'Priya', 'Quentin', 'Rosa', 'Søren', 'Tariq'])[1 + bench_rand(u, 12, 20)] AS fn,
@@ -86,7 +99,7 @@ BEGIN
                'integrations', jsonb_build_array('slack', 'github', 'jira'),
                'welcome', (SELECT body FROM bench_sentences WHERE id = bench_rand(k, 28, pool))),
            base + bench_rand(k, 29, (span / 4)::bigint) * interval '1 second'
-    FROM generate_series(1, n_sites) AS k,
+    FROM generate_series(first_site, last_site) AS k,
          LATERAL (SELECT (ARRAY['Acme', 'Globex', 'Initech', 'Umbrella', 'Hooli', 'Stark',
                                 'Wayne', 'Tyrell', 'Soylent', 'Cyberdyne', 'Vandelay',
                                 'Bluth', 'Pied Piper', 'Wonka', 'Nakatomi', 'Café Müller'])[1 + bench_rand(k, 20, 16)]
@@ -102,7 +115,7 @@ BEGIN
                  FROM generate_series(1, bench_rand(k * 100 + pn, 33, 4)::int) AS t),
            CASE WHEN bench_rand(k * 100 + pn, 34, 4) = 0 THEN NULL
                 ELSE (1000 + bench_rand(k * 100 + pn, 35, 500000)) * 1.25 END
-    FROM generate_series(1, n_sites) AS k, generate_series(1, projects_per_site) AS pn;
+    FROM generate_series(first_site, last_site) AS k, generate_series(1, projects_per_site) AS pn;
 
     -- Issues: a varied number per project, numbered per site, ids in creation order across
     -- all sites; every second issue of a project is a sub-issue of the one before. Text is
@@ -111,7 +124,7 @@ BEGIN
                         estimate, created_at)
     WITH per_project AS (
         SELECT k, pn, 1 + bench_rand(k * 100 + pn, 40, 2 * issues_per_project - 1)::int AS n_issues
-        FROM generate_series(1, n_sites) AS k, generate_series(1, projects_per_site) AS pn
+        FROM generate_series(first_site, last_site) AS k, generate_series(1, projects_per_site) AS pn
     ), numbered AS (
         SELECT k, pn, n,
                sum(n_issues) OVER (PARTITION BY k ORDER BY pn) - n_issues + n AS number,
@@ -119,7 +132,7 @@ BEGIN
                     + n * interval '1 hour' AS created_at
         FROM per_project, generate_series(1, n_issues) AS n
     ), ided AS (
-        SELECT numbered.*, row_number() OVER (ORDER BY created_at, k, pn, n) AS id
+        SELECT numbered.*, issue_offset + row_number() OVER (ORDER BY created_at, k, pn, n) AS id
         FROM numbered
     )
     SELECT i.id, i.k, i.pn, i.number,
@@ -161,11 +174,12 @@ BEGIN
            CASE WHEN bench_rand(c.r, 70, 6) = 0 THEN c.created_at + interval '7 minutes' END,
            c.created_at
     FROM (SELECT issue_id, site_id, r, created_at, bench_rand(r, 65, 5) AS k,
-                 row_number() OVER (ORDER BY created_at, r) AS id
+                 comment_offset + row_number() OVER (ORDER BY created_at, r) AS id
           FROM (SELECT iss.id AS issue_id, iss.site_id, iss.id * 64 + cn AS r,
                        iss.created_at + bench_rand(iss.id * 64 + cn, 60, 30 * 86400) * interval '1 second' AS created_at
                 FROM issues AS iss,
-                     LATERAL generate_series(1, bench_rand(iss.id, 59, 2 * comments_per_issue + 1)::int) AS cn) AS raw
+                     LATERAL generate_series(1, bench_rand(iss.id, 59, 2 * comments_per_issue + 1)::int) AS cn
+                WHERE iss.id > issue_offset) AS raw
          ) AS c
     LEFT JOIN bench_sentences AS b1 ON b1.id = bench_rand(c.r * 8 + 1, 64, pool)
     LEFT JOIN bench_sentences AS b2 ON c.k >= 1 AND b2.id = bench_rand(c.r * 8 + 2, 64, pool)
@@ -181,6 +195,7 @@ BEGIN
     FROM comments AS cm
     JOIN issues AS iss ON iss.id = cm.issue_id,
          LATERAL generate_series(1, bench_rand(cm.id, 70, 3)::int) AS t
+    WHERE cm.id > comment_offset
     ORDER BY 4, 1, 2;
 
     -- Page views: the tenant column without an FK, in time order across sites.
@@ -205,7 +220,7 @@ BEGIN
                     'ip', format('10.%s.%s.%s', bench_rand(v.r, 90, 256), bench_rand(v.r, 91, 256), bench_rand(v.r, 92, 256))) END
     FROM (SELECT k, k::bigint * 100000 + vn AS r,
                  base + bench_rand(k::bigint * 100000 + vn, 80, span::bigint) * interval '1 second' AS viewed_at
-          FROM generate_series(1, n_sites) AS k, generate_series(1, views_per_site) AS vn
+          FROM generate_series(first_site, last_site) AS k, generate_series(1, views_per_site) AS vn
           ORDER BY viewed_at, k, vn
           OFFSET 0) AS v;
 
