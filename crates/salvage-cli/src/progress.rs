@@ -272,6 +272,8 @@ pub struct VerifyProgress {
     bar: ProgressBar,
     total: u64,
     done: AtomicU64,
+    /// Checked and found incomplete or unreadable.
+    failed: AtomicU64,
     last_line: Mutex<Instant>,
 }
 
@@ -292,6 +294,7 @@ impl VerifyProgress {
             bar,
             total: tenants,
             done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
             last_line: Mutex::new(Instant::now()),
         }
     }
@@ -304,15 +307,25 @@ impl VerifyProgress {
 impl VerifyReporter for VerifyProgress {
     fn tenant_checked(&self, check: &TenantCheck) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if !check.passed() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
         self.bar.inc(1);
         if self.display == Display::Lines {
             if let Ok(mut last) = self.last_line.lock() {
                 if last.elapsed() >= LINE_INTERVAL || done == self.total {
                     *last = Instant::now();
+                    // Checked, not passed: the summary says how many passed.
+                    let failed = self.failed.load(Ordering::Relaxed);
                     println!(
-                        "verified {}/{}",
+                        "checked {}/{}{}",
                         output::number(done),
-                        output::counted(self.total, "tenant")
+                        output::counted(self.total, "tenant"),
+                        if failed > 0 {
+                            format!(", {} incomplete", output::number(failed))
+                        } else {
+                            String::new()
+                        }
                     );
                 }
             }

@@ -4,8 +4,9 @@
 //! neither live has nor this run restores (a row of a tenant not being restored) waits for
 //! it; the plan counts those and names the parent, so they are never dropped silently.
 //!
-//! Taken step by step, in restore order: what earlier steps restore is known; inside a step
-//! rows are worked out to a fixpoint ([`crate::guards::held_back`]).
+//! Taken phase by phase, in restore order (a phase is one step, or the steps a relation
+//! checked at commit joins): what earlier phases restore is known; inside a phase rows are
+//! worked out to a fixpoint ([`crate::guards::held_back`]).
 
 use std::collections::HashMap;
 
@@ -38,7 +39,12 @@ pub async fn mark(
 ) -> Result<()> {
     // Keys of the rows this run restores, by parent and columns.
     let mut restored: HashMap<ParentKey, FxHashSet<Box<[u8]>>> = HashMap::new();
-    for step in &schema.steps {
+    for phase in &schema.phases {
+        let step: Vec<usize> = phase
+            .iter()
+            .flat_map(|&step| schema.steps[step].iter().copied())
+            .collect();
+        let step = step.as_slice();
         let members: Vec<usize> = step
             .iter()
             .copied()
@@ -150,7 +156,7 @@ pub async fn mark(
                         ));
                     }
                 }
-                // What this step restores, for the steps after it.
+                // What this phase restores, for the phases after it.
                 None => {
                     for (parent, places) in &exports[&candidate.table] {
                         if let Some(key) = raw_key(&candidate.fields, places) {

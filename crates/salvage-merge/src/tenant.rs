@@ -180,27 +180,29 @@ impl<'a> Body<'a> {
             sequences: Vec::new(),
             waiting: vec![Vec::new(); tables],
         };
-        for step in &plan.schema.steps {
-            let members: Vec<usize> = step
+        let writable = |index: &usize| {
+            let table = &plan.schema.tables[*index];
+            table.in_live && table.in_snapshot
+        };
+        for phase in &plan.schema.phases {
+            let steps: Vec<&[usize]> = phase
                 .iter()
-                .copied()
-                .filter(|&index| {
-                    let table = &plan.schema.tables[index];
-                    table.in_live && table.in_snapshot
-                })
+                .map(|&step| plan.schema.steps[step].as_slice())
                 .collect();
-            let shared: Vec<usize> = members
+            let tables: Vec<usize> = steps
                 .iter()
-                .copied()
-                .filter(|&index| plan.schema.tables[index].role == Role::Shared)
+                .flat_map(|step| step.iter().copied())
+                .filter(writable)
                 .collect();
-            for index in shared {
-                if self.retry.is_none() {
-                    written.tables[index] = self.shared_rows(connection, index).await?;
+            if self.retry.is_none() {
+                for &index in &tables {
+                    if plan.schema.tables[index].role == Role::Shared {
+                        written.tables[index] = self.shared_rows(connection, index).await?;
+                    }
                 }
             }
             let mut ready = Vec::new();
-            for &index in &members {
+            for &index in &tables {
                 if plan.schema.tables[index].role != Role::Shared {
                     if let Some(rows) = self.owned_rows(index)? {
                         ready.push(rows);
@@ -210,24 +212,36 @@ impl<'a> Body<'a> {
             if ready.is_empty() {
                 continue;
             }
-            let started = std::time::Instant::now();
+            // Which rows go in is decided for the whole phase: a row of an earlier step may
+            // need one of a later step by commit.
             let ready = self
-                .hold_back(connection, step, ready, &mut written)
+                .hold_back(connection, &tables, ready, &mut written)
                 .await?;
-            if let [one] = ready.as_slice() {
-                written.tables[one.index] = self.insert_one(connection, one).await?;
-            } else if !ready.is_empty() {
-                self.insert_together(connection, &ready, &mut written)
-                    .await?;
+            let mut by_step: Vec<Vec<Ready<'_>>> = steps.iter().map(|_| Vec::new()).collect();
+            for table in ready {
+                if let Some(place) = steps.iter().position(|step| step.contains(&table.index)) {
+                    by_step[place].push(table);
+                }
             }
-            tracing::debug!(
-                tables = ready.len(),
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "step written"
-            );
-            for table in &ready {
-                self.note_maxima(table);
-                self.note_written(table)?;
+            for ready in by_step {
+                let started = std::time::Instant::now();
+                if let [one] = ready.as_slice() {
+                    written.tables[one.index] = self.insert_one(connection, one).await?;
+                } else if !ready.is_empty() {
+                    self.insert_together(connection, &ready, &mut written)
+                        .await?;
+                } else {
+                    continue;
+                }
+                tracing::debug!(
+                    tables = ready.len(),
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "step written"
+                );
+                for table in &ready {
+                    self.note_maxima(table);
+                    self.note_written(table)?;
+                }
             }
         }
         for (outcome, waiting) in written.tables.iter_mut().zip(&written.waiting) {
@@ -274,12 +288,13 @@ impl<'a> Body<'a> {
         }))
     }
 
-    /// Keeps back the rows a parent of which is not in live and not going in with them; the
-    /// parents are looked up inside the transaction, so the tenant's own earlier rows count.
+    /// Keeps back the rows a parent of which is not in live and not going in with them (in
+    /// `phase`, the tables written together); the parents are looked up inside the
+    /// transaction, so the tenant's own earlier rows count.
     async fn hold_back<'r>(
         &self,
         connection: &mut PgConnection,
-        step: &[usize],
+        phase: &[usize],
         mut ready: Vec<Ready<'r>>,
         written: &mut Written,
     ) -> Result<Vec<Ready<'r>>, TenantError> {
@@ -302,7 +317,7 @@ impl<'a> Body<'a> {
                 })?;
             guards.insert(
                 table.index,
-                guards_of(&plan.schema, step, table.index, kept)?,
+                guards_of(&plan.schema, phase, table.index, kept)?,
             );
             exports.insert(table.index, exports_of(table.table, kept)?);
         }

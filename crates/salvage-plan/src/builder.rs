@@ -151,7 +151,7 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        let deferred = planned
+        let deferred: Vec<DeferredConstraint> = planned
             .deferred
             .iter()
             .map(|relation| DeferredConstraint {
@@ -159,6 +159,7 @@ impl<'a> Builder<'a> {
                 name: relation.name.clone(),
             })
             .collect();
+        let phases = phases(&tables, &steps, &deferred);
         let unrelated: Vec<QualifiedName> = nodes
             .iter()
             .filter(|name| !members.contains(*name))
@@ -171,6 +172,7 @@ impl<'a> Builder<'a> {
             root: self.root,
             tables,
             steps,
+            phases,
             cycles: planned.cycles,
             deferred,
             membership,
@@ -570,4 +572,49 @@ fn label_column(live: &Table, snapshot: &Table, key_column: &str) -> Option<Stri
                 .find(|column| is_text(&column.name))
                 .map(|column| column.name.clone())
         })
+}
+
+/// Steps grouped into phases: a guarded relation checked at commit that points from a step to
+/// a later one joins every step from the child's to the parent's (see `SchemaPlan::phases`).
+fn phases(
+    tables: &[TablePlan],
+    steps: &[Vec<usize>],
+    deferred: &[DeferredConstraint],
+) -> Vec<Vec<usize>> {
+    let step_of = |name: &QualifiedName| {
+        steps
+            .iter()
+            .position(|step| step.iter().any(|&index| &tables[index].name == name))
+    };
+    // For each step, the last step it must be decided with.
+    let mut reach: Vec<usize> = (0..steps.len()).collect();
+    for table in tables {
+        for relation in &table.guards {
+            let is_deferred = deferred.iter().any(|constraint| {
+                constraint.table == relation.child && constraint.name == relation.name
+            });
+            if !is_deferred {
+                continue;
+            }
+            if let (Some(child), Some(parent)) =
+                (step_of(&relation.child), step_of(&relation.parent))
+            {
+                let (first, last) = (child.min(parent), child.max(parent));
+                reach[first] = reach[first].max(last);
+            }
+        }
+    }
+    let mut phases = Vec::new();
+    let mut step = 0;
+    while step < steps.len() {
+        let mut last = reach[step];
+        let mut next = step;
+        while next <= last {
+            last = last.max(reach[next]);
+            next += 1;
+        }
+        phases.push((step..next).collect());
+        step = next;
+    }
+    phases
 }

@@ -255,6 +255,12 @@ pub struct SchemaPlan {
     /// Insert steps, in order: indexes into `tables`; a step of several tables is a cycle
     /// inserted in one statement.
     pub steps: Vec<Vec<usize>>,
+    /// Steps whose rows are decided together, in order: indexes into `steps`, consecutive.
+    /// A relation checked at commit (a deferred constraint) may point from a step to a later
+    /// one: whether its rows can go in depends on rows inserted after them in the same
+    /// transaction, so which rows go in is worked out for the whole phase before its first
+    /// step is written. Most phases are one step.
+    pub phases: Vec<Vec<usize>>,
     /// Cycles of foreign keys between tables, and how each is inserted.
     pub cycles: Vec<Cycle>,
     /// Constraints deferred to commit in every tenant's transaction.

@@ -183,9 +183,13 @@ pub async fn reach(
             })
             .collect();
         if ready.is_empty() {
-            let cycle: Vec<usize> = pending.iter().copied().collect();
+            // A cycle (or a table referencing itself) whose tables wait for nothing outside
+            // it: read in rounds; the tables below it wait for it.
+            let cycle = first_cycle(&pending, &relations, &index);
             state.rounds(&cycle, reader).await?;
-            pending.clear();
+            for table in &cycle {
+                pending.remove(table);
+            }
             continue;
         }
         for table in ready {
@@ -323,6 +327,10 @@ impl State<'_> {
                 .expect("every column looked at was added to the columns read")
         };
         let identity_places: Vec<usize> = identity.iter().map(place).collect();
+        // A table without a key: identical rows come back together (they match the same
+        // keys), so a read's count of a row is its number of copies, however many reads
+        // (a cycle's rounds) return it again.
+        let mut copies_read: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
         for chunk in &chunks {
             for row in salvage_source::rows_of(chunk) {
                 let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
@@ -371,9 +379,11 @@ impl State<'_> {
                         rows: FxHashMap::default(),
                     })
                     .rows;
-                let entry = rows.entry(id).or_default();
+                let entry = rows.entry(id.clone()).or_default();
                 if keyless {
-                    entry.copies += 1;
+                    let read = copies_read.entry(id).or_default();
+                    *read += 1;
+                    entry.copies = entry.copies.max(*read);
                 }
                 let mut new = false;
                 for &tenant in tenants.as_slice() {
@@ -421,6 +431,7 @@ impl Reached {
         let mut text = String::new();
         let mut current: (usize, FxHashMap<String, Vec<u8>>) = (table, FxHashMap::default());
         let mut first = true;
+        let mut visited: FxHashSet<(usize, Vec<String>, Box<[u8]>)> = FxHashSet::default();
         for _ in 0..32 {
             let (table, row) = &current;
             let value = |column: &str| -> Option<Vec<u8>> {
@@ -442,17 +453,40 @@ impl Reached {
                 .iter()
                 .map(|column| value(column).map_or_else(|| "?".to_owned(), |raw| decode(&raw)))
                 .collect();
-            text.push_str(&format!(
-                "{} ({})=({})",
-                definition.name.name,
-                identity.join(", "),
-                shown.join(", ")
-            ));
-            // The relation through which the row reaches the tenant.
-            let step = self.relations.iter().find_map(|relation| {
-                if plan.table_index(&relation.child) != Some(*table) {
-                    return None;
+            if identity.is_empty() {
+                // A table without a key: the row is named by its values, before the chain.
+                text.push_str(&definition.name.name);
+            } else {
+                text.push_str(&format!(
+                    "{} ({})=({})",
+                    definition.name.name,
+                    identity.join(", "),
+                    shown.join(", ")
+                ));
+            }
+            // The relation through which the row reaches the tenant: straight to the root
+            // first, then along the table's ownership chain, then any other; never back to
+            // a row the walk has passed (a cycle would go round forever).
+            let definition_chain = definition
+                .ownership
+                .as_ref()
+                .and_then(|ownership| ownership.chain.first())
+                .map(|relation| relation.name.clone());
+            let mut options: Vec<&Relation> = self
+                .relations
+                .iter()
+                .filter(|relation| plan.table_index(&relation.child) == Some(*table))
+                .collect();
+            options.sort_by_key(|relation| {
+                if plan.table_index(&relation.parent) == Some(self.root) {
+                    0
+                } else if definition_chain.as_deref() == Some(relation.name.as_str()) {
+                    1
+                } else {
+                    2
                 }
+            });
+            let step = options.into_iter().find_map(|relation| {
                 if let Some(condition) = &relation.condition {
                     let mut expected = Vec::new();
                     salvage_copy::encode(Some(condition.value.as_bytes()), &mut expected);
@@ -467,12 +501,18 @@ impl Reached {
                     .collect();
                 let key: Box<[u8]> = parts?.join(&b'\t').into();
                 let parent = plan.table_index(&relation.parent)?;
+                if visited.contains(&(parent, relation.parent_columns.clone(), key.clone())) {
+                    return None;
+                }
                 let tenants = self
                     .keys
                     .get(&(parent, relation.parent_columns.clone()))?
                     .get(&key)?;
                 tenants.contains(tenant).then_some((relation, parent, key))
             });
+            if let Some((relation, parent, key)) = &step {
+                visited.insert((*parent, relation.parent_columns.clone(), key.clone()));
+            }
             first = false;
             let Some((relation, parent, key)) = step else {
                 return Ok(text);
@@ -556,4 +596,50 @@ fn decode(raw: &[u8]) -> String {
         .map(|field| salvage_copy::decode_text(field).unwrap_or_else(|| "NULL".to_owned()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The first cycle of `pending` whose tables reference no pending table outside it: the
+/// tables that reach each other through the relations, as a strongly connected component.
+fn first_cycle(
+    pending: &BTreeSet<usize>,
+    relations: &[Relation],
+    index: &dyn Fn(&QualifiedName) -> usize,
+) -> Vec<usize> {
+    let parents = |table: usize| -> BTreeSet<usize> {
+        relations
+            .iter()
+            .filter(|relation| index(&relation.child) == table)
+            .map(|relation| index(&relation.parent))
+            .filter(|parent| pending.contains(parent))
+            .collect()
+    };
+    // Every pending table reachable upwards from each.
+    let above = |table: usize| -> BTreeSet<usize> {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<usize> = parents(table).into_iter().collect();
+        while let Some(next) = stack.pop() {
+            if seen.insert(next) {
+                stack.extend(parents(next));
+            }
+        }
+        seen
+    };
+    let reach: HashMap<usize, BTreeSet<usize>> =
+        pending.iter().map(|&table| (table, above(table))).collect();
+    for &table in pending {
+        let mut component: BTreeSet<usize> = reach[&table]
+            .iter()
+            .copied()
+            .filter(|other| reach[other].contains(&table))
+            .collect();
+        component.insert(table);
+        if component
+            .iter()
+            .all(|&member| parents(member).is_subset(&component))
+        {
+            return component.into_iter().collect();
+        }
+    }
+    // Unreachable with a finite graph; read everything left together rather than stop.
+    pending.iter().copied().collect()
 }
