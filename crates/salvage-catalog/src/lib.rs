@@ -9,5 +9,5 @@ mod model;
 pub use error::{Error, Result};
 pub use model::{
     Catalog, Column, ForeignKey, Identity, Key, QualifiedName, SequenceRef, Table, TableKind,
-    TypeKind,
+    TableShape, TypeKind,
 };

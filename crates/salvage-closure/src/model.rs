@@ -7,11 +7,12 @@ use rustc_hash::FxHashSet;
 use salvage_catalog::QualifiedName;
 use salvage_plan::{Role, SchemaPlan};
 use salvage_source::{Selected, TextRow};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Rows of one table for one tenant (or, in totals, for the whole restore: rows counted once
 /// however many tenants they reach).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TableCounts {
     /// Owned table: the tenant's rows in the snapshot. Shared table: distinct rows its rows
     /// reference.
@@ -137,7 +138,7 @@ pub struct RestorePlan {
     pub by_value: BTreeSet<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CrossTenantRows {
     pub table: QualifiedName,
     pub rows: u64,

@@ -139,6 +139,17 @@ pub async fn close(connection: PgConnection) {
 
 /// Something that tells two databases apart: the server's start time, the database's OID
 /// and name. Two URLs with the same identity lead to the same database.
+/// The cluster's system identifier (from its control file: the same on a primary, its
+/// replicas and its physical backups) and the database's name.
+pub async fn system_identity(connection: &mut PgConnection) -> Result<(String, String)> {
+    sqlx::query_as(
+        "SELECT system_identifier::text, pg_catalog.current_database()::text FROM pg_catalog.pg_control_system()",
+    )
+    .fetch_one(connection)
+    .await
+    .map_err(Error::query("identify the database's cluster"))
+}
+
 pub async fn database_identity(connection: &mut PgConnection) -> Result<String> {
     sqlx::query_scalar(
         "SELECT pg_catalog.pg_postmaster_start_time()::text || '/' || d.oid::text || '/' || d.datname::text \

@@ -78,6 +78,32 @@ impl DatabaseUrl {
         &self.shown
     }
 
+    /// The resolved parameters as a libpq `key=value` string, without the password: where
+    /// to connect again, the password coming from the environment or `~/.pgpass`.
+    #[must_use]
+    pub fn without_password(&self) -> String {
+        self.params
+            .iter()
+            .filter(|(key, _)| key.as_str() != "password")
+            .map(|(key, value)| {
+                format!(
+                    "{key}='{}'",
+                    value.replace('\\', "\\\\").replace('\'', "\\'")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Whether `other` names the same database on the same server (host, port and database
+    /// name, as resolved), whatever else differs (a password, options).
+    #[must_use]
+    pub fn same_database(&self, other: &Self) -> bool {
+        ["host", "hostaddr", "port", "dbname"]
+            .iter()
+            .all(|key| self.params.get(*key) == other.params.get(*key))
+    }
+
     /// The role to connect as, when the string or the environment names one.
     #[must_use]
     pub fn user(&self) -> Option<&str> {

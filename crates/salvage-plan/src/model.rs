@@ -8,7 +8,7 @@ pub use crate::columns::ColumnPlan;
 use crate::graph::{Condition, Relation, RelationOrigin};
 
 /// What the user said about the tenant model.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanOptions {
     /// The table whose primary-key values are tenant IDs.
     pub root: QualifiedName,
@@ -37,7 +37,7 @@ impl PlanOptions {
 
 /// `child(columns) → parent(columns)` from salvage.toml, optionally only for child rows whose
 /// column equals a value (polymorphic references).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfiguredRelation {
     pub child: QualifiedName,
     pub child_columns: Vec<String>,

@@ -23,6 +23,8 @@ pub struct DatabaseSnapshot {
     url: DatabaseUrl,
     catalog: Arc<Catalog>,
     identity: String,
+    /// The cluster's system identifier and the database's name.
+    system: (String, String),
 }
 
 impl DatabaseSnapshot {
@@ -31,11 +33,13 @@ impl DatabaseSnapshot {
         let mut connection = salvage_pg::connect(&url, ConnectionRole::ReadOnly).await?;
         let catalog = salvage_pg::introspect(&mut connection).await?;
         let identity = salvage_pg::database_identity(&mut connection).await?;
+        let system = salvage_pg::system_identity(&mut connection).await?;
         salvage_pg::close(connection).await;
         Ok(Self {
             url,
             catalog: Arc::new(catalog),
             identity,
+            system,
         })
     }
 
@@ -47,6 +51,12 @@ impl DatabaseSnapshot {
     #[must_use]
     pub fn url(&self) -> &DatabaseUrl {
         &self.url
+    }
+
+    /// The cluster's system identifier and the database's name.
+    #[must_use]
+    pub fn system(&self) -> &(String, String) {
+        &self.system
     }
 
     /// See `salvage_pg::database_identity`.

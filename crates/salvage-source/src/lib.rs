@@ -85,6 +85,17 @@ impl Default for SnapshotOptions {
     }
 }
 
+/// What identifies a snapshot: a database by its cluster's system identifier and its name;
+/// an archive by its header (the database dumped, when) and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceIdentity {
+    pub kind: &'static str,
+    pub system_identifier: Option<String>,
+    pub database: Option<String>,
+    pub dumped_at: Option<String>,
+    pub bytes: Option<u64>,
+}
+
 impl Snapshot {
     /// Opens a snapshot: a `postgres://` URL (connects and reads its catalog), or a pg_dump
     /// archive — a file, a directory, or `-` for standard input (reads its table of contents).
@@ -137,6 +148,33 @@ impl Snapshot {
         match &*self.inner {
             Source::Database(database) => Some(database.url()),
             Source::Archive(_) => None,
+        }
+    }
+
+    /// What the snapshot is, to tell later whether it is the same one.
+    #[must_use]
+    pub fn identity(&self) -> SourceIdentity {
+        match &*self.inner {
+            Source::Database(database) => {
+                let (system, name) = database.system().clone();
+                SourceIdentity {
+                    kind: "database",
+                    system_identifier: Some(system),
+                    database: Some(name),
+                    dumped_at: None,
+                    bytes: None,
+                }
+            }
+            Source::Archive(archive) => {
+                let (database, dumped_at, bytes) = archive.facts();
+                SourceIdentity {
+                    kind: "archive",
+                    system_identifier: None,
+                    database,
+                    dumped_at,
+                    bytes,
+                }
+            }
         }
     }
 

@@ -63,6 +63,22 @@ impl ArchiveSnapshot {
         &self.description
     }
 
+    /// The archive's header facts and size: (database, dump time, bytes).
+    #[must_use]
+    pub fn facts(&self) -> (Option<String>, Option<String>, Option<u64>) {
+        match &self.source {
+            TableSource::Archive(archive) => {
+                let header = archive.header();
+                (
+                    header.and_then(|header| header.database.clone()),
+                    header.map(|header| header.dump_time.to_string()),
+                    size_of(archive.path()),
+                )
+            }
+            TableSource::Spool(_) => (None, None, None),
+        }
+    }
+
     /// Filters the archive for `ids`: one pass over every owned table's data.
     pub(crate) async fn select(
         self: &Arc<Self>,
@@ -306,4 +322,21 @@ fn scan_for_keys(
         }
     }
     Ok(found)
+}
+
+/// The bytes of a file, or of every file of a directory (a directory archive).
+fn size_of(path: &std::path::Path) -> Option<u64> {
+    let metadata = std::fs::metadata(path).ok()?;
+    if metadata.is_file() {
+        return Some(metadata.len());
+    }
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).ok()? {
+        let entry = entry.ok()?;
+        let metadata = entry.metadata().ok()?;
+        if metadata.is_file() {
+            total += metadata.len();
+        }
+    }
+    Some(total)
 }
