@@ -34,6 +34,8 @@ pub struct Member<'a> {
     pub attempts: u32,
     /// A catch-up pass: per table, the rows that waited the last time.
     pub retry: Option<&'a [Vec<Row>]>,
+    /// In a journaled run: the tenant's position in the run and this attempt's ID.
+    pub journal: Option<(i32, i64)>,
 }
 
 /// How a tenant of a group ended.
@@ -51,6 +53,8 @@ pub struct Group<'a> {
     pub live_catalog: &'a Catalog,
     pub options: &'a MergeOptions,
     pub reporter: &'a dyn RestoreReporter,
+    /// The run's journal, where each tenant that commits is marked done in its transaction.
+    pub run: Option<&'a salvage_journal::Run>,
 }
 
 impl Group<'_> {
@@ -77,6 +81,23 @@ impl Group<'_> {
             }
         }
         if work.is_empty() {
+            // Nothing to write: marked done on its own (no transaction of the tenant's).
+            let ends = self.ends(members, &ended, &[]);
+            if let (Some(run), false) = (self.run, ends.is_empty()) {
+                if let Err(error) = run.settle_in(connection, &ends).await {
+                    let healthy = error.sqlstate().is_some();
+                    let reason = error.to_string();
+                    for slot in &mut ended {
+                        if matches!(slot, Some(Ended::Done(..))) {
+                            *slot = Some(Ended::Again(TenantError::Group(reason.clone())));
+                        }
+                    }
+                    return (
+                        ended.into_iter().map(Option::unwrap_or_else_none).collect(),
+                        healthy,
+                    );
+                }
+            }
             return (
                 ended.into_iter().map(Option::unwrap_or_else_none).collect(),
                 true,
@@ -146,18 +167,41 @@ impl Group<'_> {
             }
         }
         if healthy {
-            match transaction.commit().await {
+            // The journal's rows of the tenants that got in, in the same transaction.
+            let settled = match self.run {
+                Some(run) => {
+                    let ends = self.ends(members, &ended, &committed);
+                    run.settle_in(&mut transaction, &ends).await
+                }
+                None => Ok(()),
+            };
+            // On failure, why, and whether the connection is still good.
+            let outcome: Result<(), (String, bool)> = match settled {
+                Ok(()) => transaction.commit().await.map_err(|error| {
+                    (PgError::query("commit the group")(error).to_string(), false)
+                }),
+                Err(error) => {
+                    let sound = error.sqlstate().is_some();
+                    drop(transaction);
+                    Err((error.to_string(), sound))
+                }
+            };
+            match outcome {
                 Ok(()) => {
                     for (place, written, elapsed) in committed {
                         ended[place] = Some(Ended::Done(written, elapsed));
                     }
                 }
-                Err(error) => {
-                    let reason = PgError::query("commit the group")(error).to_string();
+                Err((reason, sound)) => {
+                    healthy = sound;
                     for (place, _, _) in committed {
                         ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
                     }
-                    healthy = false;
+                    for slot in &mut ended {
+                        if matches!(slot, Some(Ended::Done(..))) {
+                            *slot = Some(Ended::Again(TenantError::Group(reason.clone())));
+                        }
+                    }
                 }
             }
         } else {
@@ -167,6 +211,49 @@ impl Group<'_> {
             ended.into_iter().map(Option::unwrap_or_else_none).collect(),
             healthy,
         )
+    }
+
+    /// The journal's end of each member that is done: settled without a statement
+    /// (`ended`), or written in this transaction (`committed`).
+    fn ends(
+        &self,
+        members: &[Member<'_>],
+        ended: &[Option<Ended>],
+        committed: &[(usize, Written, std::time::Duration)],
+    ) -> Vec<salvage_journal::TenantEnd> {
+        let settled = ended
+            .iter()
+            .enumerate()
+            .filter_map(|(place, end)| match end {
+                Some(Ended::Done(written, _)) => Some((place, written)),
+                _ => None,
+            });
+        let written = committed
+            .iter()
+            .map(|(place, written, _)| (*place, written));
+        settled
+            .chain(written)
+            .filter_map(|(place, written)| {
+                let (position, attempt) = members[place].journal?;
+                let mut rows = serde_json::Map::new();
+                for (table, outcome) in self.plan.schema.tables.iter().zip(&written.tables) {
+                    if outcome.inserted > 0 {
+                        rows.insert(table.name.to_string(), outcome.inserted.into());
+                    }
+                }
+                Some(salvage_journal::TenantEnd {
+                    position,
+                    attempt,
+                    rows_inserted: written
+                        .tables
+                        .iter()
+                        .map(|table| table.inserted)
+                        .sum::<u64>() as i64,
+                    rows_waiting: written.waiting.iter().map(Vec::len).sum::<usize>() as i64,
+                    rows: serde_json::Value::Object(rows).to_string(),
+                })
+            })
+            .collect()
     }
 
     /// One tenant in a savepoint of the group's transaction.

@@ -10,6 +10,7 @@
 //! table locks, no DDL, no temporary tables, no disabled triggers or constraints, bounded
 //! waits, and a tenant that loses a deadlock is retried.
 
+mod control;
 mod diagnose;
 mod error;
 mod group;
@@ -19,8 +20,10 @@ mod tenant;
 mod worker;
 mod write;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+pub use control::{Ledger, STOP_GRACE, Stop};
 pub use error::{Error, Result, TenantError};
 pub use outcome::{TableOutcome, TenantOutcome, TenantStatus};
 pub use worker::restore;
@@ -37,6 +40,12 @@ pub struct MergeOptions {
     /// Attempts per tenant when another transaction is in the way (deadlock, serialization
     /// failure, lock timeout).
     pub max_attempts: u32,
+    /// Tenants committed together at most (each still all or nothing, in a savepoint).
+    pub group_tenants: usize,
+    /// The run's journal: claims, and a row per tenant written in its transaction.
+    pub ledger: Option<Arc<Ledger>>,
+    /// Heeded between groups; tenants in flight get [`STOP_GRACE`] to finish.
+    pub stop: Stop,
 }
 
 impl Default for MergeOptions {
@@ -46,6 +55,9 @@ impl Default for MergeOptions {
             lock_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(600),
             max_attempts: 5,
+            group_tenants: group::GROUP_TENANTS,
+            ledger: None,
+            stop: Stop::default(),
         }
     }
 }

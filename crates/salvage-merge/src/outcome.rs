@@ -28,7 +28,13 @@ fn is_zero(value: &u64) -> bool {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum TenantStatus {
     Restored,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
+    /// Not attempted: the restore was stopped first.
+    Interrupted,
+    /// Restored by another worker of the run (or by this run earlier).
+    Elsewhere,
 }
 
 #[derive(Debug, Clone, Serialize)]
