@@ -60,6 +60,7 @@ async fn every_problem_a_restore_would_hit_is_refused_in_one_message_before_any_
         &format!(
             "role {role} lacks SELECT on sequences public.comments_id_seq, public.issues_id_seq, public.page_views_id_seq, public.sites_id_seq"
         ),
+        "the journal's schema salvage does not exist and this role may not create it (CREATE on the database)",
     ] {
         assert!(
             run.stderr.contains(needle),
@@ -82,7 +83,8 @@ async fn every_problem_a_restore_would_hit_is_refused_in_one_message_before_any_
     scenario
         .live
         .execute(&format!(
-            "GRANT INSERT ON projects TO {role}; GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"
+            "GRANT INSERT ON projects TO {role}; GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
+             GRANT CREATE ON DATABASE {dbname} TO {role}"
         ))
         .await;
     let (run, report) = salvage_reporting(&with(args, &["--yes"]));

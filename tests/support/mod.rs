@@ -381,7 +381,7 @@ pub async fn user_tables(database: &TestDatabase) -> Vec<String> {
     database
         .strings(
             "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'salvage') \
              AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
         )
         .await
@@ -486,7 +486,7 @@ pub async fn sequence_positions(database: &TestDatabase) -> BTreeMap<String, Seq
          JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace \
          JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid \
          WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
-           AND d.deptype IN ('a', 'i') ORDER BY 1",
+           AND d.deptype IN ('a', 'i') AND sn.nspname <> 'salvage' ORDER BY 1",
     )
     .fetch_all(&mut connection)
     .await

@@ -44,6 +44,8 @@ pub enum Command {
     /// Print the manual page (roff; e.g. `salvage man | man -l -`), or write one page per
     /// command into a directory.
     Man(ManArgs),
+    /// List the restore runs the target's journal holds, or one run's tenants.
+    Runs(RunsArgs),
     /// Keep a recovery instance of a base backup running for a whole incident.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -134,12 +136,47 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also write the plan to FILE, for review and for `restore --plan FILE`.
+    #[arg(long, value_name = "FILE", conflicts_with = "show")]
+    pub out: Option<PathBuf>,
+    /// Show the plan a plan file holds (connects to nothing).
+    #[arg(long, value_name = "FILE")]
+    pub show: Option<PathBuf>,
+}
+
+/// Where the journal is kept and whether.
+#[derive(Debug, Args, Clone)]
+pub struct JournalArgs {
+    /// The target's schema salvage keeps its journal in (runs, tenants, attempts, workers).
+    #[arg(long, value_name = "NAME", default_value = "salvage")]
+    pub journal_schema: String,
 }
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub common: Common,
+    /// Apply exactly this plan file (written by `salvage plan --out`); the tenants, root
+    /// and tenant model come from it, so none of those flags are given.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["root", "tenants", "tenants_file", "tenants_by", "tenant_columns"]
+    )]
+    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArgs,
+    /// Keep no journal in the target: no resume (a rerun redoes the work, writing nothing
+    /// twice), no shared runs.
+    #[arg(long, conflicts_with = "new_run")]
+    pub no_journal: bool,
+    /// Start a new run even if the journal holds an unfinished one of the same plan.
+    #[arg(long)]
+    pub new_run: bool,
+    /// Tenants committed together at most, each still all or nothing in a savepoint of its
+    /// own [default: 64; 1: a transaction per tenant].
+    #[arg(long, value_name = "N")]
+    pub group_size: Option<usize>,
     /// Tenants restored concurrently [default: 4].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -160,6 +197,22 @@ pub struct RestoreArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// The live database whose journal to read [default: `$DATABASE_URL`, else the PG*
+    /// environment].
+    #[arg(long, value_name = "URL", value_parser = secret)]
+    pub target: Option<SecretText>,
+    /// One run: its tenants, with state, attempts and rows.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+    #[command(flatten)]
+    pub journal: JournalArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub common: Common,
@@ -173,7 +226,7 @@ pub struct VerifyArgs {
 
 /// How a base backup is replayed into a recovery instance (`--snapshot BACKUP`, or
 /// `snapshot start --from BACKUP`).
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecoveryArgs {
     /// A directory of archived WAL files, as `archive_command = 'cp %p DIR/%f'` writes them
     /// (compressed .gz/.zst/.lz4 segments too).

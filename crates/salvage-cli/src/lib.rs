@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod failure;
 mod output;
+mod planfile;
 mod preflight;
 mod prepare;
 mod progress;
@@ -16,8 +17,11 @@ mod settings;
 mod sources;
 mod table;
 mod tenants;
+mod who;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use clap::Parser;
 
@@ -43,12 +47,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(failure::SOME_FAILED);
         }
     };
-    // On Ctrl-C (or SIGTERM, SIGHUP) the command's future is dropped: open transactions roll
-    // back, and a recovery instance is stopped and its directory removed by its guards.
+    // On Ctrl-C (or SIGTERM, SIGHUP) a restore that is writing stops taking tenants, lets
+    // those in flight finish (or abandons them after a few seconds: each is a transaction),
+    // reports and exits 128 + the signal; a second signal, or a signal to any other command,
+    // drops the command's future at once: open transactions roll back, and a recovery
+    // instance is stopped and its directory removed by its guards.
+    let interrupt = Arc::new(Interrupt::default());
     let outcome = runtime.block_on(async {
         tokio::select! {
-            result = commands::run(cli.command) => Some(result),
-            signal = interrupted() => {
+            result = commands::run(cli.command, &interrupt) => Some(result),
+            signal = signals(&interrupt) => {
                 eprintln!("\ninterrupted by {signal}: stopping");
                 None
             }
@@ -60,24 +68,63 @@ pub fn main() -> ExitCode {
             output::print_error(&format!("{:#}", failure.error));
             ExitCode::from(failure.code)
         }
-        None => ExitCode::from(failure::INTERRUPTED),
+        None => ExitCode::from(interrupt.code()),
     }
 }
 
-/// Resolves when the process is told to stop; never when the handlers cannot be installed.
-async fn interrupted() -> &'static str {
+/// A stop asked for by a signal, and whether the running command stops by itself.
+#[derive(Debug, Default)]
+pub struct Interrupt {
+    /// Heeded by the restore's workers.
+    pub stop: salvage_merge::Stop,
+    /// The last signal's number.
+    signal: AtomicU8,
+    /// The command stops by itself on `stop` (a restore, once it writes).
+    handled: AtomicBool,
+}
+
+impl Interrupt {
+    /// From now on the command stops by itself when asked.
+    pub fn handled(&self) {
+        self.handled.store(true, Ordering::SeqCst);
+    }
+
+    /// 128 + the signal, as a shell reports it (130 for SIGINT, 143 for SIGTERM).
+    pub fn code(&self) -> u8 {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => failure::INTERRUPTED,
+            signal => 128 + signal,
+        }
+    }
+}
+
+/// Resolves when the command must be dropped: at the first signal, unless the command
+/// stops by itself (then it is asked to), else at the second.
+async fn signals(interrupt: &Interrupt) -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = (
+    let (Ok(mut interrupt_signal), Ok(mut terminate), Ok(mut hangup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
     ) else {
         return std::future::pending().await;
     };
-    tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
-        _ = hangup.recv() => "SIGHUP",
+    loop {
+        let (name, number) = tokio::select! {
+            _ = interrupt_signal.recv() => ("SIGINT", 2),
+            _ = terminate.recv() => ("SIGTERM", 15),
+            _ = hangup.recv() => ("SIGHUP", 1),
+        };
+        interrupt.signal.store(number, Ordering::SeqCst);
+        if interrupt.handled.load(Ordering::SeqCst) && !interrupt.stop.requested() {
+            eprintln!(
+                "\n{name}: no more tenants are started; those in flight finish (or roll back after {}s), then the run stops. {name} again stops at once.",
+                salvage_merge::STOP_GRACE.as_secs()
+            );
+            interrupt.stop.request();
+            continue;
+        }
+        return name;
     }
 }
 

@@ -18,6 +18,7 @@ use salvage_source::{Snapshot, TextRow};
 use sqlx::postgres::PgConnection;
 
 use crate::failure::{Failure, OrBadInput};
+use crate::planfile::{self, Inputs, Side, TenantInput};
 use crate::preflight::{self, Problems};
 use crate::settings::Settings;
 use crate::tenants::{GivenTenant, describe};
@@ -45,6 +46,9 @@ pub struct Prepared {
     pub restore_blockers: Problems,
     /// What a base backup snapshot is (also for a URL of `salvage snapshot start`'s).
     pub recovery_facts: Option<SnapshotFacts>,
+    /// The plan's inputs (every tenant of the run, not only those resolved): what a plan
+    /// file holds, and whose digest names the run.
+    pub inputs: Inputs,
     /// The recovery instance the snapshot reads; stopped and removed when this goes.
     #[allow(
         dead_code,
@@ -53,21 +57,153 @@ pub struct Prepared {
     pub recovery: Option<RecoveryInstance>,
 }
 
+/// Both sides opened and checked, the schema planned and the tenants' IDs checked: what is
+/// needed to name the run (its inputs) before any tenant's rows are read.
+pub struct Identified {
+    live: PgConnection,
+    live_catalog: Catalog,
+    snapshot: Snapshot,
+    schema: SchemaPlan,
+    /// The values to resolve, as given (after `--tenants-by`), and their canonical IDs.
+    given: Vec<String>,
+    canonical: Vec<String>,
+    writable: Problems,
+    recovery: Option<RecoveryInstance>,
+    pub inputs: Inputs,
+}
+
+impl Identified {
+    /// The run's tenants by canonical ID, in order.
+    pub fn tenant_ids(&self) -> Vec<String> {
+        self.inputs
+            .tenants
+            .iter()
+            .map(|tenant| tenant.id.clone())
+            .collect()
+    }
+
+    /// The live connection, for the journal.
+    pub fn live(&mut self) -> &mut PgConnection {
+        &mut self.live
+    }
+
+    /// More reasons a restore cannot write (the journal's), refused with the rest once the
+    /// plan is resolved.
+    pub fn block(&mut self, problems: Problems) {
+        self.writable.extend(problems);
+    }
+}
+
 pub async fn prepare(
     settings: &Settings,
     recovery: Option<RecoveryInstance>,
     reporter: &dyn PlanReporter,
     purpose: &Purpose,
 ) -> Result<Prepared, Failure> {
+    let identified = identify(settings, recovery, purpose).await?;
+    resolve(identified, settings, None, reporter, purpose).await
+}
+
+/// Opens and checks both sides, plans the schema and checks the tenant IDs.
+pub async fn identify(
+    settings: &Settings,
+    recovery: Option<RecoveryInstance>,
+    purpose: &Purpose,
+) -> Result<Identified, Failure> {
     let mut live = salvage_pg::connect(&settings.target, ConnectionRole::ReadOnly)
         .await
         .map_err(|error| Failure::bad_input(anyhow!("the target database: {error}")))?;
-    let live_catalog = salvage_pg::introspect(&mut live).await.bad_input()?;
+    let (system, database) = salvage_pg::system_identity(&mut live).await.bad_input()?;
+    if let Some(reviewed) = &settings.reviewed {
+        let planned = &reviewed.target;
+        if planned.system_identifier.as_deref() != Some(system.as_str())
+            || planned.database.as_deref() != Some(database.as_str())
+        {
+            return Err(Failure::bad_input(anyhow!(
+                "the target {} is not the database the plan was made for (the plan: database {} of cluster {}; this: database {database} of cluster {system}); give the plan's target with --target; nothing was written",
+                settings.target,
+                planned.database.as_deref().unwrap_or("?"),
+                planned.system_identifier.as_deref().unwrap_or("?")
+            )));
+        }
+    }
+    let mut live_catalog = salvage_pg::introspect(&mut live).await.bad_input()?;
+    // salvage's own journal is no part of any tenant's data, on either side.
+    live_catalog
+        .tables
+        .retain(|name, _| name.schema != settings.journal_schema);
     let snapshot = match &recovery {
         Some(instance) => Snapshot::open_database(instance.url().clone()).await,
         None => Snapshot::open_with(settings.snapshot.expose(), settings.snapshot_options).await,
     }
     .map_err(|error| Failure::bad_input(anyhow!("the snapshot: {error}")))?;
+    if let Some(reviewed) = &settings.reviewed {
+        let identity = snapshot.identity();
+        let planned = &reviewed.snapshot;
+        let found = (
+            identity.system_identifier,
+            identity.database,
+            identity.dumped_at,
+            identity.bytes,
+        );
+        let expected = (
+            planned.system_identifier.clone(),
+            planned.database.clone(),
+            planned.dumped_at.clone(),
+            planned.bytes,
+        );
+        if found != expected {
+            let mut now = planned.clone();
+            (
+                now.system_identifier,
+                now.database,
+                now.dumped_at,
+                now.bytes,
+            ) = found;
+            return Err(Failure::bad_input(anyhow!(
+                "the snapshot {} is not the one the plan was made against; nothing was written:\n  - {}",
+                snapshot.describe(),
+                planfile::side_changes("the snapshot", planned, &now).join("\n  - ")
+            )));
+        }
+    }
+    if let Some(reviewed) = &settings.reviewed {
+        // The planned tables' shapes, before planning again: what changed is named as such.
+        let shapes_now = |planned: &Side, catalog: &Catalog| -> Side {
+            let mut now = planned.clone();
+            now.tables = planned
+                .tables
+                .keys()
+                .filter_map(|name| {
+                    let parsed = salvage_catalog::QualifiedName::parse(name).ok()?;
+                    catalog
+                        .table(&parsed)
+                        .map(|table| (name.clone(), table.shape()))
+                })
+                .collect();
+            now
+        };
+        let mut changes = planfile::side_changes(
+            "the target",
+            &reviewed.target,
+            &shapes_now(&reviewed.target, &live_catalog),
+        );
+        changes.extend(planfile::side_changes(
+            "the snapshot",
+            &reviewed.snapshot,
+            &shapes_now(&reviewed.snapshot, snapshot.catalog()),
+        ));
+        if !changes.is_empty() {
+            return Err(Failure::bad_input(anyhow!(
+                "the plan no longer holds; nothing was written:\n  - {}\nmake a new plan with salvage plan --out",
+                changes.join("\n  - ")
+            )));
+        }
+    }
+    let mut snapshot_catalog = snapshot.catalog().clone();
+    snapshot_catalog
+        .tables
+        .retain(|name, _| name.schema != settings.journal_schema);
     if snapshot.database_url().is_none() && snapshot.catalog().tables.is_empty() {
         return Err(Failure::bad_input(anyhow!(
             "the snapshot {} holds no table: it is not a pg_dump archive salvage can read, or a dump of an empty database",
@@ -83,8 +219,7 @@ pub async fn prepare(
             )));
         }
     }
-    let schema =
-        SchemaPlan::build(&live_catalog, snapshot.catalog(), &settings.plan).bad_input()?;
+    let schema = SchemaPlan::build(&live_catalog, &snapshot_catalog, &settings.plan).bad_input()?;
 
     let mut problems = read_problems(&mut live, &snapshot, &schema).await?;
     let report = match purpose {
@@ -107,16 +242,113 @@ pub async fn prepare(
         }
         None => values.clone(),
     };
+    let canonical = salvage_closure::canonical_ids(&mut live, &schema, &ids)
+        .await
+        .map_err(|error| tenant_failure(error, settings))?;
+    let mut seen = std::collections::HashSet::new();
+    let mut tenants = Vec::new();
+    for (position, id) in canonical.iter().enumerate() {
+        if seen.insert(id.clone()) {
+            let given = match &settings.tenants_by {
+                Some(column) => Some(format!("{column} {}", values[position])),
+                None => (&ids[position] != id).then(|| ids[position].clone()),
+            };
+            tenants.push(TenantInput {
+                id: id.clone(),
+                given,
+                label: None,
+            });
+        }
+    }
+    let target = Side {
+        location: settings.target.without_password(),
+        kind: "database".to_owned(),
+        system_identifier: Some(system),
+        database: Some(database),
+        dumped_at: None,
+        bytes: None,
+        tables: planfile::shapes(&schema, &live_catalog),
+    };
+    let identity = snapshot.identity();
+    let snapshot_side = Side {
+        location: match (&recovery, snapshot.database_url()) {
+            (Some(_), _) => settings.snapshot.expose().to_owned(),
+            (None, Some(url)) => url.without_password(),
+            (None, None) => archive_location(settings.snapshot.expose()),
+        },
+        kind: if recovery.is_some() {
+            "base backup".to_owned()
+        } else {
+            identity.kind.to_owned()
+        },
+        system_identifier: identity.system_identifier,
+        database: identity.database,
+        dumped_at: identity.dumped_at,
+        bytes: identity.bytes,
+        tables: planfile::shapes(&schema, snapshot.catalog()),
+    };
+    let inputs = Inputs {
+        mode: "missing".to_owned(),
+        snapshot: snapshot_side,
+        target,
+        options: settings.plan.clone(),
+        tenants,
+        recovery: settings.recovery_args.clone(),
+    };
+    Ok(Identified {
+        live,
+        live_catalog,
+        snapshot,
+        schema,
+        given: ids,
+        canonical,
+        writable,
+        recovery,
+        inputs,
+    })
+}
+
+/// Computes the closures of the run's tenants — all of them, or those of `only` (canonical
+/// IDs: a resumed run's unfinished ones) — and what else would stop a restore.
+pub async fn resolve(
+    identified: Identified,
+    settings: &Settings,
+    only: Option<&std::collections::HashSet<String>>,
+    reporter: &dyn PlanReporter,
+    purpose: &Purpose,
+) -> Result<Prepared, Failure> {
+    let Identified {
+        mut live,
+        live_catalog,
+        snapshot,
+        schema,
+        given,
+        canonical,
+        writable,
+        recovery,
+        mut inputs,
+    } = identified;
+    let ids: Vec<String> = given
+        .iter()
+        .zip(&canonical)
+        .filter(|(_, id)| only.is_none_or(|only| only.contains(*id)))
+        .map(|(given, _)| given.clone())
+        .collect();
     let mut plan =
         salvage_closure::resolve(schema, &snapshot, &mut live, &live_catalog, &ids, reporter)
             .await
             .map_err(|error| tenant_failure(error, settings))?;
-    if let Some(column) = &settings.tenants_by {
-        // Each tenant as the user named it: its ID came from the column.
-        for tenant in &mut plan.tenants {
-            if let Some(position) = ids.iter().position(|id| *id == tenant.id) {
-                tenant.given = Some(format!("{column} {}", values[position]));
+    for tenant in &mut plan.tenants {
+        if let Some(input) = inputs
+            .tenants
+            .iter_mut()
+            .find(|input| input.id == tenant.id)
+        {
+            // Each tenant as the user named it (`--tenants-by`: the column's value).
+            if settings.tenants_by.is_some() {
+                tenant.given.clone_from(&input.given);
             }
+            input.label.clone_from(&tenant.label);
         }
     }
 
@@ -146,7 +378,16 @@ pub async fn prepare(
         live_catalog: Arc::new(live_catalog),
         plan: Arc::new(plan),
         restore_blockers,
+        inputs,
     })
+}
+
+/// An archive's path as a plan file names it: absolute (standard input stays `-`).
+fn archive_location(path: &str) -> String {
+    if path == "-" {
+        return path.to_owned();
+    }
+    std::path::absolute(path).map_or_else(|_| path.to_owned(), |path| path.display().to_string())
 }
 
 /// Row-level security and SELECT on both sides, before any row is read.

@@ -259,6 +259,7 @@ impl RestoreReporter for RestoreProgress {
                     "FAILED tenant {}{label}, rolled back: {error}",
                     outcome.tenant
                 )),
+                TenantStatus::Interrupted | TenantStatus::Elsewhere => {}
             }
         }
         self.overall.set_message(self.message());

@@ -11,6 +11,7 @@ use std::io::IsTerminal as _;
 
 use crate::output;
 use crate::prepare::Prepared;
+use crate::report::{PlanDocument, PlanTenant};
 use crate::table::{Align, TextTable};
 
 /// How a table belongs to the plan: its ownership path, or what references it.
@@ -58,36 +59,39 @@ fn role_name(role: Role) -> &'static str {
 /// The plan: sources, tenants as resolved, tables in restore order with counts, notes.
 /// `tenant_limit` caps the tenant list (the `plan` command shows them all).
 pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
+    plan_of(&crate::report::plan_document(prepared), tenant_limit)
+}
+
+/// [`plan`] from the plan's document (`plan --show FILE` reads it from a plan file).
+pub fn plan_of(plan: &PlanDocument, tenant_limit: Option<usize>) -> String {
     let width = output_width();
-    let plan = &prepared.plan;
-    let schema = &plan.schema;
     let mut out = String::new();
     // `15.18`, not `15.18 (Debian 15.18-0+deb12u1)`: the line fits.
     let version = |text: &str| text.split_whitespace().next().unwrap_or("").to_owned();
     let _ = writeln!(
         out,
         "snapshot  {} (PostgreSQL {})",
-        prepared.snapshot.describe(),
-        version(&prepared.snapshot.catalog().server_version)
+        plan.snapshot,
+        version(&plan.snapshot_version)
     );
-    if let Some(facts) = &prepared.recovery_facts {
+    if let Some(facts) = &plan.recovery {
         out.push_str(&crate::recovery::describe(facts));
     }
     let _ = writeln!(
         out,
         "target    {} (PostgreSQL {})",
-        prepared.target,
-        version(&prepared.target_version)
+        plan.target,
+        version(&plan.target_version)
     );
-    let label = schema
-        .root
+    let root = &plan.root;
+    let label = root
         .label_column
         .as_ref()
         .map_or_else(String::new, |column| format!(", labelled by {column}"));
     let _ = writeln!(
         out,
         "root      {} ({} {}){label}",
-        schema.root.table, schema.root.key_column, schema.root.key_type
+        root.table, root.key_column, root.key_type
     );
 
     let present = plan
@@ -111,7 +115,7 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
     let conflicted = plan
         .tenants
         .iter()
-        .any(|tenant| !tenant.held_elsewhere.is_empty());
+        .any(|tenant| !tenant.conflicts.is_empty());
     let mut headers = vec![
         ("ID", Align::Left),
         ("LABEL", Align::Left),
@@ -137,8 +141,8 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
             } else {
                 "missing".into()
             },
-            output::number(tenant.snapshot_rows()),
-            output::number(tenant.rows_to_add()),
+            output::number(tenant.snapshot_rows),
+            output::number(tenant.rows_to_add),
         ];
         if conflicted {
             row.push(output::number(conflicts(tenant)));
@@ -155,8 +159,7 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
     }
 
     let _ = writeln!(out, "\nTables, in restore order:");
-    let totals = &plan.totals;
-    let waiting = totals.iter().any(|counts| counts.waiting > 0);
+    let waiting = plan.tables.iter().any(|table| table.counts.waiting > 0);
     let mut headers = vec![
         ("TABLE", Align::Left),
         ("ROLE", Align::Left),
@@ -170,12 +173,13 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
     }
     let mut tables = TextTable::new(&headers);
     let mut sum = TableCounts::default();
-    for (table, counts) in schema.tables.iter().zip(totals) {
+    for table in &plan.tables {
+        let counts = &table.counts;
         sum.add(counts);
         let mut row = vec![
-            table.name.to_string(),
+            table.table.clone(),
             role_name(table.role).to_owned(),
-            table_path(schema, table),
+            table.path.clone(),
             output::number(counts.snapshot),
             output::number(counts.in_live),
             output::number(counts.to_add),
@@ -198,26 +202,28 @@ pub fn plan(prepared: &Prepared, tenant_limit: Option<usize>) -> String {
     }
     tables.row(row);
     out.push_str(&tables.render_within(2, width, Some(2)));
-    if !schema.unrelated.is_empty() {
-        let names: Vec<String> = schema.unrelated.iter().map(ToString::to_string).collect();
+    if !plan.unrelated.is_empty() {
         let _ = writeln!(
             out,
             "\nLeft alone (no relation to the tenants): {}",
-            names.join(", ")
+            plan.unrelated.join(", ")
         );
     }
-    if !schema.excluded.is_empty() {
-        let names: Vec<String> = schema.excluded.iter().map(ToString::to_string).collect();
-        let _ = writeln!(out, "Excluded by configuration: {}", names.join(", "));
+    if !plan.excluded.is_empty() {
+        let _ = writeln!(
+            out,
+            "Excluded by configuration: {}",
+            plan.excluded.join(", ")
+        );
     }
     notes(plan, &mut out);
     conflict_list(plan, &mut out);
-    if !prepared.restore_blockers.is_empty() {
+    if !plan.restore_blockers.is_empty() {
         let _ = writeln!(
             out,
             "\nA restore would be refused (nothing would be written) until these are fixed:"
         );
-        for problem in &prepared.restore_blockers {
+        for problem in &plan.restore_blockers {
             let _ = writeln!(out, "  - {problem}");
         }
     }
@@ -236,21 +242,21 @@ fn output_width() -> usize {
 }
 
 /// How many of a tenant's rows have a key live holds on another row.
-fn conflicts(tenant: &salvage_closure::TenantClosure) -> u64 {
+fn conflicts(tenant: &PlanTenant) -> u64 {
     tenant
         .tables
-        .iter()
+        .values()
         .map(|counts| counts.held_elsewhere)
         .sum::<u64>()
-        .max(u64::from(!tenant.held_elsewhere.is_empty()))
+        .max(u64::from(!tenant.conflicts.is_empty()))
 }
 
 /// Each tenant with keys live holds on other rows: it will fail, writing nothing.
-fn conflict_list(plan: &RestorePlan, out: &mut String) {
-    let conflicted: Vec<&salvage_closure::TenantClosure> = plan
+fn conflict_list(plan: &PlanDocument, out: &mut String) {
+    let conflicted: Vec<&PlanTenant> = plan
         .tenants
         .iter()
-        .filter(|tenant| !tenant.held_elsewhere.is_empty())
+        .filter(|tenant| !tenant.conflicts.is_empty())
         .collect();
     if conflicted.is_empty() {
         return;
@@ -267,7 +273,7 @@ fn conflict_list(plan: &RestorePlan, out: &mut String) {
             .as_deref()
             .map(|label| format!(" ({label})"))
             .unwrap_or_default();
-        for held in &tenant.held_elsewhere {
+        for held in &tenant.conflicts {
             let _ = writeln!(out, "  tenant {}{label}: {held}", tenant.id);
         }
     }
@@ -304,21 +310,14 @@ pub fn confirmation(prepared: &Prepared) -> String {
     )
 }
 
-fn notes(plan: &RestorePlan, out: &mut String) {
-    let schema = &plan.schema;
-    let waiting = plan
-        .tenants
-        .iter()
-        .any(|tenant| !tenant.waiting_examples.is_empty());
-    if schema.notes.is_empty()
-        && plan.dangling.is_empty()
-        && plan.cross_tenant.is_empty()
-        && !waiting
+fn notes(plan: &PlanDocument, out: &mut String) {
+    let waiting = plan.tenants.iter().any(|tenant| !tenant.waiting.is_empty());
+    if plan.notes.is_empty() && plan.dangling.is_empty() && plan.cross_tenant.is_empty() && !waiting
     {
         return;
     }
     let _ = writeln!(out, "\nNotes:");
-    for note in &schema.notes {
+    for note in &plan.notes {
         let level = match note.level {
             NoteLevel::Info => "note",
             NoteLevel::Warning => "warning",
@@ -350,7 +349,7 @@ fn notes(plan: &RestorePlan, out: &mut String) {
         );
     }
     for tenant in &plan.tenants {
-        for waiting in &tenant.waiting_examples {
+        for waiting in &tenant.waiting {
             let _ = writeln!(out, "  warning: tenant {}: {waiting}", tenant.id);
         }
     }
@@ -435,9 +434,32 @@ pub fn restore_summary(
         .map(|total| total.outcome.already_present)
         .sum();
     let verified = checks.iter().filter(|check| check.passed()).count();
+    let count = |status: &TenantStatus| {
+        outcomes
+            .iter()
+            .filter(|outcome| &outcome.status == status)
+            .count() as u64
+    };
+    let (interrupted, elsewhere) = (
+        count(&TenantStatus::Interrupted),
+        count(&TenantStatus::Elsewhere),
+    );
+    let mut others = String::new();
+    if interrupted > 0 {
+        others.push_str(&format!(
+            ", {} not attempted (interrupted: run the same restore again to continue)",
+            output::number(interrupted)
+        ));
+    }
+    if elsewhere > 0 {
+        others.push_str(&format!(
+            ", {} restored by another worker of the run",
+            output::number(elsewhere)
+        ));
+    }
     let _ = writeln!(
         out,
-        "\nRestored {} of {}: {} inserted, {} already present and kept. Verified {} of {}.",
+        "\nRestored {} of {}{others}: {} inserted, {} already present and kept. Verified {} of {}.",
         output::number(restored as u64),
         output::counted(outcomes.len() as u64, "tenant"),
         output::counted(inserted, "row"),
@@ -467,6 +489,8 @@ pub fn restore_summary(
                 failures.push(format!("  tenant {}: {error}", outcome.tenant));
                 "FAILED".to_owned()
             }
+            TenantStatus::Interrupted => "not attempted (interrupted)".to_owned(),
+            TenantStatus::Elsewhere => "restored by another worker".to_owned(),
         };
         tenants.row(vec![
             outcome.tenant.clone(),

@@ -7,68 +7,78 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use salvage_closure::{CrossTenantRows, RestorePlan, TableCounts};
+use salvage_journal::{Run, RunState, Settled};
 use salvage_merge::{TenantOutcome, TenantStatus};
 use salvage_plan::{Cycle, DeferredConstraint, Note, Relation, Role, RootInfo};
 use salvage_recovery::SnapshotFacts;
 use salvage_verify::TenantCheck;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::prepare::Prepared;
 use crate::render::{table_path, table_totals};
 
-#[derive(Debug, Serialize)]
-pub struct PlanJson<'a> {
-    snapshot: String,
+/// The plan as `plan --format json` prints it and a plan file holds it: what the text plan
+/// shows, and what `plan --show` shows again from the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanDocument {
+    pub snapshot: String,
+    #[serde(default)]
+    pub snapshot_version: String,
     /// A base backup snapshot: the backup, its label, the target, where replay stopped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    recovery: Option<&'a SnapshotFacts>,
-    target: String,
-    root: &'a RootInfo,
-    tenants: Vec<PlanTenant<'a>>,
-    tables: Vec<PlanTable<'a>>,
-    unrelated: Vec<String>,
-    excluded: Vec<String>,
-    cycles: &'a [Cycle],
-    deferred: &'a [DeferredConstraint],
-    cross_tenant: &'a [CrossTenantRows],
-    notes: &'a [Note],
-    dangling: &'a [String],
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<SnapshotFacts>,
+    pub target: String,
+    #[serde(default)]
+    pub target_version: String,
+    pub root: RootInfo,
+    pub tenants: Vec<PlanTenant>,
+    pub tables: Vec<PlanTable>,
+    pub unrelated: Vec<String>,
+    pub excluded: Vec<String>,
+    pub cycles: Vec<Cycle>,
+    pub deferred: Vec<DeferredConstraint>,
+    pub cross_tenant: Vec<CrossTenantRows>,
+    pub notes: Vec<Note>,
+    pub dangling: Vec<String>,
     /// What would stop a restore (privileges, a read-only target): a restore refuses, writing
     /// nothing, until they are fixed.
-    restore_blockers: &'a [String],
+    pub restore_blockers: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct PlanTenant<'a> {
-    id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    given: Option<&'a str>,
-    label: Option<&'a str>,
-    root_in_live: bool,
-    snapshot_rows: u64,
-    rows_to_add: u64,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanTenant {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given: Option<String>,
+    pub label: Option<String>,
+    pub root_in_live: bool,
+    pub snapshot_rows: u64,
+    pub rows_to_add: u64,
     /// Keys of the tenant's rows that live holds on other rows (the key, or another unique
     /// key: a slug a new customer took): the tenant's restore fails, writing nothing.
-    conflicts: &'a [String],
-    tables: BTreeMap<String, TableCounts>,
+    pub conflicts: Vec<String>,
+    /// Rows that wait for a parent neither live has nor the run restores (a few).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<String>,
+    pub tables: BTreeMap<String, TableCounts>,
 }
 
-#[derive(Debug, Serialize)]
-struct PlanTable<'a> {
-    table: String,
-    role: Role,
-    path: String,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanTable {
+    pub table: String,
+    pub role: Role,
+    pub path: String,
     /// How the table reaches the root, relation by relation, with where each came from.
-    ownership: Option<&'a [Relation]>,
+    pub ownership: Option<Vec<Relation>>,
     /// Every relation a row's tenants come from.
-    relations: &'a [Relation],
-    exists_in_live: bool,
-    exists_in_snapshot: bool,
+    pub relations: Vec<Relation>,
+    pub exists_in_live: bool,
+    pub exists_in_snapshot: bool,
     #[serde(flatten)]
-    counts: TableCounts,
+    pub counts: TableCounts,
 }
 
-pub fn plan_json(prepared: &Prepared) -> PlanJson<'_> {
+pub fn plan_document(prepared: &Prepared) -> PlanDocument {
     let plan = &prepared.plan;
     let schema = &plan.schema;
     let names: Vec<String> = schema
@@ -80,13 +90,14 @@ pub fn plan_json(prepared: &Prepared) -> PlanJson<'_> {
         .tenants
         .iter()
         .map(|tenant| PlanTenant {
-            id: &tenant.id,
-            given: tenant.given.as_deref(),
-            label: tenant.label.as_deref(),
+            id: tenant.id.clone(),
+            given: tenant.given.clone(),
+            label: tenant.label.clone(),
             root_in_live: tenant.root_in_live,
             snapshot_rows: tenant.snapshot_rows(),
             rows_to_add: tenant.rows_to_add(),
-            conflicts: &tenant.held_elsewhere,
+            conflicts: tenant.held_elsewhere.clone(),
+            waiting: tenant.waiting_examples.clone(),
             tables: names
                 .iter()
                 .zip(&tenant.tables)
@@ -106,28 +117,30 @@ pub fn plan_json(prepared: &Prepared) -> PlanJson<'_> {
             ownership: table
                 .ownership
                 .as_ref()
-                .map(|ownership| ownership.chain.as_slice()),
-            relations: &table.parents,
+                .map(|ownership| ownership.chain.clone()),
+            relations: table.parents.clone(),
             exists_in_live: table.in_live,
             exists_in_snapshot: table.in_snapshot,
             counts,
         })
         .collect();
-    PlanJson {
+    PlanDocument {
         snapshot: prepared.snapshot.describe(),
-        recovery: prepared.recovery_facts.as_ref(),
+        snapshot_version: prepared.snapshot.catalog().server_version.clone(),
+        recovery: prepared.recovery_facts.clone(),
         target: prepared.target.redacted().to_owned(),
-        root: &schema.root,
+        target_version: prepared.target_version.clone(),
+        root: schema.root.clone(),
         tenants,
         tables,
         unrelated: schema.unrelated.iter().map(ToString::to_string).collect(),
         excluded: schema.excluded.iter().map(ToString::to_string).collect(),
-        cycles: &schema.cycles,
-        deferred: &schema.deferred,
-        cross_tenant: &plan.cross_tenant,
-        notes: &schema.notes,
-        dangling: &plan.dangling,
-        restore_blockers: &prepared.restore_blockers,
+        cycles: schema.cycles.clone(),
+        deferred: schema.deferred.clone(),
+        cross_tenant: plan.cross_tenant.clone(),
+        notes: schema.notes.clone(),
+        dangling: plan.dangling.clone(),
+        restore_blockers: prepared.restore_blockers.clone(),
     }
 }
 
@@ -141,10 +154,93 @@ pub struct Timings {
     pub total_seconds: f64,
 }
 
+/// The journal's run a restore was part of.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub id: String,
+    /// The run's state once this process left it.
+    pub state: RunState,
+    /// Whether this process continued a run started earlier.
+    pub resumed: bool,
+    pub worker: String,
+    /// The run's tenants (every worker's).
+    pub tenants: RunTenants,
+    /// This process's share: tenants it restored, found restored by another worker, or did
+    /// not get to.
+    pub restored_here: usize,
+    pub restored_elsewhere: usize,
+    pub not_attempted: usize,
+    /// Other workers still on the run when this one left.
+    pub other_workers: i64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RunTenants {
+    pub done: i64,
+    pub failed: i64,
+    pub pending: i64,
+}
+
+impl RunInfo {
+    pub fn new(run: &Run, settled: &Settled, outcomes: &[TenantOutcome]) -> Self {
+        let count = |status: &TenantStatus| {
+            outcomes
+                .iter()
+                .filter(|outcome| &outcome.status == status)
+                .count()
+        };
+        Self {
+            id: run.id.clone(),
+            state: settled.state,
+            resumed: run.resumed,
+            worker: run.worker.clone(),
+            tenants: RunTenants {
+                done: settled.counts.done,
+                failed: settled.counts.failed,
+                pending: settled.counts.pending,
+            },
+            restored_here: count(&TenantStatus::Restored),
+            restored_elsewhere: count(&TenantStatus::Elsewhere),
+            not_attempted: count(&TenantStatus::Interrupted),
+            other_workers: settled.others,
+        }
+    }
+
+    /// `Run 20261201-… is interrupted: 12 tenants done, 28 pending. …`
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "Run {} is {}: {} done, {} failed, {} pending",
+            self.id,
+            self.state.as_str(),
+            crate::output::counted(self.tenants.done as u64, "tenant"),
+            crate::output::number(self.tenants.failed as u64),
+            crate::output::number(self.tenants.pending as u64),
+        );
+        if self.other_workers > 0 {
+            text.push_str(&format!(
+                "; {} still on it",
+                crate::output::count(self.other_workers as u64, "other worker", "other workers")
+            ));
+        }
+        match self.state {
+            RunState::Interrupted | RunState::Failed => {
+                text.push_str(". Run the same restore again to continue it.");
+            }
+            _ => text.push('.'),
+        }
+        text
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct RunReport {
     salvage_version: &'static str,
     command: &'static str,
+    /// How this process ended: `done`, `failed` (some tenant failed or is incomplete) or
+    /// `interrupted` (stopped by a signal).
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<RunInfo>,
     started_at: String,
     snapshot: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,6 +261,10 @@ struct Summary {
     tenants: usize,
     restored: Option<usize>,
     failed: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restored_elsewhere: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_attempted: Option<usize>,
     verified: usize,
     rows_inserted: Option<u64>,
     rows_already_present: Option<u64>,
@@ -233,6 +333,8 @@ pub struct RunFacts<'a> {
     pub checks: &'a [TenantCheck],
     pub timings: Timings,
     pub exit_code: u8,
+    pub interrupted: bool,
+    pub run: Option<RunInfo>,
 }
 
 pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
@@ -309,6 +411,8 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
             let (status, error) = match outcome.map(|outcome| &outcome.status) {
                 Some(TenantStatus::Restored) => ("restored", None),
                 Some(TenantStatus::Failed { error }) => ("failed", Some(error.clone())),
+                Some(TenantStatus::Interrupted) => ("interrupted", None),
+                Some(TenantStatus::Elsewhere) => ("restored_elsewhere", None),
                 None => ("checked", None),
             };
             TenantReport {
@@ -328,9 +432,27 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
         })
         .collect();
     let restored = outcomes.iter().filter(|outcome| outcome.restored()).count();
+    let with_status = |wanted: fn(&TenantStatus) -> bool| {
+        outcomes
+            .iter()
+            .filter(|outcome| wanted(&outcome.status))
+            .count()
+    };
+    let failed = with_status(|status| matches!(status, TenantStatus::Failed { .. }));
+    let elsewhere = with_status(|status| *status == TenantStatus::Elsewhere);
+    let not_attempted = with_status(|status| *status == TenantStatus::Interrupted);
+    let state = if facts.interrupted {
+        "interrupted"
+    } else if facts.exit_code == 0 {
+        "done"
+    } else {
+        "failed"
+    };
     RunReport {
         salvage_version: env!("CARGO_PKG_VERSION"),
         command: facts.command,
+        state,
+        run: facts.run.clone(),
         started_at: rfc3339(facts.started_at),
         snapshot: facts.prepared.snapshot.describe(),
         recovery: facts.prepared.recovery_facts.clone(),
@@ -340,7 +462,9 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
         summary: Summary {
             tenants: plan.tenants.len(),
             restored: writes.then_some(restored),
-            failed: writes.then_some(outcomes.len() - restored),
+            failed: writes.then_some(failed),
+            restored_elsewhere: (elsewhere > 0).then_some(elsewhere),
+            not_attempted: (not_attempted > 0).then_some(not_attempted),
             verified: facts.checks.iter().filter(|check| check.passed()).count(),
             rows_inserted: writes.then(|| outcomes.iter().map(TenantOutcome::inserted).sum()),
             rows_already_present: writes.then(|| {
@@ -379,7 +503,7 @@ pub fn round(duration: Duration) -> f64 {
 
 /// `2026-11-21T13:42:07Z`, without a date library: days to a civil date (Howard Hinnant's
 /// algorithm).
-fn rfc3339(time: SystemTime) -> String {
+pub fn rfc3339(time: SystemTime) -> String {
     let seconds = time
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs()) as i64;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use salvage_catalog::QualifiedName;
 use salvage_merge::MergeOptions;
-use salvage_pg::DatabaseUrl;
+use salvage_pg::{DatabaseUrl, SecretText};
 use salvage_plan::PlanOptions;
 use salvage_source::SnapshotOptions;
 
@@ -24,6 +24,8 @@ pub struct Settings {
     pub snapshot_options: SnapshotOptions,
     /// When the snapshot is a base backup: how to replay it.
     pub recovery: Option<salvage_recovery::RecoveryOptions>,
+    /// The flags it came from, for a plan file.
+    pub recovery_args: Option<crate::args::RecoveryArgs>,
     pub target: DatabaseUrl,
     pub plan: PlanOptions,
     /// The tenants as given: IDs, or values of `tenants_by`.
@@ -32,6 +34,11 @@ pub struct Settings {
     pub tenants_by: Option<String>,
     pub jobs: usize,
     pub merge: MergeOptions,
+    /// `restore --plan`: the sides as the plan was made against, checked as soon as each is
+    /// reached.
+    pub reviewed: Option<crate::planfile::Inputs>,
+    /// The journal's schema: its tables are salvage's, never planned.
+    pub journal_schema: String,
 }
 
 /// Per-command flags that salvage.toml can also set.
@@ -40,6 +47,7 @@ pub struct Extra<'a> {
     pub jobs: Option<usize>,
     pub lock_timeout: Option<&'a str>,
     pub statement_timeout: Option<&'a str>,
+    pub group_size: Option<usize>,
 }
 
 impl Settings {
@@ -96,36 +104,11 @@ impl Settings {
         plan.exclude = parse_tables(&config.exclude).bad_input()?;
         plan.shared = parse_tables(&config.shared).bad_input()?;
 
-        let jobs = extra.jobs.or(config.jobs).unwrap_or(DEFAULT_JOBS);
-        if jobs == 0 {
-            return Err(Failure::bad_input(anyhow!("--jobs must be at least 1")));
-        }
-        let mut merge = MergeOptions {
-            jobs,
-            ..MergeOptions::default()
-        };
-        if let Some(text) = extra.lock_timeout.or(config.lock_timeout.as_deref()) {
-            merge.lock_timeout = parse_duration(text).context("--lock-timeout").bad_input()?;
-        }
-        if let Some(text) = extra
-            .statement_timeout
-            .or(config.statement_timeout.as_deref())
-        {
-            merge.statement_timeout = parse_duration(text)
-                .context("--statement-timeout")
-                .bad_input()?;
-        }
-        let mut snapshot_options = SnapshotOptions::default();
-        if let Some(text) = common
-            .key_memory
-            .as_deref()
-            .or(config.key_memory.as_deref())
-        {
-            snapshot_options.key_memory = parse_size(text).context("--key-memory").bad_input()?;
-        }
+        let (jobs, merge, snapshot_options) = execution(&config, common, extra)?;
         Ok(Self {
             snapshot,
             snapshot_options,
+            recovery_args: recovery.as_ref().map(|_| common.recovery.clone()),
             recovery,
             target,
             plan,
@@ -133,6 +116,95 @@ impl Settings {
             tenants_by,
             jobs,
             merge,
+            reviewed: None,
+            journal_schema: salvage_journal::DEFAULT_SCHEMA.to_owned(),
+        })
+    }
+
+    /// The settings of `restore --plan FILE`: what to restore from the plan; where from the
+    /// flags (or salvage.toml) when given — the same databases, checked later — else
+    /// `$DATABASE_URL` for the target, else the plan's locations (no password in them: it
+    /// comes from the environment or `~/.pgpass`); how fast and how long to wait from the
+    /// flags.
+    pub fn from_plan(
+        file: &crate::planfile::PlanFile,
+        common: &Common,
+        extra: &Extra<'_>,
+    ) -> Result<Self, Failure> {
+        let config = match &common.config {
+            Some(path) => Config::load(path).bad_input()?,
+            None => Config::default(),
+        };
+        let selection: Vec<&str> = [
+            ("root", config.root.is_some()),
+            ("tenants", config.tenants.is_some()),
+            ("tenants_file", config.tenants_file.is_some()),
+            ("tenants_by", config.tenants_by.is_some()),
+            ("tenant_columns", !config.tenant_columns.is_empty()),
+            ("relations", !config.relations.is_empty()),
+            ("exclude", !config.exclude.is_empty()),
+            ("shared", !config.shared.is_empty()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if !selection.is_empty() {
+            return Err(Failure::bad_input(anyhow!(
+                "--plan: the plan file says what to restore, and salvage.toml sets {} too; use a configuration without the selection (snapshot, target, jobs and timeouts may stay)",
+                selection.join(", ")
+            )));
+        }
+        let inputs = &file.inputs;
+        let snapshot = common
+            .snapshot
+            .clone()
+            .or(config.snapshot.clone())
+            .unwrap_or_else(|| SecretText::new(&inputs.snapshot.location));
+        let snapshot = SnapshotSource::check(snapshot)?;
+        let target = if let Some(given) = common.target.clone().or(config.target.clone()) {
+            sources::target(Some(given))?
+        } else {
+            // The plan's database; `$DATABASE_URL` when it names that one (it may carry the
+            // password).
+            let planned = sources::target(Some(SecretText::new(&inputs.target.location)))?;
+            std::env::var("DATABASE_URL")
+                .ok()
+                .and_then(|url| DatabaseUrl::parse(&url))
+                .filter(|url| url.same_database(&planned))
+                .unwrap_or(planned)
+        };
+        let recovery = match &inputs.recovery {
+            Some(args) => crate::recovery::options(args, snapshot.expose(), Some(&target), None)?,
+            None => None,
+        };
+        if inputs.recovery.is_some() && recovery.is_none() {
+            return Err(Failure::bad_input(anyhow!(
+                "--plan: the plan was made against a base backup, and {} is not one",
+                snapshot.expose_redacted()
+            )));
+        }
+        let tenants = inputs
+            .tenants
+            .iter()
+            .map(|tenant| GivenTenant {
+                value: tenant.id.clone(),
+                origin: tenants::Origin::List,
+            })
+            .collect();
+        let (jobs, merge, snapshot_options) = execution(&config, common, extra)?;
+        Ok(Self {
+            snapshot,
+            snapshot_options,
+            recovery_args: inputs.recovery.clone(),
+            recovery,
+            target,
+            plan: inputs.options.clone(),
+            tenants,
+            tenants_by: None,
+            jobs,
+            merge,
+            reviewed: Some(inputs.clone()),
+            journal_schema: salvage_journal::DEFAULT_SCHEMA.to_owned(),
         })
     }
 
@@ -143,6 +215,50 @@ impl Settings {
             .map(|tenant| tenant.value.clone())
             .collect()
     }
+}
+
+/// How the run goes: jobs, waits, memory.
+fn execution(
+    config: &Config,
+    common: &Common,
+    extra: &Extra<'_>,
+) -> Result<(usize, MergeOptions, SnapshotOptions), Failure> {
+    let jobs = extra.jobs.or(config.jobs).unwrap_or(DEFAULT_JOBS);
+    if jobs == 0 {
+        return Err(Failure::bad_input(anyhow!("--jobs must be at least 1")));
+    }
+    let mut merge = MergeOptions {
+        jobs,
+        ..MergeOptions::default()
+    };
+    if let Some(size) = extra.group_size {
+        if size == 0 {
+            return Err(Failure::bad_input(anyhow!(
+                "--group-size must be at least 1"
+            )));
+        }
+        merge.group_tenants = size;
+    }
+    if let Some(text) = extra.lock_timeout.or(config.lock_timeout.as_deref()) {
+        merge.lock_timeout = parse_duration(text).context("--lock-timeout").bad_input()?;
+    }
+    if let Some(text) = extra
+        .statement_timeout
+        .or(config.statement_timeout.as_deref())
+    {
+        merge.statement_timeout = parse_duration(text)
+            .context("--statement-timeout")
+            .bad_input()?;
+    }
+    let mut snapshot_options = SnapshotOptions::default();
+    if let Some(text) = common
+        .key_memory
+        .as_deref()
+        .or(config.key_memory.as_deref())
+    {
+        snapshot_options.key_memory = parse_size(text).context("--key-memory").bad_input()?;
+    }
+    Ok((jobs, merge, snapshot_options))
 }
 
 fn parse_tables(names: &[String]) -> anyhow::Result<Vec<QualifiedName>> {

@@ -41,6 +41,11 @@ impl SnapshotSource {
     pub fn expose(&self) -> &str {
         self.text.expose()
     }
+
+    /// The text, safe to show.
+    pub fn expose_redacted(&self) -> String {
+        self.text.to_string()
+    }
 }
 
 /// The environment variables that make the `PG*` environment name a database.

@@ -4,6 +4,7 @@ pub mod inspect;
 pub mod manual;
 pub mod plan;
 pub mod restore;
+pub mod runs;
 pub mod snapshot;
 pub mod verify;
 pub mod wal_fetch;
@@ -19,10 +20,11 @@ use crate::prepare::{Prepared, Purpose, prepare};
 use crate::progress::{Display, PlanProgress, VerifyProgress};
 use crate::settings::Settings;
 
-pub async fn run(command: Command) -> Result<u8, Failure> {
+pub async fn run(command: Command, interrupt: &crate::Interrupt) -> Result<u8, Failure> {
     match command {
         Command::Plan(args) => plan::run(&args).await,
-        Command::Restore(args) => restore::run(&args).await,
+        Command::Restore(args) => Box::pin(restore::run(&args, interrupt)).await,
+        Command::Runs(args) => runs::run(&args).await,
         Command::Verify(args) => verify::run(&args).await,
         Command::Inspect(args) => inspect::run(&args).await,
         Command::Completions(args) => manual::completions(args.shell),
@@ -39,14 +41,21 @@ async fn prepare_shown(
     display: Display,
     purpose: &Purpose,
 ) -> Result<Prepared, Failure> {
-    let recovery = match &settings.recovery {
-        Some(options) => Some(crate::recovery::start(options.clone()).await?),
-        None => None,
-    };
+    let recovery = start_recovery(settings).await?;
     let progress = PlanProgress::new(display);
     let prepared = prepare(settings, recovery, &progress, purpose).await;
     progress.finish();
     prepared
+}
+
+/// A base backup snapshot's recovery instance, started.
+async fn start_recovery(
+    settings: &Settings,
+) -> Result<Option<salvage_recovery::RecoveryInstance>, Failure> {
+    match &settings.recovery {
+        Some(options) => Ok(Some(crate::recovery::start(options.clone()).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Verifies every tenant of the plan with progress: the checks, and how long they took.

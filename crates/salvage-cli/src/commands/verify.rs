@@ -54,6 +54,8 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, Failure> {
                 total_seconds: round(clock.elapsed()),
             },
             exit_code: code,
+            interrupted: false,
+            run: None,
         });
         write_json(path, &report).map_err(Failure::failed)?;
         println!("Report written to {}.", path.display());
