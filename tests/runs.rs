@@ -202,7 +202,8 @@ fn list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// Killed while writing a tenant, from `snapshot`; the rerun continues.
+/// Killed while writing a tenant, three times, from `snapshot`; each rerun continues the same
+/// run and the last one finishes it.
 async fn killed_and_resumed(scenario: &Scenario, snapshot: &str, name: &str) {
     let deleted = ids(2..=11);
     delete_sites(&scenario.live, &list(&deleted)).await;
@@ -210,41 +211,45 @@ async fn killed_and_resumed(scenario: &Scenario, snapshot: &str, name: &str) {
     args[2] = snapshot.to_owned();
     let args = with(args, &["--yes", "--jobs", "1", "--group-size", "1"]);
 
-    let held = hold_site(&scenario.live, 6).await;
-    let first = Background::start(&args, &format!("{name}-first.json"));
-    wait_blocked(&scenario.live, 4).await;
-    first.kill();
+    // Killed while writing site 4 (2 and 3 done), then 7, then 10.
+    for (held_site, done_before) in [(4, 2), (7, 5), (10, 8)] {
+        let held = hold_site(&scenario.live, held_site).await;
+        let worker = Background::start(&args, &format!("{name}-{held_site}.json"));
+        wait_blocked(&scenario.live, done_before).await;
+        worker.kill();
 
-    // What the journal says done is exactly what committed; the tenant being written when
-    // the process died was not.
-    let states = tenants_by_state(&scenario.live).await;
-    assert_eq!(states["done"], ids(2..=5), "{states:?}");
-    assert_eq!(states["pending"], ids(6..=11), "{states:?}");
-    let state: String = scenario.live.scalar("SELECT state FROM salvage.runs").await;
-    assert_eq!(
-        state, "running",
-        "a killed run cannot have said how it ended"
-    );
-    release(held).await;
-    assert_eq!(sites_present(&scenario.live, &deleted).await, ids(2..=5));
+        // What the journal says done is exactly what committed; the tenant being written
+        // when the process died was not.
+        let states = tenants_by_state(&scenario.live).await;
+        let done = ids(2..=held_site - 1);
+        assert_eq!(states["done"], done, "{states:?}");
+        assert_eq!(states["pending"], ids(held_site..=11), "{states:?}");
+        let runs: Vec<String> = scenario
+            .live
+            .strings("SELECT state FROM salvage.runs")
+            .await;
+        assert_eq!(runs, ["running"], "one run, which a kill cannot have ended");
+        release(held).await;
+        assert_eq!(sites_present(&scenario.live, &deleted).await, done);
+    }
 
     let (run, report) = salvage_reporting(&args);
     assert_eq!(run.code, 0, "{run}");
     assert!(run.stdout.contains("Continuing run"), "{run}");
     assert_eq!(report["state"], "done", "{report}");
     assert_eq!(report["run"]["resumed"], true, "{report}");
-    assert_eq!(report["run"]["restored_here"], 6, "{report}");
+    assert_eq!(report["run"]["restored_here"], 2, "{report}");
     assert_eq!(report["run"]["tenants"]["done"], 10, "{report}");
     assert_eq!(report["run"]["tenants"]["pending"], 0, "{report}");
     // Only the tenants not done were written; those done earlier, never verified, are
     // checked with the rest.
     assert_eq!(report["summary"]["tenants"], 10, "{report}");
-    assert_eq!(report["summary"]["restored"], 6, "{report}");
-    assert_eq!(report["summary"]["restored_elsewhere"], 4, "{report}");
+    assert_eq!(report["summary"]["restored"], 2, "{report}");
+    assert_eq!(report["summary"]["restored_elsewhere"], 8, "{report}");
     assert_eq!(report["summary"]["verified"], 10, "{report}");
     assert_eq!(
         rows_inserted(&report),
-        owned_rows(&scenario.snapshot, &ids(6..=11)).await,
+        owned_rows(&scenario.snapshot, &ids(10..=11)).await,
         "{report}"
     );
 
@@ -253,7 +258,7 @@ async fn killed_and_resumed(scenario: &Scenario, snapshot: &str, name: &str) {
     let attempts = attempts(&scenario.live).await;
     for tenant in &deleted {
         let outcomes = &attempts[tenant];
-        let expected: &[&str] = if *tenant == 6 {
+        let expected: &[&str] = if [4, 7, 10].contains(tenant) {
             &["-", "done"]
         } else {
             &["done"]
@@ -563,6 +568,50 @@ async fn a_rerun_after_a_failed_tenant_writes_and_reads_only_that_tenant() {
         .scalar("SELECT error FROM salvage.run_tenants WHERE tenant = '4'")
         .await;
     assert!(error.contains("lock"), "{error}");
+    let listed = salvage(&["runs", "--target", &scenario.live.url, "--format", "json"]);
+    assert_eq!(listed.code, 0, "{listed}");
+    let runs: serde_json::Value = serde_json::from_str(&listed.stdout).expect("JSON");
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    assert_eq!(runs[0]["state"], "failed", "{runs}");
+    assert_eq!(runs[0]["tenants"]["done"], 3, "{runs}");
+    assert_eq!(runs[0]["tenants"]["failed"], 1, "{runs}");
+    assert_eq!(runs[0]["tenants"]["pending"], 0, "{runs}");
+    let id = runs[0]["run"].as_str().expect("a run ID").to_owned();
+    let one = salvage(&[
+        "runs",
+        "--target",
+        &scenario.live.url,
+        "--run",
+        &id,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(one.code, 0, "{one}");
+    let one: serde_json::Value = serde_json::from_str(&one.stdout).expect("JSON");
+    let states: Vec<(String, String, i64)> = one[0]["tenant_states"]
+        .as_array()
+        .expect("tenant states")
+        .iter()
+        .map(|tenant| {
+            (
+                tenant["tenant"].as_str().unwrap().to_owned(),
+                tenant["state"].as_str().unwrap().to_owned(),
+                tenant["attempts"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("2".to_owned(), "done".to_owned(), 1),
+            ("3".to_owned(), "done".to_owned(), 1),
+            ("4".to_owned(), "failed".to_owned(), 5),
+            ("5".to_owned(), "done".to_owned(), 1),
+        ]
+    );
+    let missing = salvage(&["runs", "--target", &scenario.live.url, "--run", "nope"]);
+    assert_eq!(missing.code, 2, "{missing}");
+    assert!(missing.stderr.contains("no run nope"), "{missing}");
     release(held).await;
 
     // The rerun continues the run: the three tenants done and verified are not read again.
@@ -581,4 +630,74 @@ async fn a_rerun_after_a_failed_tenant_writes_and_reads_only_that_tenant() {
     assert_eq!(report["run"]["state"], "done", "{report}");
     let compared = assert_same_database(&scenario.snapshot, &scenario.live).await;
     assert_eq!(compared["public.sites"], 6);
+}
+
+#[tokio::test]
+async fn a_role_without_rights_on_the_journal_is_refused_before_any_write() {
+    let scenario = Scenario::tracker(5).await;
+    delete_sites(&scenario.live, "2").await;
+    let (run, _) = salvage_reporting(&with(scenario.args("restore", "2"), &["--yes"]));
+    assert_eq!(run.code, 0, "{run}");
+    delete_sites(&scenario.live, "3").await;
+    let role = format!("{}_journal", scenario.live.name);
+    scenario
+        .live
+        .execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role};"
+        ))
+        .await;
+    let (host, port, _, dbname) = support::url_parts(&scenario.live.url);
+    let mut args = with(scenario.args("restore", "3"), &["--yes"]);
+    let position = args.iter().position(|arg| arg == "--target").unwrap() + 1;
+    args[position] = format!("postgres://{role}@{host}:{port}/{dbname}");
+    let before = row_counts(&scenario.live).await;
+    let run = salvage(&args);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr
+            .contains("this role may not use the journal's schema salvage (USAGE)"),
+        "{run}"
+    );
+    assert_eq!(row_counts(&scenario.live).await, before);
+
+    scenario
+        .live
+        .execute(&format!(
+            "GRANT USAGE ON SCHEMA salvage TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA salvage TO {role};"
+        ))
+        .await;
+    let run = salvage(&args);
+    assert_eq!(run.code, 2, "{run}");
+    for needle in [
+        "this role may not use the journal's sequence salvage.attempts_id_seq (USAGE)",
+        "this role may not SELECT, INSERT and UPDATE the journal table salvage.runs",
+        "this role may not SELECT, INSERT and UPDATE the journal table salvage.attempts",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "expected {needle:?} in:\n{run}"
+        );
+    }
+    assert_eq!(row_counts(&scenario.live).await, before);
+
+    scenario
+        .live
+        .execute(&format!(
+            "GRANT INSERT, UPDATE ON ALL TABLES IN SCHEMA salvage TO {role};
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA salvage TO {role};"
+        ))
+        .await;
+    let (run, report) = salvage_reporting(&args);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(report["summary"]["restored"], 1, "{report}");
+    let roles: Vec<String> = scenario
+        .live
+        .strings("SELECT db_role FROM salvage.runs ORDER BY started_at")
+        .await;
+    assert_eq!(roles, ["postgres".to_owned(), role.clone()]);
+    scenario
+        .live
+        .execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await;
 }

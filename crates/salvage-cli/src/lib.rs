@@ -65,11 +65,28 @@ pub fn main() -> ExitCode {
     match outcome {
         Some(Ok(code)) => ExitCode::from(code),
         Some(Err(failure)) => {
-            output::print_error(&format!("{:#}", failure.error));
+            output::print_error(&error_text(&failure.error));
             ExitCode::from(failure.code)
         }
         None => ExitCode::from(interrupt.code()),
     }
+}
+
+/// An error with its causes, each said once: a database error's message is already part of
+/// the error that wraps it, and the driver's own wrapping adds nothing.
+fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        let core = cause
+            .strip_prefix("error returned from database: ")
+            .unwrap_or(&cause);
+        if !text.contains(core) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// A stop asked for by a signal, and whether the running command stops by itself.

@@ -95,7 +95,10 @@ impl Journal {
     /// Whether the journal's tables exist (a schema of that name without them is not one).
     pub async fn exists(&self, connection: &mut PgConnection) -> Result<bool> {
         sqlx::query_scalar::<_, bool>(
-            "SELECT pg_catalog.to_regclass(pg_catalog.quote_ident($1) || '.journal_version') IS NOT NULL",
+            // By the catalogs: to_regclass fails on a schema this role may not use.
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = 'journal_version')",
         )
         .bind(&self.schema)
         .fetch_one(connection)
@@ -137,20 +140,33 @@ impl Journal {
             ));
             return Ok(problems);
         }
-        let version: Option<i32> = sqlx::query_scalar(&format!(
-            "SELECT max(version) FROM {}",
-            self.table("journal_version")
-        ))
-        .fetch_one(&mut *connection)
-        .await
-        .map_err(Error::query("read the journal's version"))?;
-        if version.is_some_and(|version| version > JOURNAL_VERSION) {
+        // Names in a schema the role may not use cannot even be looked up: that first.
+        let schema_usage: bool =
+            sqlx::query_scalar("SELECT pg_catalog.has_schema_privilege($1, 'USAGE')")
+                .bind(&self.schema)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(Error::query("check the rights on the journal's schema"))?;
+        if !schema_usage {
             problems.push(format!(
-                "the journal in schema {} has layout version {}, newer than this salvage's {JOURNAL_VERSION}: use the salvage that wrote it, or --journal-schema",
-                self.schema,
-                version.unwrap_or_default()
+                "this role may not use the journal's schema {} (USAGE): GRANT USAGE ON SCHEMA {} to it, or restore with --no-journal",
+                self.schema, self.quoted
+            ));
+            return Ok(problems);
+        }
+        let sequence_usage: bool =
+            sqlx::query_scalar("SELECT pg_catalog.has_sequence_privilege($1, 'USAGE')")
+                .bind(self.table("attempts_id_seq"))
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(Error::query("check the rights on the journal's sequence"))?;
+        if !sequence_usage {
+            problems.push(format!(
+                "this role may not use the journal's sequence {}.attempts_id_seq (USAGE): GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} to it, or restore with --no-journal",
+                self.schema, self.quoted
             ));
         }
+        let mut readable = true;
         for table in TABLE_NAMES {
             let name = self.table(table);
             let (select, insert, update): (bool, bool, bool) = sqlx::query_as(
@@ -162,10 +178,29 @@ impl Journal {
             .fetch_one(&mut *connection)
             .await
             .map_err(Error::query("check the rights on the journal"))?;
+            if table == "journal_version" {
+                readable = select;
+            }
             if !(select && insert && update) {
                 problems.push(format!(
                     "this role may not SELECT, INSERT and UPDATE the journal table {}.{table}: GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA {} (and USAGE ON ALL SEQUENCES) to it, or restore with --no-journal",
                     self.schema, self.quoted
+                ));
+            }
+        }
+        if readable {
+            let version: Option<i32> = sqlx::query_scalar(&format!(
+                "SELECT max(version) FROM {}",
+                self.table("journal_version")
+            ))
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(Error::query("read the journal's version"))?;
+            if version.is_some_and(|version| version > JOURNAL_VERSION) {
+                problems.push(format!(
+                    "the journal in schema {} has layout version {}, newer than this salvage's {JOURNAL_VERSION}: use the salvage that wrote it, or --journal-schema",
+                    self.schema,
+                    version.unwrap_or_default()
                 ));
             }
         }
@@ -183,13 +218,31 @@ impl Journal {
             .execute(&mut *transaction)
             .await
             .map_err(Error::query("lock the journal's creation"))?;
-        sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS {}", self.quoted))
-            .execute(&mut *transaction)
-            .await
-            .map_err(Error::query(format!(
-                "create the journal's schema {}",
-                self.schema
-            )))?;
+        // No DDL at all once the journal is there: a role that may write it need not be
+        // allowed to create in the database or the schema (`IF NOT EXISTS` checks that
+        // right before it looks).
+        if self.exists(&mut transaction).await? {
+            return transaction
+                .commit()
+                .await
+                .map_err(Error::query("commit the journal's creation"));
+        }
+        let schema_exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+        )
+        .bind(&self.schema)
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(Error::query("look for the journal's schema"))?;
+        if !schema_exists {
+            sqlx::raw_sql(&format!("CREATE SCHEMA {}", self.quoted))
+                .execute(&mut *transaction)
+                .await
+                .map_err(Error::query(format!(
+                    "create the journal's schema {}",
+                    self.schema
+                )))?;
+        }
         sqlx::raw_sql(&TABLES.replace("{s}", &self.quoted))
             .execute(&mut *transaction)
             .await
