@@ -208,7 +208,7 @@ async fn killed_and_resumed(scenario: &Scenario, snapshot: &str, name: &str) {
     let deleted = ids(2..=11);
     delete_sites(&scenario.live, &list(&deleted)).await;
     let mut args = scenario.args("restore", &list(&deleted));
-    args[2] = snapshot.to_owned();
+    snapshot.clone_into(&mut args[2]);
     let args = with(args, &["--yes", "--jobs", "1", "--group-size", "1"]);
 
     // Killed while writing site 4 (2 and 3 done), then 7, then 10.

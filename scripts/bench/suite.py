@@ -47,13 +47,13 @@ class SchemaSuite:
 
     # -- salvage invocations ------------------------------------------------------------------
 
-    def salvage_restore(self, name, snapshot, target_db, tenants_file, jobs=None):
+    def salvage_restore(self, name, snapshot, target_db, tenants_file, jobs=None, extra=()):
         report_file = LOGS / f"{name}.report.json"
         if report_file.exists():
             report_file.unlink()
         cmd = [self.salvage, "restore", "--snapshot", snapshot, "--target", self.pg.url(target_db),
                *self.schema.salvage_args(), "--tenants-file", str(tenants_file),
-               "--jobs", str(jobs or self.jobs), "--yes", "--report", str(report_file)]
+               "--jobs", str(jobs or self.jobs), "--yes", "--report", str(report_file), *extra]
         r = run_timed(name, cmd)
         r["command"] = " ".join(shlex.quote(c) for c in cmd)
         r["report"] = str(report_file.relative_to(ROOT))
@@ -579,8 +579,9 @@ class SchemaSuite:
     # -- B8 -----------------------------------------------------------------------------------
 
     def b8(self):
-        """A finished restore run again: the second run finds everything there."""
-        first, second = [], []
+        """A finished restore run again: the second run finds the journal's run finished; a
+        third, without the journal, finds every row there (the idempotent rerun)."""
+        first, second, unjournaled = [], [], []
         for rep in range(self.args.reps):
             work = self.fresh(self.inc_small)
             r = self.salvage_restore(f"{self.schema.name}-b8-first-{rep}", self.pg.url(self.snap), work, self.file_small)
@@ -589,6 +590,12 @@ class SchemaSuite:
             r = self.salvage_restore(f"{self.schema.name}-b8-again-{rep}", self.pg.url(self.snap), work, self.file_small)
             self.check_restore(r, work, self.exp_small, rep == 0, expect_inserted=0)
             second.append(self.record("B8", "second run", rep, r))
+            r = self.salvage_restore(f"{self.schema.name}-b8-nojournal-{rep}", self.pg.url(self.snap), work,
+                                     self.file_small, extra=("--no-journal",))
+            self.check_restore(r, work, self.exp_small, rep == 0, expect_inserted=0)
+            unjournaled.append(self.record("B8", "second run, --no-journal", rep, r))
         self.pg.drop("work")
         self.add("B8", f"a second run of a finished restore of {self.n_small} tenants from the snapshot database",
                  "the first run (the restore it repeats, right before it)", second, first)
+        self.add("B8n", f"a second run of a finished restore of {self.n_small} tenants, --no-journal",
+                 "the first run", unjournaled, first)
