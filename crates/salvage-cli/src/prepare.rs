@@ -53,17 +53,27 @@ pub struct Prepared {
     pub recovery: Option<RecoveryInstance>,
 }
 
-pub async fn prepare(
+/// Both databases opened (read-only sessions), both catalogs read, the schema planned: where
+/// every command that compares or restores starts.
+pub struct Sides {
+    pub live: PgConnection,
+    pub live_catalog: Catalog,
+    pub snapshot: Snapshot,
+    pub schema: SchemaPlan,
+}
+
+/// Connects to live, opens the snapshot (the recovery instance's database when there is
+/// one), refuses a snapshot without tables or one that is the target itself, and plans the
+/// schema.
+pub async fn open_sides(
     settings: &Settings,
-    recovery: Option<RecoveryInstance>,
-    reporter: &dyn PlanReporter,
-    purpose: &Purpose,
-) -> Result<Prepared, Failure> {
+    recovery: Option<&RecoveryInstance>,
+) -> Result<Sides, Failure> {
     let mut live = salvage_pg::connect(&settings.target, ConnectionRole::ReadOnly)
         .await
         .map_err(|error| Failure::bad_input(anyhow!("the target database: {error}")))?;
     let live_catalog = salvage_pg::introspect(&mut live).await.bad_input()?;
-    let snapshot = match &recovery {
+    let snapshot = match recovery {
         Some(instance) => Snapshot::open_database(instance.url().clone()).await,
         None => Snapshot::open_with(settings.snapshot.expose(), settings.snapshot_options).await,
     }
@@ -85,13 +95,33 @@ pub async fn prepare(
     }
     let schema =
         SchemaPlan::build(&live_catalog, snapshot.catalog(), &settings.plan).bad_input()?;
+    Ok(Sides {
+        live,
+        live_catalog,
+        snapshot,
+        schema,
+    })
+}
+
+pub async fn prepare(
+    settings: &Settings,
+    recovery: Option<RecoveryInstance>,
+    reporter: &dyn PlanReporter,
+    purpose: &Purpose,
+) -> Result<Prepared, Failure> {
+    let Sides {
+        mut live,
+        live_catalog,
+        snapshot,
+        schema,
+    } = open_sides(settings, recovery.as_ref()).await?;
 
     let mut problems = read_problems(&mut live, &snapshot, &schema).await?;
     let report = match purpose {
         Purpose::Plan => None,
         Purpose::Verify { report } | Purpose::Restore { report } => report.as_ref(),
     };
-    problems.extend(report.and_then(|path| preflight::report_problem(path)));
+    problems.extend(report.and_then(|path| preflight::output_problem("--report", path)));
     let writable = preflight::writable_problems(&mut live).await.bad_input()?;
     if matches!(purpose, Purpose::Restore { .. }) {
         problems.extend(writable.iter().cloned());
@@ -150,7 +180,7 @@ pub async fn prepare(
 }
 
 /// Row-level security and SELECT on both sides, before any row is read.
-async fn read_problems(
+pub async fn read_problems(
     live: &mut PgConnection,
     snapshot: &Snapshot,
     schema: &SchemaPlan,
@@ -176,7 +206,7 @@ async fn read_problems(
 
 /// The tenant IDs of the root rows whose `column` holds the given values, in the snapshot
 /// (`--tenants-by slug`). The column must be unique in live or the snapshot.
-async fn ids_by_column(
+pub async fn ids_by_column(
     snapshot: &Snapshot,
     schema: &SchemaPlan,
     live_catalog: &Catalog,
@@ -252,7 +282,7 @@ async fn ids_by_column(
 
 /// A planning error, with each tenant value named with its line of the tenants file, and a
 /// schema-only dump named as such.
-fn tenant_failure(error: salvage_closure::Error, settings: &Settings) -> Failure {
+pub fn tenant_failure(error: salvage_closure::Error, settings: &Settings) -> Failure {
     let given = &settings.tenants;
     let named = |ids: &[String]| -> String {
         ids.iter()

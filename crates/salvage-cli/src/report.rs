@@ -379,7 +379,7 @@ pub fn round(duration: Duration) -> f64 {
 
 /// `2026-11-21T13:42:07Z`, without a date library: days to a civil date (Howard Hinnant's
 /// algorithm).
-fn rfc3339(time: SystemTime) -> String {
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     let seconds = time
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs()) as i64;

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod diff;
 pub mod inspect;
 pub mod manual;
 pub mod plan;
@@ -24,6 +25,7 @@ pub async fn run(command: Command) -> Result<u8, Failure> {
         Command::Plan(args) => plan::run(&args).await,
         Command::Restore(args) => restore::run(&args).await,
         Command::Verify(args) => verify::run(&args).await,
+        Command::Diff(args) => diff::run(&args).await,
         Command::Inspect(args) => inspect::run(&args).await,
         Command::Completions(args) => manual::completions(args.shell),
         Command::Man(args) => manual::man(args.dir.as_deref()),

@@ -26,6 +26,7 @@ pub async fn run(args: &RestoreArgs) -> Result<u8, Failure> {
             jobs: args.jobs,
             lock_timeout: args.lock_timeout.as_deref(),
             statement_timeout: args.statement_timeout.as_deref(),
+            ..Extra::default()
         },
     )?;
     let display = Display::detect();
