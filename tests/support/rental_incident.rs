@@ -177,6 +177,12 @@ pub fn payments_reaching(store: u32) -> String {
     )
 }
 
+/// The number of payments reaching both `store` and `other`, each by any chain.
+pub fn payments_reaching_both(store: u32, other: u32) -> String {
+    let any = "(customer_store, staff_store, rental_customer_store, rental_staff_store, item_store, return_store)";
+    format!("SELECT count(*) FROM ({PAYMENT_STORES}) p WHERE {store} IN {any} AND {other} IN {any}")
+}
+
 /// The IDs of payments reaching `store` by any chain, in order.
 pub fn payment_ids_reaching(store: u32) -> String {
     format!(
