@@ -15,7 +15,8 @@ use support::rental_incident::{
     payments_reaching_both, store_args,
 };
 use support::{
-    Scenario, Shapes, TestDatabase, pg_tool, rental, salvage, temp_path, tracker_owned, with,
+    Scenario, Shapes, TestDatabase, all_rows, pg_tool, rental, salvage, temp_path, tracker_owned,
+    with,
 };
 
 /// What the bad scripts and the other customers did in live after the snapshot.
@@ -338,29 +339,137 @@ async fn every_tenant_is_classified_from_a_snapshot_database() {
         .collect();
     assert_eq!(&order[..4], ["2", "5", "3", "8"]);
 
-    // The text says the same, tenant by tenant.
+    // The text says the same, count for count and tenant by tenant.
     let run = salvage(&diff_args(&scenario.snapshot.url, &scenario.live.url, &[]));
     assert_eq!(run.code, 1, "{run}");
-    for line in [
-        "deleted        2",
-        "damaged        2",
-        "changed        3",
-        "new            1",
-        "intact         5",
-    ] {
-        assert!(run.stdout.contains(line), "{line:?} in:\n{run}");
-    }
-    let listed: Vec<&str> = run
-        .stdout
-        .lines()
-        .skip_while(|line| !line.starts_with("Not intact"))
-        .skip(2)
-        .take_while(|line| !line.is_empty())
-        .filter_map(|line| line.split_whitespace().next())
-        .filter(|word| word.chars().all(|ch| ch.is_ascii_digit()))
+    assert_text_agrees(&run.stdout, &report);
+    let listed: Vec<&str> = text_rows(&run.stdout)
+        .iter()
+        .filter(|row| !row.tenant.is_empty())
+        .map(|row| row.tenant)
         .collect();
     // Changed: the update (a row different) before the later work (rows live-only), by ID.
     assert_eq!(listed, ["2", "5", "3", "8", "10", "4", "9", "13"], "{run}");
+}
+
+/// A number as the text writes it (`1,044`).
+fn text_number(word: &str) -> u64 {
+    word.replace(',', "")
+        .parse()
+        .unwrap_or_else(|_| panic!("{word:?} is not a number"))
+}
+
+/// One row of the text's "Not intact" table: the tenant, label and state on a tenant's first
+/// row only.
+#[derive(Debug, PartialEq, Eq)]
+struct TextRow<'a> {
+    tenant: &'a str,
+    label: &'a str,
+    state: &'a str,
+    table: &'a str,
+    counts: [u64; 3],
+}
+
+/// The rows of the text's "Not intact, worst first" table.
+fn text_rows(text: &str) -> Vec<TextRow<'_>> {
+    text.lines()
+        .skip_while(|line| !line.starts_with("Not intact"))
+        .skip(2)
+        .take_while(|line| !line.is_empty())
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (tenant, label, state, rest) = match words.len() {
+                7 => (words[0], words[1], words[2], &words[3..]),
+                4 => ("", "", "", &words[..]),
+                _ => panic!("an unexpected row {line:?} in:\n{text}"),
+            };
+            TextRow {
+                tenant,
+                label,
+                state,
+                table: rest[0],
+                counts: [rest[1], rest[2], rest[3]].map(text_number),
+            }
+        })
+        .collect()
+}
+
+/// Asserts the text report gives exactly what the JSON report gives: the count of each state,
+/// the rows compared, and for every tenant not intact (in the JSON's worst-first order) its
+/// label, state and the counts of every table where something differs.
+fn assert_text_agrees(text: &str, report: &Value) {
+    let legend: BTreeMap<&str, u64> = text
+        .lines()
+        .skip_while(|line| !line.trim_start().starts_with("STATE"))
+        .skip(1)
+        .take(5)
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            (words[0], text_number(words[1]))
+        })
+        .collect();
+    let from_json: BTreeMap<&str, u64> = ["deleted", "damaged", "changed", "new", "intact"]
+        .into_iter()
+        .map(|state| (state, report["counts"][state].as_u64().expect("a count")))
+        .collect();
+    assert_eq!(legend, from_json, "{text}");
+    let rows_line = text
+        .lines()
+        .find(|line| line.starts_with("Rows compared: "))
+        .unwrap_or_else(|| panic!("no rows line in:\n{text}"));
+    let words: Vec<&str> = rows_line.split_whitespace().collect();
+    assert_eq!(
+        (text_number(words[2]), text_number(words[6])),
+        (
+            report["rows"]["snapshot"].as_u64().expect("rows read"),
+            report["rows"]["live"].as_u64().expect("rows read")
+        ),
+        "{rows_line}"
+    );
+    let table_order: Vec<&str> = report["tables"]
+        .as_array()
+        .expect("a tables array")
+        .iter()
+        .map(|table| table["table"].as_str().expect("a table name"))
+        .collect();
+    let mut expected = Vec::new();
+    for tenant in report["tenants"].as_array().expect("a tenants array") {
+        if tenant["state"] == "intact" {
+            continue;
+        }
+        let mut first = true;
+        for name in &table_order {
+            // A table where the tenant has no rows on either side is left out by design.
+            let Some(counts) = tenant["tables"].get(*name) else {
+                continue;
+            };
+            let counts = ["missing", "different", "live_only"].map(|field| {
+                counts[field]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no {field} in {counts}"))
+            });
+            if counts == [0, 0, 0] {
+                continue;
+            }
+            let shown = |field: &'static str| -> &str {
+                if first {
+                    tenant[field].as_str().expect("a string")
+                } else {
+                    ""
+                }
+            };
+            expected.push(TextRow {
+                tenant: shown("tenant"),
+                label: shown("label"),
+                state: shown("state"),
+                table: name,
+                counts,
+            });
+            first = false;
+        }
+        assert!(!first, "tenant {tenant} is not intact and differs nowhere");
+    }
+    assert_eq!(text_rows(text), expected, "{text}");
 }
 
 #[tokio::test]
@@ -658,15 +767,25 @@ async fn rows_without_a_key_compare_as_multisets_by_typed_value() {
     }
 }
 
+/// Bad input exits 2 before anything is read or written: no tenants file, no change to
+/// either database.
 #[tokio::test]
 async fn bad_input_is_refused_with_exit_2() {
     let scenario = Scenario::tracker(3).await;
     let (snapshot, live) = (&scenario.snapshot.url, &scenario.live.url);
+    let (live_before, snapshot_before) = (
+        all_rows(&scenario.live).await,
+        all_rows(&scenario.snapshot).await,
+    );
+    let written = temp_path(&format!("{}-refused-tenants.txt", scenario.live.name));
+    let _ = std::fs::remove_file(&written);
+    let written_arg = written.to_str().expect("a UTF-8 path").to_owned();
     let refused = |args: Vec<String>, needle: &str| {
-        let run = salvage(&args);
+        let run = salvage(&with(args, &["--write-tenants", &written_arg]));
         assert_eq!(run.code, 2, "{run}");
         assert!(run.stderr.contains(needle), "{needle:?} in:\n{run}");
         assert!(run.stdout.is_empty(), "{run}");
+        assert!(!written.exists(), "a tenants file was written: {run}");
     };
     let mut unknown_root = diff_args(snapshot, live, &[]);
     let root = unknown_root
@@ -690,23 +809,30 @@ async fn bad_input_is_refused_with_exit_2() {
     std::fs::write(&file, "# sites\n1\n3x\n").unwrap();
     refused(
         diff_args(snapshot, live, &["--tenants-file", file.to_str().unwrap()]),
-        "line 3) is not a valid bigint",
+        &format!(
+            "tenant ID '3x' ({} line 3) is not a valid bigint for public.sites.id",
+            file.display()
+        ),
     );
     refused(
         diff_args(snapshot, live, &["--tenants-by", "slug"]),
         "--tenants-by names the tenants given by --tenants",
     );
-    let directory = std::env::temp_dir();
-    refused(
-        diff_args(
-            snapshot,
-            live,
-            &["--write-tenants", directory.to_str().unwrap()],
-        ),
-        ": is a directory",
-    );
     refused(
         diff_args(snapshot, live, &["--tenant-column", "site_idd"]),
-        "site_idd",
+        "--tenant-column site_idd: no table has a column site_idd (did you mean site_id?)",
     );
+    // The tenants file's own path: a directory cannot be written.
+    let directory = std::env::temp_dir();
+    let run = salvage(&diff_args(
+        snapshot,
+        live,
+        &["--write-tenants", directory.to_str().unwrap()],
+    ));
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains(": is a directory"), "{run}");
+    assert!(run.stdout.is_empty(), "{run}");
+
+    assert_eq!(all_rows(&scenario.live).await, live_before);
+    assert_eq!(all_rows(&scenario.snapshot).await, snapshot_before);
 }
