@@ -539,6 +539,25 @@ async fn the_tenants_written_are_the_deleted_and_damaged_and_restore_takes_them(
         "{written}"
     );
 
+    // The file is a tenants file diff itself reads: exactly those four, and nothing else.
+    let (code, chosen) = diff_json(&diff_args(
+        &scenario.snapshot.url,
+        &scenario.live.url,
+        &["--tenants-file", file_arg],
+    ));
+    assert_eq!(code, 1);
+    assert_eq!(chosen["scope"], "given");
+    assert_eq!(chosen["counts"]["total"], 4);
+    let mut expected = expected_states();
+    expected.retain(|state, _| ["deleted", "damaged"].contains(state));
+    assert_eq!(
+        states(&chosen),
+        expected
+            .into_iter()
+            .map(|(state, ids)| (state.to_owned(), ids))
+            .collect()
+    );
+
     let mut restore = scenario.args("restore", "");
     restore.truncate(restore.len() - 2);
     let run = salvage(&with(restore, &["--yes", "--tenants-file", file_arg]));
