@@ -183,6 +183,20 @@ pub fn payments_reaching_both(store: u32, other: u32) -> String {
     format!("SELECT count(*) FROM ({PAYMENT_STORES}) p WHERE {store} IN {any} AND {other} IN {any}")
 }
 
+/// Whether payment `id` reaches `store` through its reference to `parent` (`customer`,
+/// `staff`, or `rental` and on from the rental), by hand-written SQL: one boolean.
+pub fn payment_reaches_through(id: &str, parent: &str, store: u32) -> String {
+    let stores = match parent {
+        "customer" => "customer_store",
+        "staff" => "staff_store",
+        "rental" => "rental_customer_store, rental_staff_store, item_store, return_store",
+        other => panic!("a payment references no {other}"),
+    };
+    format!(
+        "SELECT coalesce(bool_or({store} IN ({stores})), false) FROM ({PAYMENT_STORES}) p WHERE payment_id = {id}"
+    )
+}
+
 /// The IDs of payments reaching `store` by any chain, in order.
 pub fn payment_ids_reaching(store: u32) -> String {
     format!(
