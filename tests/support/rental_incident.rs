@@ -177,6 +177,26 @@ pub fn payments_reaching(store: u32) -> String {
     )
 }
 
+/// The number of payments reaching both `store` and `other`, each by any chain.
+pub fn payments_reaching_both(store: u32, other: u32) -> String {
+    let any = "(customer_store, staff_store, rental_customer_store, rental_staff_store, item_store, return_store)";
+    format!("SELECT count(*) FROM ({PAYMENT_STORES}) p WHERE {store} IN {any} AND {other} IN {any}")
+}
+
+/// Whether payment `id` reaches `store` through its reference to `parent` (`customer`,
+/// `staff`, or `rental` and on from the rental), by hand-written SQL: one boolean.
+pub fn payment_reaches_through(id: &str, parent: &str, store: u32) -> String {
+    let stores = match parent {
+        "customer" => "customer_store",
+        "staff" => "staff_store",
+        "rental" => "rental_customer_store, rental_staff_store, item_store, return_store",
+        other => panic!("a payment references no {other}"),
+    };
+    format!(
+        "SELECT coalesce(bool_or({store} IN ({stores})), false) FROM ({PAYMENT_STORES}) p WHERE payment_id = {id}"
+    )
+}
+
 /// The IDs of payments reaching `store` by any chain, in order.
 pub fn payment_ids_reaching(store: u32) -> String {
     format!(

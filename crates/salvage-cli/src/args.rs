@@ -37,6 +37,9 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Compare the tenants' rows in the snapshot with the live database. Reads only.
     Verify(VerifyArgs),
+    /// Compare every tenant (or the ones given) between the snapshot and live: deleted,
+    /// damaged, changed, intact or new, with per-table counts. Reads only.
+    Diff(DiffArgs),
     /// Show what a pg_dump archive holds: format, versions, compression, tables, FKs.
     Inspect(InspectArgs),
     /// Print a shell completion script (e.g. `salvage completions bash > /etc/bash_completion.d/salvage`).
@@ -222,6 +225,19 @@ pub struct VerifyArgs {
     /// Write a JSON report of the check to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the IDs of the deleted and damaged tenants to FILE, one per line after a `#`
+    /// header, for `restore --tenants-file FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub write_tenants: Option<PathBuf>,
 }
 
 /// How a base backup is replayed into a recovery instance (`--snapshot BACKUP`, or

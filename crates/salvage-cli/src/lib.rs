@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod config;
+mod diff_output;
 mod failure;
 mod output;
 mod planfile;

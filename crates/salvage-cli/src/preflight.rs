@@ -161,11 +161,11 @@ pub async fn privilege_problems(
     Ok(problems)
 }
 
-/// Whether `--report FILE` can be written: tried now (an existing file is opened without
-/// being changed; a new one is created and removed again).
-pub fn report_problem(path: &Path) -> Option<String> {
+/// Whether the file `flag` names (`--report FILE`) can be written: tried now (an existing
+/// file is opened without being changed; a new one is created and removed again).
+pub fn output_problem(flag: &str, path: &Path) -> Option<String> {
     if path.is_dir() {
-        return Some(format!("--report {}: is a directory", path.display()));
+        return Some(format!("{flag} {}: is a directory", path.display()));
     }
     let existed = path.exists();
     match std::fs::OpenOptions::new()
@@ -180,7 +180,7 @@ pub fn report_problem(path: &Path) -> Option<String> {
             None
         }
         Err(error) => Some(format!(
-            "--report {}: cannot be written: {error}",
+            "{flag} {}: cannot be written: {error}",
             path.display()
         )),
     }

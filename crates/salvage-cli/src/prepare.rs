@@ -104,12 +104,25 @@ pub async fn prepare(
     resolve(identified, settings, None, reporter, purpose).await
 }
 
-/// Opens and checks both sides, plans the schema and checks the tenant IDs.
-pub async fn identify(
+/// Both databases opened (read-only sessions), both catalogs read (without salvage's journal),
+/// the schema planned: where every command that compares or restores starts.
+pub struct Sides {
+    pub live: PgConnection,
+    pub live_catalog: Catalog,
+    pub snapshot: Snapshot,
+    pub schema: SchemaPlan,
+    /// The target's cluster system identifier and database name.
+    pub system: String,
+    pub database: String,
+}
+
+/// Connects to live, opens the snapshot (the recovery instance's database when there is
+/// one), checks both against a reviewed plan's (identity, then table shapes), refuses a
+/// snapshot without tables or one that is the target itself, and plans the schema.
+pub async fn open_sides(
     settings: &Settings,
-    recovery: Option<RecoveryInstance>,
-    purpose: &Purpose,
-) -> Result<Identified, Failure> {
+    recovery: Option<&RecoveryInstance>,
+) -> Result<Sides, Failure> {
     let mut live = salvage_pg::connect(&settings.target, ConnectionRole::ReadOnly)
         .await
         .map_err(|error| Failure::bad_input(anyhow!("the target database: {error}")))?;
@@ -132,7 +145,7 @@ pub async fn identify(
     live_catalog
         .tables
         .retain(|name, _| name.schema != settings.journal_schema);
-    let snapshot = match &recovery {
+    let snapshot = match recovery {
         Some(instance) => Snapshot::open_database(instance.url().clone()).await,
         None => Snapshot::open_with(settings.snapshot.expose(), settings.snapshot_options).await,
     }
@@ -221,12 +234,37 @@ pub async fn identify(
     }
     let schema = SchemaPlan::build(&live_catalog, &snapshot_catalog, &settings.plan).bad_input()?;
 
+    Ok(Sides {
+        live,
+        live_catalog,
+        snapshot,
+        schema,
+        system,
+        database,
+    })
+}
+
+/// Opens and checks both sides, plans the schema and checks the tenant IDs.
+pub async fn identify(
+    settings: &Settings,
+    recovery: Option<RecoveryInstance>,
+    purpose: &Purpose,
+) -> Result<Identified, Failure> {
+    let Sides {
+        mut live,
+        live_catalog,
+        snapshot,
+        schema,
+        system,
+        database,
+    } = open_sides(settings, recovery.as_ref()).await?;
+
     let mut problems = read_problems(&mut live, &snapshot, &schema).await?;
     let report = match purpose {
         Purpose::Plan => None,
         Purpose::Verify { report } | Purpose::Restore { report } => report.as_ref(),
     };
-    problems.extend(report.and_then(|path| preflight::report_problem(path)));
+    problems.extend(report.and_then(|path| preflight::output_problem("--report", path)));
     let writable = preflight::writable_problems(&mut live).await.bad_input()?;
     if matches!(purpose, Purpose::Restore { .. }) {
         problems.extend(writable.iter().cloned());
@@ -391,7 +429,7 @@ fn archive_location(path: &str) -> String {
 }
 
 /// Row-level security and SELECT on both sides, before any row is read.
-async fn read_problems(
+pub async fn read_problems(
     live: &mut PgConnection,
     snapshot: &Snapshot,
     schema: &SchemaPlan,
@@ -417,7 +455,7 @@ async fn read_problems(
 
 /// The tenant IDs of the root rows whose `column` holds the given values, in the snapshot
 /// (`--tenants-by slug`). The column must be unique in live or the snapshot.
-async fn ids_by_column(
+pub async fn ids_by_column(
     snapshot: &Snapshot,
     schema: &SchemaPlan,
     live_catalog: &Catalog,
@@ -493,7 +531,7 @@ async fn ids_by_column(
 
 /// A planning error, with each tenant value named with its line of the tenants file, and a
 /// schema-only dump named as such.
-fn tenant_failure(error: salvage_closure::Error, settings: &Settings) -> Failure {
+pub fn tenant_failure(error: salvage_closure::Error, settings: &Settings) -> Failure {
     let given = &settings.tenants;
     let named = |ids: &[String]| -> String {
         ids.iter()

@@ -13,6 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use salvage_catalog::QualifiedName;
 use salvage_closure::PlanReporter;
 use salvage_merge::{RestoreReporter, TenantOutcome, TenantStatus};
+use salvage_verify::diff::DiffReporter;
 use salvage_verify::{TenantCheck, VerifyReporter};
 
 use crate::output;
@@ -70,6 +71,49 @@ impl PlanReporter for PlanProgress {
         if let Some(spinner) = &self.spinner {
             spinner.set_message(format!("reading {table}"));
         }
+    }
+}
+
+/// A spinner saying what a diff is doing: reading both sides, then which table it compares.
+pub struct DiffProgress {
+    spinner: Option<ProgressBar>,
+}
+
+impl DiffProgress {
+    pub fn new(display: Display) -> Self {
+        let spinner = (display == Display::Bars).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
+            bar.set_style(style("{spinner} diff: {msg}  {elapsed_precise}"));
+            bar.set_message("reading both catalogs");
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self { spinner }
+    }
+
+    pub fn finish(&self) {
+        if let Some(spinner) = &self.spinner {
+            spinner.finish_and_clear();
+        }
+    }
+
+    fn say(&self, message: String) {
+        if let Some(spinner) = &self.spinner {
+            spinner.set_message(message);
+        }
+    }
+}
+
+impl DiffReporter for DiffProgress {
+    fn reading(&self, tenants: usize) {
+        self.say(format!(
+            "reading the rows of {} in the snapshot and in live",
+            output::counted(tenants as u64, "tenant")
+        ));
+    }
+
+    fn comparing(&self, table: &QualifiedName, number: usize, tables: usize) {
+        self.say(format!("comparing {table} (table {number} of {tables})"));
     }
 }
 

@@ -28,7 +28,8 @@ pub struct Settings {
     pub recovery_args: Option<crate::args::RecoveryArgs>,
     pub target: DatabaseUrl,
     pub plan: PlanOptions,
-    /// The tenants as given: IDs, or values of `tenants_by`.
+    /// The tenants as given: IDs, or values of `tenants_by`. Empty only for a command that
+    /// covers every tenant when none are given (`diff`).
     pub tenants: Vec<GivenTenant>,
     /// A unique column of the root table the given values are values of (`--tenants-by`).
     pub tenants_by: Option<String>,
@@ -48,6 +49,8 @@ pub struct Extra<'a> {
     pub lock_timeout: Option<&'a str>,
     pub statement_timeout: Option<&'a str>,
     pub group_size: Option<usize>,
+    /// No tenant list means every tenant (`diff`), not a mistake.
+    pub every_tenant_by_default: bool,
 }
 
 impl Settings {
@@ -82,6 +85,7 @@ impl Settings {
             (None, None) => match (&config.tenants, &config.tenants_file) {
                 (Some(list), _) => tenants::parse_list(list.iter().map(String::as_str)),
                 (None, Some(file)) => tenants::read_file(file).bad_input()?,
+                (None, None) if extra.every_tenant_by_default => Vec::new(),
                 (None, None) => {
                     return Err(Failure::bad_input(anyhow!(
                         "no tenants given: use --tenants 3,7,11 or --tenants-file FILE"
@@ -89,7 +93,11 @@ impl Settings {
                 }
             },
         };
-        if tenants.is_empty() {
+        let some_given = common.tenants.is_some()
+            || common.tenants_file.is_some()
+            || config.tenants.is_some()
+            || config.tenants_file.is_some();
+        if tenants.is_empty() && some_given {
             return Err(Failure::bad_input(anyhow!("the tenant list is empty")));
         }
         let tenants_by = common.tenants_by.clone().or(config.tenants_by.clone());

@@ -66,8 +66,16 @@ pub async fn resolve(
 
     let started = std::time::Instant::now();
     let keep = |table: &TablePlan| live_columns(table, live_catalog);
-    let live_members =
-        salvage_source::read_members(live, live_catalog, &schema, &ids, &keep, "live").await?;
+    let live_members = salvage_source::read_members(
+        live,
+        live_catalog,
+        &schema,
+        &ids,
+        &keep,
+        "live",
+        salvage_source::Reading::ByParentKeys,
+    )
+    .await?;
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "read the chosen tenants' live rows"
@@ -208,7 +216,7 @@ fn root_labels(
 
 /// The live types of every written column that compare by value (see
 /// `salvage_pg::comparable_by_value`), asked once per type.
-async fn comparison_modes(
+pub async fn comparison_modes(
     live: &mut PgConnection,
     catalog: &Catalog,
     schema: &SchemaPlan,

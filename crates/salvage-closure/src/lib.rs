@@ -18,7 +18,7 @@ mod owned;
 mod shared;
 mod waiting;
 
-pub use closure::{PlanReporter, resolve};
+pub use closure::{PlanReporter, comparison_modes, resolve};
 pub use error::{Error, Result};
 pub use ids::canonical_ids;
 pub use live::existing_keys;

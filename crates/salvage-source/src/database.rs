@@ -12,7 +12,7 @@ use salvage_sql::reach::{Drive, Match, drive_for, rows_matching_any};
 use salvage_sql::{Binder, bound_array, from_item};
 use sqlx::postgres::PgConnection;
 
-use crate::members::{Selected, decode_key};
+use crate::members::{Reading, Selected, decode_key};
 use crate::{Error, KeyFilter, Result, RowStream, TextRow};
 
 /// Keys per query when reading rows by key: bounds the size of one bound value.
@@ -66,7 +66,12 @@ impl DatabaseSnapshot {
     }
 
     /// The chosen tenants' rows of every owned table, all snapshot columns.
-    pub(crate) async fn select(&self, plan: &SchemaPlan, ids: &[String]) -> Result<Selected> {
+    pub(crate) async fn select(
+        &self,
+        plan: &SchemaPlan,
+        ids: &[String],
+        reading: Reading,
+    ) -> Result<Selected> {
         let mut connection = salvage_pg::connect(&self.url, ConnectionRole::ReadOnly).await?;
         let keep = |table: &TablePlan| -> Vec<String> {
             table
@@ -82,10 +87,25 @@ impl DatabaseSnapshot {
             ids,
             &keep,
             "the snapshot",
+            reading,
         )
         .await;
         salvage_pg::close(connection).await;
         selected
+    }
+
+    /// Every tenant ID of the root table.
+    pub(crate) async fn root_ids(&self, plan: &SchemaPlan) -> Result<Vec<String>> {
+        let mut connection = salvage_pg::connect(&self.url, ConnectionRole::ReadOnly).await?;
+        let ids = crate::members::database::root_ids(
+            &mut connection,
+            &self.catalog,
+            plan,
+            "the snapshot",
+        )
+        .await;
+        salvage_pg::close(connection).await;
+        ids
     }
 
     pub(crate) async fn reader(&self) -> Result<DatabaseReader> {

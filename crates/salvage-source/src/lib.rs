@@ -24,7 +24,7 @@ use salvage_plan::{SchemaPlan, TablePlan};
 pub use archive::ArchiveSnapshot;
 pub use database::DatabaseSnapshot;
 pub use error::{Error, Result};
-pub use members::{Reach, Selected, SelectedTable};
+pub use members::{Reach, Reading, Selected, SelectedTable};
 
 /// COPY text rows in chunks of one or more complete rows (each row ends with a newline, and a
 /// raw newline only ever ends a row).
@@ -44,8 +44,8 @@ pub fn row_count(chunk: &[u8]) -> u64 {
 
 /// Reads, on `connection`, the rows of tenants `ids` of every owned table the database
 /// `catalog` describes has — by the same membership rule as a snapshot's — keeping the
-/// columns `keep` names for each table. `side` names the database in messages. This is how
-/// the live database's rows of the chosen tenants are found.
+/// columns `keep` names for each table, as `reading` says. `side` names the database in
+/// messages. This is how the live database's rows of the chosen tenants are found.
 pub async fn read_members(
     connection: &mut sqlx::postgres::PgConnection,
     catalog: &Catalog,
@@ -53,8 +53,20 @@ pub async fn read_members(
     ids: &[String],
     keep: members::database::KeepColumns<'_>,
     side: &str,
+    reading: Reading,
 ) -> Result<Selected> {
-    members::database::select(connection, catalog, plan, ids, keep, side).await
+    members::database::select(connection, catalog, plan, ids, keep, side, reading).await
+}
+
+/// Every tenant ID the root table of the database on `connection` holds (as text, in the
+/// order read). `side` names the database in messages.
+pub async fn root_ids(
+    connection: &mut sqlx::postgres::PgConnection,
+    catalog: &Catalog,
+    plan: &SchemaPlan,
+    side: &str,
+) -> Result<Vec<String>> {
+    members::database::root_ids(connection, catalog, plan, side).await
 }
 
 /// A snapshot, cheap to clone and share between workers.
@@ -192,11 +204,31 @@ impl Snapshot {
     /// database, a few statements per table; from an archive, one filtering pass. What it
     /// returns is the only way to read those rows, and every phase reads the same ones.
     pub async fn select(&self, plan: &SchemaPlan, ids: &[String]) -> Result<Arc<Selected>> {
+        self.select_reading(plan, ids, Reading::ByParentKeys).await
+    }
+
+    /// [`Snapshot::select`], a database read as `reading` says (an archive is always read
+    /// whole, once).
+    pub async fn select_reading(
+        &self,
+        plan: &SchemaPlan,
+        ids: &[String],
+        reading: Reading,
+    ) -> Result<Arc<Selected>> {
         let selected = match &*self.inner {
-            Source::Database(database) => database.select(plan, ids).await?,
+            Source::Database(database) => database.select(plan, ids, reading).await?,
             Source::Archive(archive) => archive.select(plan, ids).await?,
         };
         Ok(Arc::new(selected))
+    }
+
+    /// Every tenant ID of the snapshot's root table (as text, in the order read): from a
+    /// database one statement, from an archive one pass over the root's data.
+    pub async fn root_ids(&self, plan: &SchemaPlan) -> Result<Vec<String>> {
+        match &*self.inner {
+            Source::Database(database) => database.root_ids(plan).await,
+            Source::Archive(archive) => archive.root_ids(plan).await,
+        }
     }
 
     /// A reader with its own connection (or file handles): one per worker.

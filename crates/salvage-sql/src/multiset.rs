@@ -99,6 +99,65 @@ impl Multiset {
         )
     }
 
+    /// Per tenant, `(tenant, matched, missing, extra)` for the rows of many tenants at once:
+    /// the snapshot side is bound as `$1` (each row's tenant, `int4[]`) and `$2…$w+1`, live
+    /// as `$w+2` (tenants) and `$w+3…$2w+2`. A row matches only a row of its own tenant.
+    /// Columns are aliased `c0…` (never the table's own names, which could be `tenant`).
+    #[must_use]
+    pub fn totals_by_tenant(&self) -> String {
+        let width = self.width();
+        let side = |first: usize| -> String {
+            let arrays: Vec<String> = std::iter::once(format!("${first}::int4[]"))
+                .chain((0..width).map(|n| format!("${}::text[]", first + 1 + n)))
+                .collect();
+            let aliases: Vec<String> = std::iter::once("tenant".to_owned())
+                .chain((0..width).map(|n| format!("c{n}")))
+                .collect();
+            let casts: Vec<String> = std::iter::once("a.tenant".to_owned())
+                .chain(
+                    self.columns
+                        .iter()
+                        .enumerate()
+                        .map(|(n, (_, type_name, typed))| {
+                            if *typed {
+                                format!("a.c{n}::{type_name} AS c{n}")
+                            } else {
+                                format!("a.c{n}::{type_name}::text AS c{n}")
+                            }
+                        }),
+                )
+                .collect();
+            format!(
+                "(SELECT {} FROM {} AS a({}))",
+                casts.join(", "),
+                unnest(&arrays),
+                aliases.join(", ")
+            )
+        };
+        let columns = |alias: &str| -> String {
+            (0..width)
+                .map(|n| format!("{alias}.c{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "SELECT g.tenant, coalesce(sum(least(g.want, g.have)), 0)::int8 AS matched, \
+                    coalesce(sum(greatest(g.want - g.have, 0)), 0)::int8 AS missing, \
+                    coalesce(sum(greatest(g.have - g.want, 0)), 0)::int8 AS extra \
+             FROM (SELECT u.tenant, {}, sum(u.want)::int8 AS want, sum(u.have)::int8 AS have \
+                   FROM (SELECT s.tenant, {}, 1 AS want, 0 AS have FROM {} AS s \
+                         UNION ALL SELECT l.tenant, {}, 0, 1 FROM {} AS l) AS u \
+                   GROUP BY u.tenant, {}) AS g \
+             GROUP BY g.tenant",
+            columns("u"),
+            columns("s"),
+            side(1),
+            columns("l"),
+            side(2 + width),
+            columns("u"),
+        )
+    }
+
     /// The numbers of the snapshot rows to insert so that live holds each row as many times
     /// as the snapshot: within each group of equal rows, the snapshot's copies beyond the
     /// number live has. The snapshot side is bound as `$1` (row numbers, `int4[]`) and
@@ -145,6 +204,21 @@ mod tests {
             "{totals}"
         );
         assert!(totals.contains("a.c1::json::text AS \"meta\""), "{totals}");
+        let by_tenant = multiset.totals_by_tenant();
+        assert!(
+            by_tenant.contains(
+                "(SELECT a.tenant, a.c0::text AS c0, a.c1::json::text AS c1 FROM ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) AS a(tenant, c0, c1))"
+            ),
+            "{by_tenant}"
+        );
+        assert!(
+            by_tenant.contains("pg_catalog.unnest($4::int4[]), pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::text[])"),
+            "{by_tenant}"
+        );
+        assert!(
+            by_tenant.contains("GROUP BY u.tenant, u.c0, u.c1) AS g GROUP BY g.tenant"),
+            "{by_tenant}"
+        );
         let add = multiset.rows_to_add();
         assert!(
             add.contains("pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) AS a(n, c0, c1)"),

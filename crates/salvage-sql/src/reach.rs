@@ -118,6 +118,13 @@ pub fn rows_matching(
     sql
 }
 
+/// `SELECT <columns> FROM <from> AS t0`: every row, for a reader that works out on its own
+/// which rows belong to the tenants (every tenant there is, say).
+#[must_use]
+pub fn whole_table(from: &str, columns: &[String]) -> String {
+    format!("SELECT {} FROM {from} AS t0", columns_of("t0", columns))
+}
+
 /// `SELECT <columns> FROM <from> AS t0 WHERE <m1> OR <m2>…`: the rows any of `matches`
 /// matches, each once.
 #[must_use]
@@ -144,7 +151,7 @@ pub fn rows_matching_any(
 
 #[cfg(test)]
 mod tests {
-    use super::{Drive, Match, drive_for, rows_matching, rows_matching_any};
+    use super::{Drive, Match, drive_for, rows_matching, rows_matching_any, whole_table};
 
     #[test]
     fn any_of_several_relations() {
@@ -169,6 +176,14 @@ mod tests {
              OR t0.\"a\" IN (SELECT pg_catalog.unnest(A))"
         );
         assert!(rows_matching_any("t", &["k".into()], &[], Drive::Scan).ends_with("WHERE false"));
+    }
+
+    #[test]
+    fn whole_tables_are_read_without_a_filter() {
+        assert_eq!(
+            whole_table("ONLY \"public\".\"t\"", &["id".into(), "site id".into()]),
+            "SELECT t0.\"id\", t0.\"site id\" FROM ONLY \"public\".\"t\" AS t0"
+        );
     }
 
     #[test]

@@ -111,7 +111,8 @@ pub fn compare_chunk(
         snapshot_side.join(", ")
     );
     let key_text = format!("concat_ws(', ', {})", key_text.join(", "));
-    // Each row's facts are computed once, in a subquery the planner may not inline
+    // Examples are the first rows of the chunk in the order given (WITH ORDINALITY), so the
+    // same rows give the same examples. Each row's facts are computed once, in a subquery the planner may not inline
     // (OFFSET 0): the typed comparison casts every column, and written into each FILTER it
     // would run once per FILTER. Equality is worked out only for rows live has, the guards
     // only for rows it lacks, the key text only for rows the examples may show.
@@ -121,13 +122,13 @@ pub fn compare_chunk(
                 count(*) FILTER (WHERE c.found AND c.equal)::int8 AS equal, \
                 count(*) FILTER (WHERE c.found AND NOT c.equal)::int8 AS different, \
                 count(*) FILTER (WHERE NOT c.found AND NOT c.guarded)::int8 AS waiting, \
-                (array_agg(c.key) FILTER (WHERE NOT c.found AND c.guarded))[1:3] AS missing_examples, \
-                (array_agg(c.key) FILTER (WHERE c.found AND NOT c.equal))[1:3] AS different_examples \
-         FROM (SELECT s.tenant, NOT ({absent}) AS found, \
+                (array_agg(c.key ORDER BY c.n) FILTER (WHERE NOT c.found AND c.guarded))[1:3] AS missing_examples, \
+                (array_agg(c.key ORDER BY c.n) FILTER (WHERE c.found AND NOT c.equal))[1:3] AS different_examples \
+         FROM (SELECT s.tenant, s.n, NOT ({absent}) AS found, \
                       CASE WHEN NOT ({absent}) THEN {equal} END AS equal, \
                       CASE WHEN {absent} THEN {guards} END AS guarded, \
                       CASE WHEN {absent} OR NOT ({equal}) THEN {key_text} END AS key \
-               FROM {} AS s({}) LEFT JOIN {from} AS t ON {} OFFSET 0) AS c \
+               FROM {} WITH ORDINALITY AS s({}, n) LEFT JOIN {from} AS t ON {} OFFSET 0) AS c \
          GROUP BY c.tenant",
         unnest(&arrays),
         aliases.join(", "),
@@ -161,7 +162,9 @@ mod tests {
             &[],
         );
         assert!(
-            sql.contains("pg_catalog.unnest($4::text[])) AS s(tenant, c0, c1, c2)"),
+            sql.contains(
+                "pg_catalog.unnest($4::text[])) WITH ORDINALITY AS s(tenant, c0, c1, c2, n)"
+            ),
             "{sql}"
         );
         assert!(

@@ -204,6 +204,7 @@ async fn read_live(
         &ids,
         &keep,
         "live",
+        salvage_source::Reading::ByParentKeys,
     )
     .await;
     salvage_pg::close(connection).await;

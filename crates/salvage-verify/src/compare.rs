@@ -40,6 +40,25 @@ impl ChunkComparison {
     /// For a table with a key; `by_value` lists the live types compared by value, the others
     /// compare by text. Absence of anything the comparison needs is an error naming it.
     pub fn new(table: &TablePlan, catalog: &Catalog, by_value: &BTreeSet<String>) -> Result<Self> {
+        Self::with_guards(table, catalog, by_value, &table.guards)
+    }
+
+    /// The comparison without guards: a row live lacks is missing, whatever its parents (a
+    /// diff asks what live lacks, not what a restore could write).
+    pub fn unguarded(
+        table: &TablePlan,
+        catalog: &Catalog,
+        by_value: &BTreeSet<String>,
+    ) -> Result<Self> {
+        Self::with_guards(table, catalog, by_value, &[])
+    }
+
+    fn with_guards(
+        table: &TablePlan,
+        catalog: &Catalog,
+        by_value: &BTreeSet<String>,
+        guards: &[salvage_plan::Relation],
+    ) -> Result<Self> {
         let missing =
             |what: String| Error::Inconsistent(format!("cannot compare {}: {what}", table.name));
         let key = table
@@ -76,7 +95,7 @@ impl ChunkComparison {
             .collect::<Result<Vec<_>>>()?;
         let mut parents = Vec::new();
         let mut references = Vec::new();
-        for relation in &table.guards {
+        for relation in guards {
             let parent = catalog
                 .table(&relation.parent)
                 .ok_or_else(|| missing(format!("live has no table {}", relation.parent)))?;

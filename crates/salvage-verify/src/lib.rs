@@ -6,9 +6,13 @@
 //! timestamp is the same instant whatever its text. Types without an equality operator (json,
 //! xml, point...) are compared by their text, which the pinned session settings make stable.
 //! Shared rows the restore added are checked the same way. Read-only on both sides.
+//!
+//! [`diff`] compares the same way, for every tenant of a scope at once: which tenants an
+//! incident deleted, damaged or changed.
 
 mod check;
 mod compare;
+pub mod diff;
 mod error;
 mod left;
 mod matching;

@@ -23,9 +23,9 @@ pub struct Layout {
     /// The columns read from live: the written columns, then key columns not written.
     pub live_columns: Vec<String>,
     /// Positions of the written columns in snapshot rows; in live rows they come first.
-    snapshot_written: Vec<usize>,
-    snapshot_key: Vec<usize>,
-    live_key: Vec<usize>,
+    pub(crate) snapshot_written: Vec<usize>,
+    pub(crate) snapshot_key: Vec<usize>,
+    pub(crate) live_key: Vec<usize>,
 }
 
 impl Layout {
@@ -129,7 +129,7 @@ pub fn match_rows(layout: &Layout, snapshot: &[Bytes], live: &[Bytes]) -> Matche
 
 /// The raw text of the key fields, tab-joined (a raw field never holds a tab); `None` when
 /// a key field is NULL or the row is short — such a row never matches by key.
-fn key_of<'a>(fields: &[&'a [u8]], positions: &[usize]) -> Option<Cow<'a, [u8]>> {
+pub(crate) fn key_of<'a>(fields: &[&'a [u8]], positions: &[usize]) -> Option<Cow<'a, [u8]>> {
     if let [position] = positions {
         let field = *fields.get(*position)?;
         return (field != b"\\N").then_some(Cow::Borrowed(field));

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod diff;
 pub mod inspect;
 pub mod manual;
 pub mod plan;
@@ -26,6 +27,7 @@ pub async fn run(command: Command, interrupt: &crate::Interrupt) -> Result<u8, F
         Command::Restore(args) => Box::pin(restore::run(&args, interrupt)).await,
         Command::Runs(args) => runs::run(&args).await,
         Command::Verify(args) => verify::run(&args).await,
+        Command::Diff(args) => diff::run(&args).await,
         Command::Inspect(args) => inspect::run(&args).await,
         Command::Completions(args) => manual::completions(args.shell),
         Command::Man(args) => manual::man(args.dir.as_deref()),

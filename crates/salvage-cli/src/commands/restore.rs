@@ -37,6 +37,7 @@ pub async fn run(args: &RestoreArgs, interrupt: &Interrupt) -> Result<u8, Failur
         lock_timeout: args.lock_timeout.as_deref(),
         statement_timeout: args.statement_timeout.as_deref(),
         group_size: args.group_size,
+        ..Extra::default()
     };
     let mut settings = match &reviewed {
         Some(file) => Settings::from_plan(file, &args.common, &extra)?,

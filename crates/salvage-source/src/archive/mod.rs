@@ -100,6 +100,27 @@ impl ArchiveSnapshot {
         .await?
     }
 
+    /// Every tenant ID of the root table's data (decoded text, in the archive's order): one
+    /// pass over the root's data, none when the archive has no such table.
+    pub(crate) async fn root_ids(self: &Arc<Self>, plan: &SchemaPlan) -> Result<Vec<String>> {
+        let snapshot = Arc::clone(self);
+        let root = plan.root.table.clone();
+        let key = vec![plan.root.key_column.clone()];
+        on_rayon(move || {
+            if snapshot.catalog.table(&root).is_none() {
+                return Ok(Vec::new());
+            }
+            let parts = snapshot.source.parts_of(&snapshot.catalog, &root, &key)?;
+            let mut rows = snapshot.source.plan_rows(parts);
+            let mut ids = Vec::new();
+            while let Some(row) = rows.next_row()? {
+                ids.extend(salvage_copy::decode_text(row));
+            }
+            Ok(ids)
+        })
+        .await?
+    }
+
     fn shared_rows(&self) -> std::sync::MutexGuard<'_, HashMap<QualifiedName, Vec<Vec<u8>>>> {
         self.shared
             .lock()

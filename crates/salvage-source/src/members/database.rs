@@ -17,13 +17,13 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_pg::CopyQuery;
 use salvage_plan::{Relation, SchemaPlan, TablePlan};
-use salvage_sql::reach::{Drive, Match, drive_for, rows_matching};
+use salvage_sql::reach::{Drive, Match, drive_for, rows_matching, whole_table};
 use salvage_sql::{Binder, bound_array, from_item};
 use sqlx::postgres::PgConnection;
 
 use super::{
-    Fields, Hop, Lookup, MapKey, Selected, SetId, TableWriter, TenantSets, chosen_ids, decode_key,
-    followed, is_tenant_id, needed_fields, raw_key, tenants_of,
+    Fields, Hop, Lookup, MapKey, Reading, Selected, SetId, TableWriter, TenantSets, chosen_ids,
+    decode_key, followed, is_tenant_id, needed_fields, raw_key, tenants_of,
 };
 use crate::{Error, Result};
 
@@ -31,8 +31,8 @@ use crate::{Error, Result};
 pub type KeepColumns<'a> = &'a (dyn Fn(&TablePlan) -> Vec<String> + Sync);
 
 /// Reads the rows of tenants `ids` of every owned table the database `catalog` describes has,
-/// keeping the columns `keep` names. `side` names the database in messages ("the snapshot",
-/// "live").
+/// keeping the columns `keep` names, as `reading` says. `side` names the database in messages
+/// ("the snapshot", "live").
 pub async fn select(
     connection: &mut PgConnection,
     catalog: &Catalog,
@@ -40,6 +40,7 @@ pub async fn select(
     ids: &[String],
     keep: KeepColumns<'_>,
     side: &str,
+    reading: Reading,
 ) -> Result<Selected> {
     let mut reader = Reader {
         connection,
@@ -47,6 +48,7 @@ pub async fn select(
         plan,
         side,
         ids,
+        reading,
         state: State {
             chosen: chosen_ids(ids),
             sets: TenantSets::new(ids.len()),
@@ -71,6 +73,31 @@ pub async fn select(
         );
     }
     Ok(reader.selected)
+}
+
+/// Every tenant ID the database's root table holds (decoded text, in reading order); none
+/// when the database has no such table. `side` names the database in messages.
+pub async fn root_ids(
+    connection: &mut PgConnection,
+    catalog: &Catalog,
+    plan: &SchemaPlan,
+    side: &str,
+) -> Result<Vec<String>> {
+    let root = &plan.root;
+    if catalog.table(&root.table).is_none() {
+        return Ok(Vec::new());
+    }
+    let select = whole_table(
+        &from_item(catalog, &root.table),
+        std::slice::from_ref(&root.key_column),
+    );
+    let context = format!("read the tenant IDs of {} from {side}", root.table);
+    let chunks = fetch(connection, &CopyQuery::new(), &select, &context).await?;
+    Ok(chunks
+        .iter()
+        .flat_map(|chunk| crate::rows_of(chunk))
+        .filter_map(salvage_copy::decode_text)
+        .collect())
 }
 
 /// What rows are attributed with: the chosen IDs, the tenant sets, and the maps of the tables
@@ -100,6 +127,7 @@ pub(super) struct Reader<'a> {
     pub(super) plan: &'a SchemaPlan,
     pub(super) side: &'a str,
     pub(super) ids: &'a [String],
+    pub(super) reading: Reading,
     pub(super) state: State,
     pub(super) selected: Selected,
 }
@@ -273,7 +301,8 @@ impl Reader<'_> {
     }
 
     /// The statements reading a table: one per relation whose parent has chosen keys, each
-    /// leaving out what the earlier ones matched. The root is read by its key.
+    /// leaving out what the earlier ones matched. The root is read by its key. Read whole,
+    /// one statement reads every row.
     fn reads(
         &self,
         table: &TablePlan,
@@ -281,6 +310,12 @@ impl Reader<'_> {
         root: bool,
     ) -> Result<Vec<(String, CopyQuery)>> {
         let from = from_item(self.catalog, &table.name);
+        if self.reading == Reading::WholeTables {
+            return Ok(vec![(
+                whole_table(&from, &layout.selected),
+                CopyQuery::new(),
+            )]);
+        }
         let mut query = CopyQuery::new();
         if root {
             let key_column = &self.plan.root.key_column;

@@ -1,7 +1,9 @@
 //! Groups of tables whose rows reach tenants through rows of their own group — a reply to a
 //! comment, two tables referencing each other — read from a database in rounds (the rows
 //! referencing, from inside the group, what the last round found) until a round finds
-//! nothing new; their tenants are then worked out to a fixpoint in memory.
+//! nothing new; their tenants are then worked out to a fixpoint in memory. Read whole
+//! ([`Reading::WholeTables`]), every row of the group is read once and the fixpoint sorts
+//! them out.
 
 use std::collections::HashMap;
 
@@ -11,10 +13,10 @@ use salvage_catalog::QualifiedName;
 use salvage_pg::CopyQuery;
 use salvage_plan::{MembershipGroup, Relation, TablePlan};
 use salvage_sql::from_item;
-use salvage_sql::reach::rows_matching;
+use salvage_sql::reach::{rows_matching, whole_table};
 
 use super::database::{KeepColumns, Layout, Reader, fetch};
-use super::{Fields, SetId, TableWriter, raw_key};
+use super::{Fields, Reading, SetId, TableWriter, raw_key};
 use crate::{Error, Result};
 
 impl Reader<'_> {
@@ -36,6 +38,16 @@ impl Reader<'_> {
         let mut layouts = Vec::with_capacity(members.len());
         for table in &members {
             layouts.push(Layout::new(plan, table, keep(table), false)?);
+        }
+        if self.reading == Reading::WholeTables {
+            // Every row of the group, once: the fixpoint below finds which have tenants.
+            for (number, (table, layout)) in members.iter().zip(&layouts).enumerate() {
+                let select = whole_table(&from_item(self.catalog, &table.name), &layout.selected);
+                let context = format!("read {} from {}", table.name, self.side);
+                let rows = fetch(self.connection, &CopyQuery::new(), &select, &context).await?;
+                nodes.add(number, layout, &rows);
+            }
+            return self.settle(&members, &names, &layouts, &nodes);
         }
         // Round 0: rows reached from outside the group.
         let mut fresh: Vec<Vec<usize>> = vec![Vec::new(); members.len()];

@@ -39,6 +39,21 @@ pub struct Selected {
     tables: HashMap<QualifiedName, SelectedTable>,
 }
 
+/// How a database is read for the chosen tenants' rows. Either way each table is read in one
+/// pass and every row's tenants are worked out by the same rule, on the client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reading {
+    /// Each table by the keys of its parents' chosen rows, bound as arrays, one statement per
+    /// relation: what a restore of some tenants wants (index probes, or a scan filtered by
+    /// the keys when they are many).
+    #[default]
+    ByParentKeys,
+    /// Each table whole, one statement, its rows' tenants looked up in the parents' maps as
+    /// an archive's are: for every tenant there is, when binding every key of every parent
+    /// would only make the server test each row against all of them.
+    WholeTables,
+}
+
 /// Which of a tenant's rows: those reaching it alone, or those reaching other chosen
 /// tenants too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
