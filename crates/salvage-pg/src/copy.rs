@@ -84,9 +84,9 @@ impl CopyQuery {
     }
 }
 
-/// Bytes of work_mem that let the server hash every key bound in `values`: a key as text is
+/// Bytes of `work_mem` that let the server hash every key bound in `values`: a key as text is
 /// at least two bytes (`1,`) and its hashed tuple about 32 (a 24-byte header and the value),
-/// so sixteen times the text, whatever hash_mem_multiplier is; at most 2 GB.
+/// so sixteen times the text, whatever `hash_mem_multiplier` is; at most 2 GB.
 fn hash_room(values: &[String]) -> i64 {
     const MAX: i64 = 2 << 30;
     let text: usize = values.iter().map(String::len).sum();
