@@ -200,3 +200,47 @@ async fn one_lost_copy_of_a_duplicated_log_row_is_one_missing_row() {
         BTreeMap::from([("1".to_owned(), true), ("3".to_owned(), false)])
     );
 }
+
+/// Org 1's page 108 files under page 202 of org 2. With both orgs deleted and only org 1
+/// restored, page 108 waits for its parent — and so do its revisions, their comments and its
+/// log rows, under it: verification counts them waiting, not missing.
+#[tokio::test]
+async fn rows_under_a_row_that_waits_for_another_org_wait_with_it() {
+    let snapshot = TestDatabase::create("wiki_snap").await;
+    snapshot.execute_fixture("wiki/schema.sql").await;
+    let live = snapshot.snapshot("wiki_live").await;
+    live.execute(
+        "DELETE FROM activity WHERE org_id IN (1, 2); DELETE FROM orgs WHERE id IN (1, 2)",
+    )
+    .await;
+    let wiki = Wiki { snapshot, live };
+    let mut args = wiki.args("restore", &wiki.snapshot.url.clone());
+    let last = args.len() - 1;
+    args[last] = "1".to_owned();
+    let (run, report) = salvage_reporting(&with(args, &["--yes"]));
+    assert_eq!(run.code, 0, "{run}");
+    let summary = &report["summary"];
+    assert_eq!(summary["rows_missing"], 0, "{summary}");
+    assert_eq!(summary["verified"], 1, "{summary}");
+    let waiting: BTreeMap<String, i64> = report["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .filter_map(|table| {
+            let waiting = table["waiting"].as_i64().unwrap_or(0);
+            (waiting > 0).then(|| (table["table"].as_str().unwrap().to_owned(), waiting))
+        })
+        .collect();
+    let expected: BTreeMap<String, i64> = [
+        ("public.activity", 3),
+        ("public.comments", 2),
+        ("public.pages", 1),
+        ("public.revisions", 3),
+    ]
+    .iter()
+    .map(|(table, rows)| ((*table).to_owned(), *rows))
+    .collect();
+    assert_eq!(waiting, expected, "{}", report["tables"]);
+    // Org 1's rows (1 org, 8 pages, 24 revisions, 16 comments, 27 log rows) but those 9.
+    assert_eq!(rows_inserted(&report), 76 - 9, "{summary}");
+}

@@ -118,7 +118,7 @@ pub async fn resolve(
         reporter,
     )
     .await?;
-    waiting::mark(
+    let waiting = waiting::mark(
         &schema,
         &selected,
         live,
@@ -147,6 +147,8 @@ pub async fn resolve(
         dangling: shared.dangling,
         cross_tenant: owned.cross_tenant,
         by_value,
+        waiting_keys: waiting.keys,
+        keyless_waiting: waiting.keyless,
     })
 }
 

@@ -22,6 +22,6 @@ pub use closure::{PlanReporter, comparison_modes, resolve};
 pub use error::{Error, Result};
 pub use ids::canonical_ids;
 pub use live::existing_keys;
-pub use model::{CrossTenantRows, RestorePlan, RowFilter, TableCounts, TenantClosure};
+pub use model::{CrossTenantRows, KeylessWait, RestorePlan, RowFilter, TableCounts, TenantClosure};
 pub use owned::{multiset_of, raw_key};
 pub use waiting::ask_live;

@@ -136,6 +136,25 @@ pub struct RestorePlan {
     /// Live types compared by value; the others are compared by their text.
     #[serde(skip)]
     pub by_value: BTreeSet<String>,
+    /// The keys of the rows that would wait, by the parent and columns children reference
+    /// them by: a row whose missing parent is one of them waits too.
+    #[serde(skip)]
+    pub waiting_keys:
+        std::collections::HashMap<(QualifiedName, Vec<String>), rustc_hash::FxHashSet<Box<[u8]>>>,
+    /// Rows of tables without a key that would wait, by (table index, tenant position):
+    /// the row (in the kept rows' columns) and the parent it waits for.
+    #[serde(skip)]
+    pub keyless_waiting: std::collections::HashMap<(usize, usize), Vec<KeylessWait>>,
+}
+
+/// A row of a keyless table that waits for a parent (see [`RestorePlan::keyless_waiting`]).
+#[derive(Debug, Clone)]
+pub struct KeylessWait {
+    /// The row's fields, COPY text, in the kept rows' columns.
+    pub row: Box<[u8]>,
+    /// The parent table and columns it references, and the raw key it waits for.
+    pub parent: (QualifiedName, Vec<String>),
+    pub key: Box<[u8]>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -22,13 +22,25 @@ use crate::guards::{
     keys_to_ask, positions,
 };
 use crate::live::existing_keys;
-use crate::model::{TableCounts, TenantClosure};
+use crate::model::{KeylessWait, TableCounts, TenantClosure};
 use crate::owned::raw_key;
 use crate::{Error, Result};
 
 /// Examples of waiting rows kept per tenant.
 const EXAMPLES: usize = 10;
 
+/// What verification needs of the rows that would wait.
+#[derive(Debug, Default)]
+pub struct Waiting {
+    /// Their keys, by the parent and columns children reference them by: a row under a
+    /// waiting row waits too.
+    pub keys: HashMap<ParentKey, FxHashSet<Box<[u8]>>>,
+    /// The rows of keyless tables, by (table index, tenant position).
+    pub keyless: HashMap<(usize, usize), Vec<KeylessWait>>,
+}
+
+/// Counts the rows that would wait, per tenant and table, and returns what verification
+/// needs of them.
 pub async fn mark(
     schema: &SchemaPlan,
     selected: &Selected,
@@ -36,9 +48,10 @@ pub async fn mark(
     live_catalog: &Catalog,
     tenants: &mut [TenantClosure],
     totals: &mut [TableCounts],
-) -> Result<()> {
+) -> Result<Waiting> {
     // Keys of the rows this run restores, by parent and columns.
     let mut restored: HashMap<ParentKey, FxHashSet<Box<[u8]>>> = HashMap::new();
+    let mut waiting = Waiting::default();
     for phase in &schema.phases {
         let step: Vec<usize> = phase
             .iter()
@@ -137,6 +150,22 @@ pub async fn mark(
             let table = &schema.tables[candidate.table];
             match reason {
                 Some((guard, key)) => {
+                    for (parent, places) in &exports[&candidate.table] {
+                        if let Some(key) = raw_key(&candidate.fields, places) {
+                            waiting.keys.entry(parent.clone()).or_default().insert(key);
+                        }
+                    }
+                    if table.key.is_none() {
+                        waiting
+                            .keyless
+                            .entry((candidate.table, *owner))
+                            .or_default()
+                            .push(KeylessWait {
+                                row: candidate.fields.join(&b'\t').into_boxed_slice(),
+                                parent: guards[&candidate.table][*guard].parent(),
+                                key: key.clone(),
+                            });
+                    }
                     let tenant = &mut tenants[*owner];
                     tenant.tables[candidate.table].waiting += 1;
                     if counted.insert((candidate.table, candidate.fields.join(&b'\t'))) {
@@ -167,7 +196,7 @@ pub async fn mark(
             }
         }
     }
-    Ok(())
+    Ok(waiting)
 }
 
 /// Which of the asked parent keys live has, per parent.

@@ -67,6 +67,14 @@ pub fn verified_keys(
                 found.extend(raw_key(&fields, &places));
             }
         }
+        // A row that waits (its parent is another tenant's, missing in live) is no row
+        // verified: what hangs under it waits with it, it is not missing.
+        if let Some(waiting) = plan
+            .waiting_keys
+            .get(&(table_name.clone(), columns.clone()))
+        {
+            found.retain(|key| !waiting.contains(key));
+        }
         keys.insert((table_name, columns), found);
     }
     Ok(keys)

@@ -61,6 +61,9 @@ impl Context {
             None if table.role == Role::Shared => return Ok(None),
             None => {}
         }
+        let waiting = self
+            .set_aside_waiting(table_index, index, &columns, &mut rows, connection)
+            .await?;
         let left: Vec<&TextRow> = self
             .left
             .get(&table_index)
@@ -141,14 +144,87 @@ impl Context {
         }
         Ok(Some(TableCheck {
             table: Some(table.name.clone()),
-            snapshot: rows.len() as u64,
+            snapshot: rows.len() as u64 + waiting,
             equal: matched as u64,
             missing: missing as u64,
             left_behind: left_missing,
             live_only: (table.role != Role::Shared).then_some(extra as u64),
+            waiting,
             missing_examples: examples,
             multiset: true,
             ..TableCheck::default()
         }))
+    }
+
+    /// Takes out of `rows` (one copy each) the rows the plan found waiting for a parent that
+    /// is still not in live, and counts them: they are waiting, not missing. A parent that
+    /// is in live now makes its row one to find like any other.
+    async fn set_aside_waiting(
+        &self,
+        table_index: usize,
+        index: usize,
+        columns: &[String],
+        rows: &mut Vec<TextRow>,
+        connection: &mut PgConnection,
+    ) -> Result<u64> {
+        let plan = &self.plan;
+        let Some(waits) = plan.keyless_waiting.get(&(table_index, index)) else {
+            return Ok(0);
+        };
+        let table = &plan.schema.tables[table_index];
+        let Some(kept) = plan.selected.table(&table.name) else {
+            return Ok(0);
+        };
+        let places = salvage_closure::guards::positions(table, kept.columns(), columns)?;
+        let mut by_parent: std::collections::BTreeMap<_, Vec<usize>> =
+            std::collections::BTreeMap::new();
+        for (number, wait) in waits.iter().enumerate() {
+            by_parent
+                .entry(wait.parent.clone())
+                .or_default()
+                .push(number);
+        }
+        let mut still_waiting = vec![false; waits.len()];
+        for ((parent, parent_columns), numbers) in by_parent {
+            let keys: Vec<TextRow> = numbers
+                .iter()
+                .map(|&number| {
+                    salvage_copy::fields(&waits[number].key)
+                        .map(salvage_copy::decode_text)
+                        .collect()
+                })
+                .collect();
+            let present = salvage_closure::existing_keys(
+                connection,
+                &self.live_catalog,
+                &parent,
+                &parent_columns,
+                &keys,
+            )
+            .await?;
+            for (&number, present) in numbers.iter().zip(present) {
+                still_waiting[number] = !present;
+            }
+        }
+        let mut waiting = 0;
+        for (wait, still) in waits.iter().zip(still_waiting) {
+            if !still {
+                continue;
+            }
+            let fields: Vec<&[u8]> = salvage_copy::fields(&wait.row).collect();
+            let row: TextRow = places
+                .iter()
+                .map(|&place| {
+                    fields
+                        .get(place)
+                        .and_then(|field| salvage_copy::decode_text(field))
+                })
+                .collect();
+            if let Some(at) = rows.iter().position(|candidate| *candidate == row) {
+                rows.swap_remove(at);
+                waiting += 1;
+            }
+        }
+        Ok(waiting)
     }
 }
