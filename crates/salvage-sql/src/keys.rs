@@ -185,8 +185,9 @@ mod tests {
                 &["site_id".into(), "project_no".into()],
                 &["A".into(), "B".into()]
             ),
-            "SELECT t0.\"name\" FROM ONLY \"public\".\"projects\" AS t0 WHERE (t0.\"site_id\", t0.\"project_no\") IN \
-             (SELECT * FROM ROWS FROM (pg_catalog.unnest(A), pg_catalog.unnest(B)))"
+            "SELECT t0.\"name\" FROM ONLY \"public\".\"projects\" AS t0 WHERE (t0.\"site_id\" IS NOT NULL \
+             AND t0.\"project_no\" IS NOT NULL AND (t0.\"site_id\", t0.\"project_no\") IN \
+             (SELECT * FROM ROWS FROM (pg_catalog.unnest(A), pg_catalog.unnest(B))))"
         );
     }
 }
