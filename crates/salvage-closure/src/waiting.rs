@@ -145,7 +145,10 @@ pub async fn mark(
             known(parent, key) || in_live.get(parent).is_some_and(|keys| keys.contains(key))
         };
         let held = held_back(&candidates, &guards, &exports, &present);
-        let mut counted: FxHashSet<(usize, Vec<u8>)> = FxHashSet::default();
+        // A row reaching several tenants waits once in the totals; exact copies of a row of a
+        // table without a key are rows of their own: per row text, the most copies any one
+        // tenant has.
+        let mut counted: HashMap<(usize, Vec<u8>), HashMap<usize, u64>> = HashMap::new();
         for ((candidate, owner), reason) in candidates.iter().zip(&owners).zip(&held) {
             let table = &schema.tables[candidate.table];
             match reason {
@@ -168,9 +171,11 @@ pub async fn mark(
                     }
                     let tenant = &mut tenants[*owner];
                     tenant.tables[candidate.table].waiting += 1;
-                    if counted.insert((candidate.table, candidate.fields.join(&b'\t'))) {
-                        totals[candidate.table].waiting += 1;
-                    }
+                    *counted
+                        .entry((candidate.table, candidate.fields.join(&b'\t')))
+                        .or_default()
+                        .entry(*owner)
+                        .or_default() += 1;
                     if tenant.waiting_examples.len() < EXAMPLES {
                         let columns = kept[&candidate.table].columns();
                         tenant.waiting_examples.push(format!(
@@ -194,6 +199,9 @@ pub async fn mark(
                     }
                 }
             }
+        }
+        for ((table, _), copies) in counted {
+            totals[table].waiting += copies.values().copied().max().unwrap_or(0);
         }
     }
     Ok(waiting)
