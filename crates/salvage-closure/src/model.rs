@@ -139,13 +139,16 @@ pub struct RestorePlan {
     /// The keys of the rows that would wait, by the parent and columns children reference
     /// them by: a row whose missing parent is one of them waits too.
     #[serde(skip)]
-    pub waiting_keys:
-        std::collections::HashMap<(QualifiedName, Vec<String>), rustc_hash::FxHashSet<Box<[u8]>>>,
+    pub waiting_keys: KeysByParent,
     /// Rows of tables without a key that would wait, by (table index, tenant position):
     /// the row (in the kept rows' columns) and the parent it waits for.
     #[serde(skip)]
     pub keyless_waiting: std::collections::HashMap<(usize, usize), Vec<KeylessWait>>,
 }
+
+/// Raw keys by the parent table and the columns children reference it by.
+pub type KeysByParent =
+    std::collections::HashMap<(QualifiedName, Vec<String>), rustc_hash::FxHashSet<Box<[u8]>>>;
 
 /// A row of a keyless table that waits for a parent (see [`RestorePlan::keyless_waiting`]).
 #[derive(Debug, Clone)]
