@@ -183,7 +183,7 @@ async fn assert_restored(
     assert_eq!(renamed, "Site 11, renamed after the backup");
 }
 
-/// Compresses the archived segments after `first`, alternately gzip and zstd, as an
+/// Compresses the archived segments from `first` on, alternately gzip and zstd, as an
 /// archive command that compresses would have written them.
 fn compress_archive(archive: &Path, first: &str) -> usize {
     let mut segments: Vec<PathBuf> = std::fs::read_dir(archive)
@@ -193,7 +193,7 @@ fn compress_archive(archive: &Path, first: &str) -> usize {
         .filter(|path| {
             path.file_name()
                 .and_then(|name| name.to_str())
-                .is_some_and(|name| name.len() == 24 && name > first)
+                .is_some_and(|name| name.len() == 24 && name >= first)
         })
         .collect();
     segments.sort();
