@@ -43,6 +43,17 @@ fn style(template: &str) -> ProgressStyle {
         .progress_chars("=> ")
 }
 
+/// A ticking spinner on stdout with `template`, showing `message` first; none off a terminal.
+fn spinner(display: Display, template: &str, message: &'static str) -> Option<ProgressBar> {
+    (display == Display::Bars).then(|| {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
+        bar.set_style(style(template));
+        bar.set_message(message);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    })
+}
+
 /// A spinner naming the table being read while the plan is computed.
 pub struct PlanProgress {
     spinner: Option<ProgressBar>,
@@ -50,13 +61,9 @@ pub struct PlanProgress {
 
 impl PlanProgress {
     pub fn new(display: Display) -> Self {
-        let spinner = (display == Display::Bars).then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
-            bar.set_style(style("{spinner} planning: {msg}"));
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Self { spinner }
+        Self {
+            spinner: spinner(display, "{spinner} planning: {msg}", ""),
+        }
     }
 
     pub fn finish(&self) {
@@ -81,14 +88,13 @@ pub struct DiffProgress {
 
 impl DiffProgress {
     pub fn new(display: Display) -> Self {
-        let spinner = (display == Display::Bars).then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
-            bar.set_style(style("{spinner} diff: {msg}  {elapsed_precise}"));
-            bar.set_message("reading both catalogs");
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Self { spinner }
+        Self {
+            spinner: spinner(
+                display,
+                "{spinner} diff: {msg}  {elapsed_precise}",
+                "reading both catalogs",
+            ),
+        }
     }
 
     pub fn finish(&self) {
