@@ -103,16 +103,7 @@ pub fn match_rows(layout: &Layout, snapshot: &[Bytes], live: &[Bytes]) -> Matche
         if let Some(live_row) = found {
             live_fields.clear();
             live_fields.extend(salvage_copy::fields(live_row));
-            let same =
-                layout
-                    .snapshot_written
-                    .iter()
-                    .enumerate()
-                    .all(|(live_position, &position)| {
-                        fields.get(position).is_some()
-                            && fields.get(position) == live_fields.get(live_position)
-                    });
-            if same {
+            if same_text(layout, &fields, &live_fields) {
                 matched.equal += 1;
                 continue;
             }
@@ -146,6 +137,18 @@ pub(crate) fn key_of<'a>(fields: &[&'a [u8]], positions: &[usize]) -> Option<Cow
         key.extend_from_slice(field);
     }
     Some(Cow::Owned(key))
+}
+
+/// Whether a snapshot row's written columns have the same COPY text as the live row's
+/// (`fields` in snapshot order, `live_fields` in the layout's live columns).
+pub(crate) fn same_text(layout: &Layout, fields: &[&[u8]], live_fields: &[&[u8]]) -> bool {
+    layout
+        .snapshot_written
+        .iter()
+        .enumerate()
+        .all(|(live_position, &position)| {
+            fields.get(position).is_some() && fields.get(position) == live_fields.get(live_position)
+        })
 }
 
 #[cfg(test)]

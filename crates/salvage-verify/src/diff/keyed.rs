@@ -20,7 +20,7 @@ use sqlx::postgres::PgConnection;
 use super::Sides;
 use super::model::TableDiff;
 use crate::compare::{ChunkComparison, ChunkResult};
-use crate::matching::{Layout, key_of};
+use crate::matching::{Layout, key_of, same_text};
 use crate::{Error, Result};
 
 /// Rows compared in live per statement.
@@ -175,16 +175,7 @@ fn match_tenant(
             *seen = true;
             live_fields.clear();
             live_fields.extend(salvage_copy::fields(live_row));
-            let same =
-                layout
-                    .snapshot_written
-                    .iter()
-                    .enumerate()
-                    .all(|(live_position, &position)| {
-                        fields.get(position).is_some()
-                            && fields.get(position) == live_fields.get(live_position)
-                    });
-            if same {
+            if same_text(layout, &fields, &live_fields) {
                 matched.equal += 1;
                 continue;
             }
