@@ -206,7 +206,8 @@ impl Context {
                 still_waiting[number] = !present;
             }
         }
-        let mut waiting = 0;
+        // The copies to set aside, by row: one pass over the rows, however many wait.
+        let mut aside: rustc_hash::FxHashMap<TextRow, u64> = rustc_hash::FxHashMap::default();
         for (wait, still) in waits.iter().zip(still_waiting) {
             if !still {
                 continue;
@@ -220,11 +221,17 @@ impl Context {
                         .and_then(|field| salvage_copy::decode_text(field))
                 })
                 .collect();
-            if let Some(at) = rows.iter().position(|candidate| *candidate == row) {
-                rows.swap_remove(at);
-                waiting += 1;
-            }
+            *aside.entry(row).or_default() += 1;
         }
+        let mut waiting = 0;
+        rows.retain(|row| match aside.get_mut(row) {
+            Some(copies) if *copies > 0 => {
+                *copies -= 1;
+                waiting += 1;
+                false
+            }
+            _ => true,
+        });
         Ok(waiting)
     }
 }
