@@ -125,6 +125,29 @@ pub struct Common {
     pub recovery: RecoveryArgs,
 }
 
+/// What a restore does to the chosen tenants' rows live already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Add the rows live lacks; keep every live row as it is (the default).
+    Missing,
+    /// Also set the tenants' rows that differ from the snapshot back to its values; rows
+    /// written after the snapshot stay.
+    Overwrite,
+    /// Overwrite, and delete the tenants' rows the snapshot does not have: each tenant
+    /// exactly as the snapshot had it.
+    Exact,
+}
+
+impl From<ModeArg> for salvage_plan::Mode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Missing => Self::Missing,
+            ModeArg::Overwrite => Self::Overwrite,
+            ModeArg::Exact => Self::Exact,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     #[default]
@@ -136,6 +159,11 @@ pub enum Format {
 pub struct PlanArgs {
     #[command(flatten)]
     pub common: Common,
+    /// What to do with the tenants' rows live already has: missing (add what live lacks),
+    /// overwrite (also set differing rows back), exact (also delete rows the snapshot lacks)
+    /// [default: missing, or `mode` in salvage.toml].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<ModeArg>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -159,6 +187,11 @@ pub struct JournalArgs {
 pub struct RestoreArgs {
     #[command(flatten)]
     pub common: Common,
+    /// What to do with the tenants' rows live already has: missing (add what live lacks),
+    /// overwrite (also set differing rows back), exact (also delete rows the snapshot lacks)
+    /// [default: missing, or `mode` in salvage.toml].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<ModeArg>,
     /// Apply exactly this plan file (written by `salvage plan --out`); the tenants, root
     /// and tenant model come from it, so none of those flags are given.
     #[arg(
@@ -219,6 +252,11 @@ pub struct RunsArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub common: Common,
+    /// What to do with the tenants' rows live already has: missing (add what live lacks),
+    /// overwrite (also set differing rows back), exact (also delete rows the snapshot lacks)
+    /// [default: missing, or `mode` in salvage.toml].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<ModeArg>,
     /// Tenants checked concurrently [default: 4].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,

@@ -47,6 +47,8 @@ pub struct Config {
     pub exclude: Vec<String>,
     #[serde(default)]
     pub shared: Vec<String>,
+    /// `missing`, `overwrite` or `exact`.
+    pub mode: Option<salvage_plan::Mode>,
 }
 
 #[derive(Debug, Deserialize)]

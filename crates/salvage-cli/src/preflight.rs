@@ -96,6 +96,10 @@ pub async fn writable_problems(
     Ok(problems)
 }
 
+fn output_rows(count: u64) -> String {
+    crate::output::counted(count, "row")
+}
+
 /// The privileges a restore of `plan` needs: INSERT on every table it adds rows to, SELECT
 /// and UPDATE on the sequences behind their columns (read, `nextval`, `setval`).
 pub async fn privilege_problems(
@@ -132,6 +136,30 @@ pub async fn privilege_problems(
             "role {role} lacks INSERT on {}, which the restore adds rows to",
             lacking.join(", ")
         ));
+    }
+    // Modes overwrite and exact: UPDATE and DELETE where the plan changes rows.
+    for (table, counts) in plan.schema.tables.iter().zip(&plan.totals) {
+        for (privilege, needed) in [("UPDATE", counts.to_update), ("DELETE", counts.to_delete)] {
+            if needed == 0 {
+                continue;
+            }
+            let has: bool = sqlx::query_scalar("SELECT pg_catalog.has_table_privilege($1, $2)")
+                .bind(table.name.quoted())
+                .bind(privilege)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(salvage_pg::Error::query(
+                    "read the role's privileges on the tables",
+                ))?;
+            if !has {
+                problems.push(format!(
+                    "role {role} lacks {privilege} on {}, whose rows mode {} changes ({})",
+                    table.name,
+                    plan.mode.name(),
+                    output_rows(needed)
+                ));
+            }
+        }
     }
     let quoted: Vec<String> = sequences.iter().map(|name| name.quoted()).collect();
     let mut lacking: std::collections::BTreeMap<String, Vec<String>> =

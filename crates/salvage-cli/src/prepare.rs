@@ -372,10 +372,17 @@ pub async fn resolve(
         .filter(|(_, id)| only.is_none_or(|only| only.contains(*id)))
         .map(|(given, _)| given.clone())
         .collect();
-    let mut plan =
-        salvage_closure::resolve(schema, &snapshot, &mut live, &live_catalog, &ids, reporter)
-            .await
-            .map_err(|error| tenant_failure(error, settings))?;
+    let mut plan = salvage_closure::resolve(
+        schema,
+        &snapshot,
+        &mut live,
+        &live_catalog,
+        &ids,
+        settings.plan.mode,
+        reporter,
+    )
+    .await
+    .map_err(|error| tenant_failure(error, settings))?;
     for tenant in &mut plan.tenants {
         if let Some(input) = inputs
             .tenants

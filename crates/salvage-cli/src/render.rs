@@ -112,6 +112,23 @@ pub fn plan_of(plan: &PlanDocument, tenant_limit: Option<usize>) -> String {
             String::new()
         }
     );
+    let changes = plan.mode.changes_live_rows();
+    let deletes = plan.mode.deletes();
+    match plan.mode {
+        salvage_plan::Mode::Missing => {}
+        salvage_plan::Mode::Overwrite => {
+            let _ = writeln!(
+                out,
+                "Mode: overwrite: the tenants' rows live has with other values are set back to the snapshot's; rows written since stay. Every row replaced is kept in the journal (salvage undo)."
+            );
+        }
+        salvage_plan::Mode::Exact => {
+            let _ = writeln!(
+                out,
+                "Mode: exact: the tenants' rows live has with other values are set back, and their rows the snapshot does not have are deleted. Every row replaced or deleted is kept in the journal (salvage undo)."
+            );
+        }
+    }
     let conflicted = plan
         .tenants
         .iter()
@@ -123,6 +140,12 @@ pub fn plan_of(plan: &PlanDocument, tenant_limit: Option<usize>) -> String {
         ("SNAPSHOT ROWS", Align::Right),
         ("TO ADD", Align::Right),
     ];
+    if changes {
+        headers.push(("TO UPDATE", Align::Right));
+    }
+    if deletes {
+        headers.push(("TO DELETE", Align::Right));
+    }
     if conflicted {
         headers.push(("CONFLICTS", Align::Right));
     }
@@ -144,6 +167,12 @@ pub fn plan_of(plan: &PlanDocument, tenant_limit: Option<usize>) -> String {
             output::number(tenant.snapshot_rows),
             output::number(tenant.rows_to_add),
         ];
+        if changes {
+            row.push(output::number(tenant.rows_to_update));
+        }
+        if deletes {
+            row.push(output::number(tenant.rows_to_delete));
+        }
         if conflicted {
             row.push(output::number(conflicts(tenant)));
         }
@@ -168,6 +197,12 @@ pub fn plan_of(plan: &PlanDocument, tenant_limit: Option<usize>) -> String {
         ("IN LIVE", Align::Right),
         ("TO ADD", Align::Right),
     ];
+    if changes {
+        headers.push(("TO UPDATE", Align::Right));
+    }
+    if deletes {
+        headers.push(("TO DELETE", Align::Right));
+    }
     if waiting {
         headers.push(("WAITING", Align::Right));
     }
@@ -184,6 +219,12 @@ pub fn plan_of(plan: &PlanDocument, tenant_limit: Option<usize>) -> String {
             output::number(counts.in_live),
             output::number(counts.to_add),
         ];
+        if changes {
+            row.push(output::number(counts.to_update));
+        }
+        if deletes {
+            row.push(output::number(counts.to_delete));
+        }
         if waiting {
             row.push(output::number(counts.waiting));
         }
@@ -197,6 +238,12 @@ pub fn plan_of(plan: &PlanDocument, tenant_limit: Option<usize>) -> String {
         output::number(sum.in_live),
         output::number(sum.to_add),
     ];
+    if changes {
+        row.push(output::number(sum.to_update));
+    }
+    if deletes {
+        row.push(output::number(sum.to_delete));
+    }
     if waiting {
         row.push(output::number(sum.waiting));
     }
@@ -217,6 +264,7 @@ pub fn plan_of(plan: &PlanDocument, tenant_limit: Option<usize>) -> String {
         );
     }
     notes(plan, &mut out);
+    left_alone(plan, &mut out);
     conflict_list(plan, &mut out);
     if !plan.restore_blockers.is_empty() {
         let _ = writeln!(
@@ -249,6 +297,28 @@ fn conflicts(tenant: &PlanTenant) -> u64 {
         .map(|counts| counts.held_elsewhere)
         .sum::<u64>()
         .max(u64::from(!tenant.conflicts.is_empty()))
+}
+
+/// Rows the mode would change but leaves as they are, and why.
+fn left_alone(plan: &PlanDocument, out: &mut String) {
+    let total: u64 = plan
+        .tables
+        .iter()
+        .map(|table| table.counts.left_alone)
+        .sum();
+    if total == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nLeft as they are: {} the mode would change (they reach past the chosen tenants):",
+        output::counted(total, "row")
+    );
+    for tenant in &plan.tenants {
+        for text in &tenant.left_alone {
+            let _ = writeln!(out, "  tenant {}: {text}", tenant.id);
+        }
+    }
 }
 
 /// Each tenant with keys live holds on other rows: it will fail, writing nothing.
@@ -302,8 +372,23 @@ pub fn confirmation(prepared: &Prepared) -> String {
             conflicted.join(", ")
         )
     };
+    let total = |count: fn(&salvage_closure::TableCounts) -> u64| {
+        plan.totals.iter().map(count).sum::<u64>()
+    };
+    let changes = match plan.mode {
+        salvage_plan::Mode::Missing => String::new(),
+        salvage_plan::Mode::Overwrite => format!(
+            ", {} to update",
+            output::number(total(|counts| counts.to_update))
+        ),
+        salvage_plan::Mode::Exact => format!(
+            ", {} to update, {} to delete",
+            output::number(total(|counts| counts.to_update)),
+            output::number(total(|counts| counts.to_delete))
+        ),
+    };
     format!(
-        "Restore {} ({} to add) into {}?{warning} Type 'yes' to continue: ",
+        "Restore {} ({} to add{changes}) into {}?{warning} Type 'yes' to continue: ",
         output::counted(plan.tenants.len() as u64, "tenant"),
         output::counted(rows, "row"),
         prepared.target
@@ -508,6 +593,7 @@ pub fn restore_summary(
         ]);
     }
     out.push_str(&tenants.render(2));
+    changed_rows(outcomes, &mut out);
     if !failures.is_empty() {
         let _ = writeln!(
             out,
@@ -519,6 +605,80 @@ pub fn restore_summary(
     }
     out.push_str(&table_summary(plan, &totals, true));
     out
+}
+
+/// Keys shown per table and kind of change; the JSON report has them all.
+const CHANGES_SHOWN: usize = 5;
+
+/// Modes overwrite and exact: the rows each tenant's restore updated (with the columns that
+/// changed) and deleted, the first few per table.
+fn changed_rows(outcomes: &[TenantOutcome], out: &mut String) {
+    let updated: u64 = outcomes
+        .iter()
+        .flat_map(|outcome| &outcome.tables)
+        .map(|table| table.updated)
+        .sum();
+    let deleted: u64 = outcomes
+        .iter()
+        .flat_map(|outcome| &outcome.tables)
+        .map(|table| table.deleted)
+        .sum();
+    if updated + deleted == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nChanged: {} updated, {} deleted; each replaced row is kept in the journal (salvage undo --run):",
+        output::counted(updated, "row"),
+        output::number(deleted)
+    );
+    let key = |values: &[String]| format!("({})", values.join(", "));
+    for outcome in outcomes {
+        for table in &outcome.changed {
+            if !table.updated.is_empty() {
+                let shown: Vec<String> = table
+                    .updated
+                    .iter()
+                    .take(CHANGES_SHOWN)
+                    .map(|row| format!("{} [{}]", key(&row.key), row.columns.join(", ")))
+                    .collect();
+                let more = table.updated.len().saturating_sub(CHANGES_SHOWN);
+                let _ = writeln!(
+                    out,
+                    "  tenant {}: {} updated {}{}",
+                    outcome.tenant,
+                    table.table,
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {} more", output::number(more as u64))
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            if !table.deleted.is_empty() {
+                let shown: Vec<String> = table
+                    .deleted
+                    .iter()
+                    .take(CHANGES_SHOWN)
+                    .map(|row| key(row))
+                    .collect();
+                let more = table.deleted.len().saturating_sub(CHANGES_SHOWN);
+                let _ = writeln!(
+                    out,
+                    "  tenant {}: {} deleted {}{}",
+                    outcome.tenant,
+                    table.table,
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {} more", output::number(more as u64))
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+    }
 }
 
 /// The end-of-run summary of `verify`.
@@ -535,7 +695,7 @@ pub fn verify_summary(plan: &RestorePlan, checks: &[TenantCheck]) -> String {
     } else {
         let _ = writeln!(
             out,
-            "\nVerified {} of {}; {} FAILED: snapshot rows missing in live (below).",
+            "\nVerified {} of {}; {} FAILED: snapshot rows missing in live, or not as the mode left them (below).",
             output::number(passed as u64),
             output::counted(checks.len() as u64, "tenant"),
             output::number(failed as u64)
@@ -598,6 +758,9 @@ fn verdict(check: &TenantCheck) -> String {
     }
     let missing = check.missing();
     let different = check.different();
+    if missing == 0 && !check.mode_problems.is_empty() {
+        return format!("FAILED: {}", check.mode_problems.join("; "));
+    }
     match (missing, different) {
         (0, 0) => "equal".to_owned(),
         (0, different) => format!(

@@ -31,6 +31,9 @@ pub struct PlanDocument {
     #[serde(default)]
     pub target_version: String,
     pub root: RootInfo,
+    /// What the restore does to the rows live already has.
+    #[serde(default)]
+    pub mode: salvage_plan::Mode,
     pub tenants: Vec<PlanTenant>,
     pub tables: Vec<PlanTable>,
     pub unrelated: Vec<String>,
@@ -54,6 +57,15 @@ pub struct PlanTenant {
     pub root_in_live: bool,
     pub snapshot_rows: u64,
     pub rows_to_add: u64,
+    /// Modes overwrite and exact: live rows set back to the snapshot's values.
+    #[serde(default)]
+    pub rows_to_update: u64,
+    /// Mode exact: live rows the snapshot does not have, deleted.
+    #[serde(default)]
+    pub rows_to_delete: u64,
+    /// Rows the mode would change but leaves, and why (a few).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_alone: Vec<String>,
     /// Keys of the tenant's rows that live holds on other rows (the key, or another unique
     /// key: a slug a new customer took): the tenant's restore fails, writing nothing.
     pub conflicts: Vec<String>,
@@ -96,12 +108,15 @@ pub fn plan_document(prepared: &Prepared) -> PlanDocument {
             root_in_live: tenant.root_in_live,
             snapshot_rows: tenant.snapshot_rows(),
             rows_to_add: tenant.rows_to_add(),
+            rows_to_update: tenant.tables.iter().map(|counts| counts.to_update).sum(),
+            rows_to_delete: tenant.tables.iter().map(|counts| counts.to_delete).sum(),
+            left_alone: tenant.left_as_they_are.clone(),
             conflicts: tenant.held_elsewhere.clone(),
             waiting: tenant.waiting_examples.clone(),
             tables: names
                 .iter()
                 .zip(&tenant.tables)
-                .filter(|(_, counts)| counts.snapshot > 0)
+                .filter(|(_, counts)| counts.snapshot + counts.to_delete + counts.left_alone > 0)
                 .map(|(name, counts)| (name.clone(), *counts))
                 .collect(),
         })
@@ -131,6 +146,7 @@ pub fn plan_document(prepared: &Prepared) -> PlanDocument {
         target: prepared.target.redacted().to_owned(),
         target_version: prepared.target_version.clone(),
         root: schema.root.clone(),
+        mode: plan.mode,
         tenants,
         tables,
         unrelated: schema.unrelated.iter().map(ToString::to_string).collect(),
@@ -247,6 +263,8 @@ pub struct RunReport {
     recovery: Option<SnapshotFacts>,
     target: String,
     root: String,
+    /// `missing`, `overwrite` or `exact`.
+    mode: salvage_plan::Mode,
     exit_code: u8,
     timings: Timings,
     summary: Summary,
@@ -267,6 +285,10 @@ struct Summary {
     not_attempted: Option<usize>,
     verified: usize,
     rows_inserted: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rows_updated: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rows_deleted: Option<u64>,
     rows_already_present: Option<u64>,
     rows_missing: u64,
     rows_left_behind: u64,
@@ -289,6 +311,10 @@ struct Counts {
     inserted: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     already_present: Option<u64>,
+    #[serde(skip_serializing_if = "is_zero")]
+    updated: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    deleted: u64,
     #[serde(skip_serializing_if = "is_zero")]
     waiting: u64,
     equal: u64,
@@ -319,7 +345,14 @@ struct TenantReport {
     verified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     verify_error: Option<String>,
+    /// Modes overwrite and exact: what verification found the mode did not do.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mode_problems: Vec<String>,
     tables: BTreeMap<String, Counts>,
+    /// Modes overwrite and exact: every key updated (with the columns changed) and
+    /// deleted, per table.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    changed: Vec<salvage_merge::ChangedTable>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     sequences: Vec<(String, i64)>,
 }
@@ -382,7 +415,8 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
             for (table_index, table) in schema.tables.iter().enumerate() {
                 let written = outcome.map(|outcome| outcome.tables[table_index]);
                 let checked = check.and_then(|check| check.tables[table_index].as_ref());
-                if written.is_none_or(|written| written.copied == 0)
+                if written
+                    .is_none_or(|written| written.copied + written.updated + written.deleted == 0)
                     && checked.is_none_or(|checked| checked.snapshot == 0)
                 {
                     continue;
@@ -393,6 +427,8 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
                         snapshot: checked.map_or(0, |checked| checked.snapshot),
                         inserted: written.map(|written| written.inserted),
                         already_present: written.map(|written| written.already_present),
+                        updated: written.map_or(0, |written| written.updated),
+                        deleted: written.map_or(0, |written| written.deleted),
                         waiting: checked.map_or(0, |checked| checked.waiting),
                         equal: checked.map_or(0, |checked| checked.equal),
                         different: checked.map_or(0, |checked| checked.different),
@@ -424,6 +460,12 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
                 elapsed_seconds: outcome.map(|outcome| round(outcome.elapsed)),
                 verified: check.is_some_and(TenantCheck::passed),
                 verify_error: check.and_then(|check| check.error.clone()),
+                mode_problems: check
+                    .map(|check| check.mode_problems.clone())
+                    .unwrap_or_default(),
+                changed: outcome
+                    .map(|outcome| outcome.changed.clone())
+                    .unwrap_or_default(),
                 tables,
                 sequences: outcome
                     .map(|outcome| outcome.sequences.clone())
@@ -458,6 +500,7 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
         recovery: facts.prepared.recovery_facts.clone(),
         target: facts.prepared.target.redacted().to_owned(),
         root: schema.root.table.to_string(),
+        mode: plan.mode,
         exit_code: facts.exit_code,
         summary: Summary {
             tenants: plan.tenants.len(),
@@ -467,6 +510,20 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
             not_attempted: (not_attempted > 0).then_some(not_attempted),
             verified: facts.checks.iter().filter(|check| check.passed()).count(),
             rows_inserted: writes.then(|| outcomes.iter().map(TenantOutcome::inserted).sum()),
+            rows_updated: writes.then(|| {
+                outcomes
+                    .iter()
+                    .flat_map(|outcome| &outcome.tables)
+                    .map(|table| table.updated)
+                    .sum()
+            }),
+            rows_deleted: writes.then(|| {
+                outcomes
+                    .iter()
+                    .flat_map(|outcome| &outcome.tables)
+                    .map(|table| table.deleted)
+                    .sum()
+            }),
             rows_already_present: writes.then(|| {
                 totals
                     .iter()

@@ -51,6 +51,8 @@ pub struct Extra<'a> {
     pub group_size: Option<usize>,
     /// No tenant list means every tenant (`diff`), not a mistake.
     pub every_tenant_by_default: bool,
+    /// `--mode`.
+    pub mode: Option<salvage_plan::Mode>,
 }
 
 impl Settings {
@@ -111,6 +113,7 @@ impl Settings {
         plan.relations = config.relations().bad_input()?;
         plan.exclude = parse_tables(&config.exclude).bad_input()?;
         plan.shared = parse_tables(&config.shared).bad_input()?;
+        plan.mode = extra.mode.or(config.mode).unwrap_or_default();
 
         let (jobs, merge, snapshot_options) = execution(&config, common, extra)?;
         Ok(Self {
@@ -163,6 +166,16 @@ impl Settings {
             )));
         }
         let inputs = &file.inputs;
+        if let Some(mode) = extra.mode.or(config.mode) {
+            if mode != inputs.options.mode {
+                return Err(Failure::bad_input(anyhow!(
+                    "--plan: the plan was reviewed for mode {}, and mode {} is asked for; make a plan with --mode {}",
+                    inputs.options.mode.name(),
+                    mode.name(),
+                    mode.name()
+                )));
+            }
+        }
         let snapshot = common
             .snapshot
             .clone()

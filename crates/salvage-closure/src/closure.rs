@@ -12,7 +12,7 @@ use salvage_source::{Snapshot, TextRow};
 use sqlx::postgres::PgConnection;
 
 use crate::model::{RestorePlan, TableCounts, TenantClosure};
-use crate::{Error, Result, canonical_ids, owned, shared, waiting};
+use crate::{Error, Result, canonical_ids, changes, owned, shared, waiting};
 
 /// Told what the planning is reading, for a spinner.
 pub trait PlanReporter: Send + Sync {
@@ -29,6 +29,7 @@ pub async fn resolve(
     live: &mut PgConnection,
     live_catalog: &Catalog,
     given: &[String],
+    mode: salvage_plan::Mode,
     reporter: &dyn PlanReporter,
 ) -> Result<RestorePlan> {
     let canonical = canonical_ids(live, &schema, given).await?;
@@ -65,7 +66,7 @@ pub async fn resolve(
     }
 
     let started = std::time::Instant::now();
-    let keep = |table: &TablePlan| live_columns(table, live_catalog);
+    let keep = |table: &TablePlan| live_columns(table, live_catalog, mode);
     let live_members = salvage_source::read_members(
         live,
         live_catalog,
@@ -97,20 +98,23 @@ pub async fn resolve(
             shared_rows: BTreeMap::new(),
             held_elsewhere: Vec::new(),
             waiting_examples: Vec::new(),
+            changes: Vec::new(),
+            left_as_they_are: Vec::new(),
         })
         .collect();
 
     let by_value = comparison_modes(live, live_catalog, &schema).await?;
     let mut totals = vec![TableCounts::default(); schema.tables.len()];
     let mut pending = Pending::new();
+    let sides = owned::Sides {
+        schema: &schema,
+        selected: &selected,
+        live_members: &live_members,
+        live_catalog,
+        by_value: &by_value,
+    };
     let owned = owned::count(
-        &owned::Sides {
-            schema: &schema,
-            selected: &selected,
-            live_members: &live_members,
-            live_catalog,
-            by_value: &by_value,
-        },
+        &sides,
         live,
         &mut tenants,
         &mut totals,
@@ -118,6 +122,7 @@ pub async fn resolve(
         reporter,
     )
     .await?;
+    changes::compute(&sides, live, mode, &mut tenants, &mut totals).await?;
     let waiting = waiting::mark(
         &schema,
         &selected,
@@ -140,6 +145,7 @@ pub async fn resolve(
     .await?;
     Ok(RestorePlan {
         schema,
+        mode,
         tenants,
         selected,
         totals,
@@ -153,9 +159,29 @@ pub async fn resolve(
 }
 
 /// The columns of an owned table's live rows the plan needs: its key, or every written
-/// column of a table without one (compared as a multiset).
-fn live_columns(table: &TablePlan, live_catalog: &Catalog) -> Vec<String> {
+/// column of a table without one (compared as a multiset); in a mode that changes live rows,
+/// the key and then every written column (compared, and parents followed).
+fn live_columns(
+    table: &TablePlan,
+    live_catalog: &Catalog,
+    mode: salvage_plan::Mode,
+) -> Vec<String> {
+    let written = || {
+        table
+            .written_columns()
+            .filter(|column| {
+                live_catalog
+                    .table(&table.name)
+                    .is_some_and(|live| live.column(&column.name).is_some())
+            })
+            .map(|column| column.name.clone())
+    };
     match &table.key {
+        Some(key) if mode.changes_live_rows() => {
+            let mut columns = key.columns.clone();
+            columns.extend(written().filter(|name| !key.columns.contains(name)));
+            columns
+        }
         Some(key) => key.columns.clone(),
         None => table
             .written_columns()

@@ -8,6 +8,7 @@
 //! nobody restores, and — following references upwards, recursively — the shared rows its
 //! rows need that live is missing. Reads both databases, writes neither.
 
+mod changes;
 mod closure;
 mod error;
 pub mod guards;
@@ -22,6 +23,8 @@ pub use closure::{PlanReporter, comparison_modes, resolve};
 pub use error::{Error, Result};
 pub use ids::canonical_ids;
 pub use live::existing_keys;
-pub use model::{CrossTenantRows, KeylessWait, RestorePlan, RowFilter, TableCounts, TenantClosure};
+pub use model::{
+    CrossTenantRows, KeylessWait, RestorePlan, RowFilter, TableChanges, TableCounts, TenantClosure,
+};
 pub use owned::{multiset_of, raw_key};
 pub use waiting::ask_live;

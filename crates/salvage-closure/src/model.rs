@@ -32,6 +32,19 @@ pub struct TableCounts {
     /// Of the snapshot rows, those that reach other chosen tenants too.
     #[serde(skip_serializing_if = "is_zero")]
     pub joint: u64,
+    /// Modes overwrite and exact: rows live has as the tenant's whose values the restore
+    /// sets back to the snapshot's.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub to_update: u64,
+    /// Mode exact: the tenant's live rows the snapshot does not have, which the restore
+    /// deletes.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub to_delete: u64,
+    /// Rows the mode would change but leaves as they are: they reach a tenant not being
+    /// restored, other rows that stay reference them, or the change is to a column other
+    /// rows reference (named in [`TenantClosure::left_as_they_are`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub left_alone: u64,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -47,6 +60,9 @@ impl TableCounts {
         self.to_add += other.to_add;
         self.waiting += other.waiting;
         self.joint += other.joint;
+        self.to_update += other.to_update;
+        self.to_delete += other.to_delete;
+        self.left_alone += other.left_alone;
     }
 }
 
@@ -102,12 +118,45 @@ pub struct TenantClosure {
     /// Rows that wait for a parent neither in live nor restored by this run, as
     /// `table (key) waits for parent (key)`; at most a few per table.
     pub waiting_examples: Vec<String>,
+    /// Modes overwrite and exact: per table (aligned with `SchemaPlan::tables`), the live
+    /// rows the restore changes.
+    #[serde(skip)]
+    pub changes: Vec<TableChanges>,
+    /// Rows the mode would change but leaves, and why; at most a few per table.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_as_they_are: Vec<String>,
+}
+
+/// The live rows of one table a mode other than `missing` changes for one tenant.
+#[derive(Debug, Clone, Default)]
+pub struct TableChanges {
+    /// The snapshot rows that replace the live row with their key, by raw key (tab-joined
+    /// COPY text of the key columns), each with the columns whose values differ.
+    pub updates: Arc<rustc_hash::FxHashMap<Box<[u8]>, Vec<String>>>,
+    /// The live rows to delete (mode exact): their keys, as text in the key's column order.
+    pub deletes: Vec<TextRow>,
+}
+
+impl TableChanges {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty() && self.deletes.is_empty()
+    }
 }
 
 impl TenantClosure {
     #[must_use]
     pub fn rows_to_add(&self) -> u64 {
         self.tables.iter().map(|counts| counts.to_add).sum()
+    }
+
+    /// Live rows the restore changes: updated and deleted.
+    #[must_use]
+    pub fn rows_to_change(&self) -> u64 {
+        self.tables
+            .iter()
+            .map(|counts| counts.to_update + counts.to_delete)
+            .sum()
     }
 
     #[must_use]
@@ -119,6 +168,8 @@ impl TenantClosure {
 #[derive(Debug, Clone, Serialize)]
 pub struct RestorePlan {
     pub schema: SchemaPlan,
+    /// What is done to the rows live already has.
+    pub mode: salvage_plan::Mode,
     pub tenants: Vec<TenantClosure>,
     /// The chosen tenants' snapshot rows of every owned table, read once.
     #[serde(skip)]
@@ -178,7 +229,8 @@ impl RestorePlan {
             .zip(&tenant.tables)
             .filter(|(table, _)| table.in_live && table.in_snapshot)
             .map(|(_, counts)| counts.to_add)
-            .sum()
+            .sum::<u64>()
+            + tenant.rows_to_change()
     }
 
     /// Whether `table` is one of the tenant-owned tables (or the root).

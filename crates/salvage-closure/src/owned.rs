@@ -96,7 +96,11 @@ pub async fn count(
 }
 
 /// The positions of `columns` in a kept table's rows.
-fn positions_in(rows: &SelectedTable, table: &TablePlan, columns: &[String]) -> Result<Vec<usize>> {
+pub(crate) fn positions_in(
+    rows: &SelectedTable,
+    table: &TablePlan,
+    columns: &[String],
+) -> Result<Vec<usize>> {
     columns
         .iter()
         .map(|column| {

@@ -54,6 +54,13 @@ impl Journal {
         &self.schema
     }
 
+    /// `"schema"."row_images"`: where a tenant's transaction keeps what it inserted,
+    /// updated and deleted, for undo.
+    #[must_use]
+    pub fn row_images(&self) -> String {
+        self.table("row_images")
+    }
+
     /// `"schema".table`, for statements.
     fn table(&self, name: &str) -> String {
         format!("{}.{}", self.quoted, quote_ident(name))

@@ -264,6 +264,16 @@ impl Group<'_> {
         member: Member<'_>,
         deferred: &[(salvage_catalog::QualifiedName, String)],
     ) -> Result<Written, TenantError> {
+        let images = self
+            .run
+            .zip(member.journal)
+            .map(|(run, (position, _))| crate::ImageTarget {
+                run_id: run.id.clone(),
+                position,
+                table: salvage_sql::images::ImageTable {
+                    quoted: run.journal.row_images(),
+                },
+            });
         let mut savepoint = transaction
             .begin()
             .await
@@ -282,6 +292,7 @@ impl Group<'_> {
             connection: &mut savepoint,
             reader,
             reporter: self.reporter,
+            images: images.as_ref(),
         };
         match run.run().await {
             Ok(written) => {

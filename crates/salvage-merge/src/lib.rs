@@ -10,6 +10,7 @@
 //! table locks, no DDL, no temporary tables, no disabled triggers or constraints, bounded
 //! waits, and a tenant that loses a deadlock is retried.
 
+mod change;
 mod control;
 mod diagnose;
 mod error;
@@ -23,6 +24,7 @@ mod write;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use change::{ChangedTable, ImageTarget, UpdatedRow};
 pub use control::{Ledger, STOP_GRACE, Stop};
 pub use error::{Error, Result, TenantError};
 pub use outcome::{TableOutcome, TenantOutcome, TenantStatus};

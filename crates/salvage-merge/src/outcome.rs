@@ -17,6 +17,12 @@ pub struct TableOutcome {
     /// tenant's restore ("both ends present").
     #[serde(skip_serializing_if = "is_zero")]
     pub waiting: u64,
+    /// Modes overwrite and exact: live rows set back to the snapshot's values.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub updated: u64,
+    /// Mode exact: live rows the snapshot does not have, deleted.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deleted: u64,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -49,6 +55,10 @@ pub struct TenantOutcome {
     pub tables: Vec<TableOutcome>,
     /// Sequences moved ahead of restored values: `(sequence, new value)`.
     pub sequences: Vec<(String, i64)>,
+    /// Modes overwrite and exact: per table changed, the keys of the rows updated (with the
+    /// columns that changed) and deleted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<crate::ChangedTable>,
     #[serde(with = "seconds")]
     pub elapsed: Duration,
 }

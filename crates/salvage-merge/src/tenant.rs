@@ -21,6 +21,7 @@ use salvage_source::SnapshotReader;
 use salvage_sql::session;
 use sqlx::postgres::{PgConnection, PgDatabaseError};
 
+use crate::change::{self, ImageTarget};
 use crate::outcome::TableOutcome;
 use crate::rows::{Row, Shape, planned_rows};
 use crate::write::{copy_rows, insert_cycle, insert_rows};
@@ -33,6 +34,8 @@ pub struct Written {
     pub sequences: Vec<(String, i64)>,
     /// Per table, the rows that waited for a parent: a catch-up pass tries them again.
     pub waiting: Vec<Vec<Row>>,
+    /// Modes overwrite and exact: the rows changed, per table changed.
+    pub changed: Vec<crate::ChangedTable>,
 }
 
 pub struct TenantRun<'a> {
@@ -47,6 +50,8 @@ pub struct TenantRun<'a> {
     pub connection: &'a mut PgConnection,
     pub reader: &'a mut SnapshotReader,
     pub reporter: &'a dyn RestoreReporter,
+    /// A journaled run: where the rows inserted, updated and deleted are kept for undo.
+    pub images: Option<&'a ImageTarget>,
 }
 
 /// A table's rows of one step, ready to go in.
@@ -90,6 +95,7 @@ impl TenantRun<'_> {
                     .collect(),
                 sequences: Vec::new(),
                 waiting: vec![Vec::new(); tenant.tables.len()],
+                changed: Vec::new(),
             }));
         }
         None
@@ -108,6 +114,8 @@ impl TenantRun<'_> {
             reporter: self.reporter,
             maxima: BTreeMap::new(),
             written: HashMap::new(),
+            images: self.images,
+            step: 0,
         };
         let mut written = body.steps(self.connection).await?;
         if !self.plan.schema.deferred.is_empty() {
@@ -165,6 +173,9 @@ struct Body<'a> {
     /// The keys (by the columns children reference them by) of the rows this transaction
     /// wrote in earlier steps: parents that need no lookup in live.
     written: HashMap<ParentKey, FxHashSet<Box<[u8]>>>,
+    images: Option<&'a ImageTarget>,
+    /// The last step of images written.
+    step: i32,
 }
 
 impl<'a> Body<'a> {
@@ -179,6 +190,7 @@ impl<'a> Body<'a> {
             tables: vec![TableOutcome::default(); tables],
             sequences: Vec::new(),
             waiting: vec![Vec::new(); tables],
+            changed: Vec::new(),
         };
         let writable = |index: &usize| {
             let table = &plan.schema.tables[*index];
@@ -243,6 +255,9 @@ impl<'a> Body<'a> {
                     self.note_written(table)?;
                 }
             }
+        }
+        if self.retry.is_none() {
+            self.change_rows(connection, &mut written).await?;
         }
         for (outcome, waiting) in written.tables.iter_mut().zip(&written.waiting) {
             outcome.waiting = waiting.len() as u64;
@@ -389,11 +404,12 @@ impl<'a> Body<'a> {
         )
         .await?;
         self.reporter.rows_copied(&tenant, joint.len() as u64);
+        self.record_inserted(connection, ready).await?;
         Ok(TableOutcome {
             copied: ready.rows.len() as u64,
             inserted: copied + inserted,
             already_present: joint.len() as u64 - inserted,
-            waiting: 0,
+            ..TableOutcome::default()
         })
     }
 
@@ -424,8 +440,11 @@ impl<'a> Body<'a> {
                 copied: sent,
                 inserted,
                 already_present: sent - inserted,
-                waiting: 0,
+                ..TableOutcome::default()
             };
+        }
+        for table in ready {
+            self.record_inserted(connection, table).await?;
         }
         Ok(())
     }
@@ -489,8 +508,115 @@ impl<'a> Body<'a> {
             copied: expected,
             inserted,
             already_present: expected - inserted,
-            waiting: 0,
+            ..TableOutcome::default()
         })
+    }
+
+    /// A journaled run: records the rows of `ready` (inserted now, or by another tenant of
+    /// the run just before) as inserted by this tenant, for undo.
+    async fn record_inserted(
+        &mut self,
+        connection: &mut PgConnection,
+        ready: &Ready<'_>,
+    ) -> Result<(), TenantError> {
+        let Some(images) = self.images else {
+            return Ok(());
+        };
+        self.step += 1;
+        change::record_inserted(
+            connection,
+            self.live_catalog,
+            images,
+            self.step,
+            ready.table,
+            &ready.shape,
+            &ready.rows,
+        )
+        .await
+    }
+
+    /// Modes overwrite and exact, after every insert: the planned updates, parents first,
+    /// then the planned deletes, children first; each statement keeps what it replaces.
+    async fn change_rows(
+        &mut self,
+        connection: &mut PgConnection,
+        written: &mut Written,
+    ) -> Result<(), TenantError> {
+        let plan = self.plan;
+        let tenant = &plan.tenants[self.number];
+        if tenant
+            .changes
+            .iter()
+            .all(salvage_closure::TableChanges::is_empty)
+        {
+            return Ok(());
+        }
+        let images = self.images.ok_or_else(|| {
+            TenantError::Inconsistent(format!(
+                "mode {} changes live rows, and this run keeps no journal to keep them in",
+                plan.mode.name()
+            ))
+        })?;
+        let mut changed: Vec<crate::ChangedTable> = Vec::new();
+        fn entry(changed: &mut Vec<crate::ChangedTable>, table: &TablePlan) -> usize {
+            if let Some(place) = changed.iter().position(|c| c.table == table.name) {
+                return place;
+            }
+            changed.push(crate::ChangedTable {
+                table: table.name.clone(),
+                updated: Vec::new(),
+                deleted: Vec::new(),
+            });
+            changed.len() - 1
+        }
+        for (index, table) in plan.schema.tables.iter().enumerate() {
+            if tenant.changes[index].updates.is_empty() {
+                continue;
+            }
+            let kept = plan.selected.table(&table.name).ok_or_else(|| {
+                TenantError::Inconsistent(format!(
+                    "the snapshot's rows of {} were not read",
+                    table.name
+                ))
+            })?;
+            let shape = Shape::new(table, kept.columns())?;
+            let rows = change::rows_to_update(plan, self.number, index, &shape)?;
+            self.step += 1;
+            let updated = change::update_rows(
+                connection,
+                self.live_catalog,
+                images,
+                self.step,
+                table,
+                &shape,
+                &rows,
+            )
+            .await?;
+            written.tables[index].updated = updated.len() as u64;
+            let place = entry(&mut changed, table);
+            changed[place].updated = updated;
+        }
+        for (index, table) in plan.schema.tables.iter().enumerate().rev() {
+            let keys = &tenant.changes[index].deletes;
+            if keys.is_empty() {
+                continue;
+            }
+            self.step += 1;
+            let deleted = change::delete_rows(
+                connection,
+                self.live_catalog,
+                images,
+                self.step,
+                table,
+                keys,
+            )
+            .await?;
+            written.tables[index].deleted = deleted.len() as u64;
+            let place = entry(&mut changed, table);
+            changed[place].deleted = deleted;
+        }
+        written.changed = changed;
+        Ok(())
     }
 
     /// Notes the keys of rows written, for the parent checks of later steps.

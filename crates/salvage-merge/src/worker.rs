@@ -429,6 +429,7 @@ impl Shared {
                                 attempts: attempts[place],
                                 tables: written.tables,
                                 sequences: written.sequences,
+                                changed: written.changed,
                                 elapsed,
                             },
                             written.waiting,
@@ -588,6 +589,7 @@ impl Shared {
             attempts: 0,
             tables: vec![TableOutcome::default(); self.plan.schema.tables.len()],
             sequences: Vec::new(),
+            changed: Vec::new(),
             elapsed: Duration::ZERO,
         }
     }
@@ -605,6 +607,7 @@ impl Shared {
                 attempts,
                 tables: vec![TableOutcome::default(); self.plan.schema.tables.len()],
                 sequences: Vec::new(),
+                changed: Vec::new(),
                 elapsed: started.elapsed(),
             },
             Vec::new(),

@@ -20,6 +20,6 @@ mod validate;
 pub use error::{Error, Result};
 pub use graph::{Condition, Relation, RelationOrigin};
 pub use model::{
-    ColumnPlan, ConfiguredRelation, Cycle, CycleBreak, DeferredConstraint, MembershipGroup, Note,
-    NoteLevel, Ownership, PlanOptions, Role, RootInfo, SchemaPlan, SequencePlan, TablePlan,
+    ColumnPlan, ConfiguredRelation, Cycle, CycleBreak, DeferredConstraint, MembershipGroup, Mode,
+    Note, NoteLevel, Ownership, PlanOptions, Role, RootInfo, SchemaPlan, SequencePlan, TablePlan,
 };

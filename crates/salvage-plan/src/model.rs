@@ -20,6 +20,49 @@ pub struct PlanOptions {
     pub exclude: Vec<QualifiedName>,
     /// Tables never to treat as owned, even when a chain of FKs leads to the root.
     pub shared: Vec<QualifiedName>,
+    /// What a restore does to the chosen tenants' rows live already has.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// What a restore does besides adding the rows live lacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Add the chosen tenants' rows live lacks; keep every live row as it is.
+    #[default]
+    Missing,
+    /// Also set the chosen tenants' owned rows that differ from the snapshot back to the
+    /// snapshot's values. Rows written after the snapshot stay; shared rows, and rows that
+    /// reach a tenant not chosen, are never changed.
+    Overwrite,
+    /// Overwrite, and delete the chosen tenants' owned rows the snapshot does not have
+    /// (children first): each tenant as the snapshot had it.
+    Exact,
+}
+
+impl Mode {
+    /// The mode's name, as flags, salvage.toml and reports write it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Overwrite => "overwrite",
+            Self::Exact => "exact",
+        }
+    }
+
+    /// Whether rows live has are changed: updated, or (exact) deleted.
+    #[must_use]
+    pub fn changes_live_rows(self) -> bool {
+        self != Self::Missing
+    }
+
+    /// Whether live-only rows of the tenants are deleted.
+    #[must_use]
+    pub fn deletes(self) -> bool {
+        self == Self::Exact
+    }
 }
 
 impl PlanOptions {
@@ -31,6 +74,7 @@ impl PlanOptions {
             relations: Vec::new(),
             exclude: Vec::new(),
             shared: Vec::new(),
+            mode: Mode::Missing,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod bind;
 pub mod ids;
+pub mod images;
 pub mod insert;
 pub mod keys;
 pub mod multiset;

@@ -254,6 +254,7 @@ impl Context {
                         label: tenant.label.clone(),
                         tables: vec![None; self.plan.schema.tables.len()],
                         error: None,
+                        mode_problems: Vec::new(),
                     }
                 })
                 .collect();
@@ -267,7 +268,13 @@ impl Context {
                     check.error = Some(error.to_string());
                 }
             }
-            for (index, check) in indexes.into_iter().zip(checks) {
+            for (index, mut check) in indexes.into_iter().zip(checks) {
+                let left_alone: Vec<u64> = self.plan.tenants[index]
+                    .tables
+                    .iter()
+                    .map(|counts| counts.left_alone)
+                    .collect();
+                check.check_mode(self.plan.mode, &self.plan.schema.tables, &left_alone);
                 self.reporter.tenant_checked(&check);
                 done.push((index, check));
             }

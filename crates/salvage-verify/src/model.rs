@@ -47,6 +47,11 @@ pub struct TenantCheck {
     pub tables: Vec<Option<TableCheck>>,
     /// The check itself could not run.
     pub error: Option<String>,
+    /// Modes overwrite and exact: what the mode promised and live does not show — rows
+    /// still different from the snapshot, or (exact) live rows the snapshot does not have,
+    /// beyond those the plan left alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mode_problems: Vec<String>,
 }
 
 impl TenantCheck {
@@ -81,7 +86,53 @@ impl TenantCheck {
     /// reaches) is in live, or waits for a parent.
     #[must_use]
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.missing() == 0
+        self.error.is_none() && self.missing() == 0 && self.mode_problems.is_empty()
+    }
+
+    /// Checks what `mode` promised for the tenant: per table with a key, no rows that
+    /// differ (overwrite), nor live-only rows (exact), beyond `left_alone[table]` (rows the
+    /// plan named and left as they were).
+    pub fn check_mode(
+        &mut self,
+        mode: salvage_plan::Mode,
+        tables: &[salvage_plan::TablePlan],
+        left_alone: &[u64],
+    ) {
+        if !mode.changes_live_rows() {
+            return;
+        }
+        for ((check, table), &allowed) in self.tables.iter().zip(tables).zip(left_alone) {
+            let Some(check) = check else { continue };
+            if table.key.is_none() || table.role == salvage_plan::Role::Shared {
+                continue;
+            }
+            let live_only = if mode.deletes() {
+                check.live_only.unwrap_or(0)
+            } else {
+                0
+            };
+            let found = check.different + live_only;
+            if found > allowed {
+                let what = if mode.deletes() {
+                    format!(
+                        "{} rows differ from the snapshot and {} are not in it",
+                        check.different, live_only
+                    )
+                } else {
+                    format!("{} rows differ from the snapshot", check.different)
+                };
+                self.mode_problems.push(format!(
+                    "{}: {what} after mode {}{}",
+                    table.name,
+                    mode.name(),
+                    if allowed > 0 {
+                        format!(" ({allowed} left alone by the plan)")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
     }
 }
 

@@ -15,7 +15,13 @@ pub async fn run(args: &PlanArgs) -> Result<u8, Failure> {
     if let Some(path) = &args.show {
         return show(args, path);
     }
-    let settings = Settings::resolve(&args.common, &Extra::default())?;
+    let settings = Settings::resolve(
+        &args.common,
+        &Extra {
+            mode: args.mode.map(Into::into),
+            ..Extra::default()
+        },
+    )?;
     // JSON goes to stdout untouched by spinners.
     let display = if args.format == Format::Json {
         Display::Lines

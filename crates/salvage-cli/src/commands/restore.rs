@@ -37,6 +37,7 @@ pub async fn run(args: &RestoreArgs, interrupt: &Interrupt) -> Result<u8, Failur
         lock_timeout: args.lock_timeout.as_deref(),
         statement_timeout: args.statement_timeout.as_deref(),
         group_size: args.group_size,
+        mode: args.mode.map(Into::into),
         ..Extra::default()
     };
     let mut settings = match &reviewed {
@@ -46,6 +47,12 @@ pub async fn run(args: &RestoreArgs, interrupt: &Interrupt) -> Result<u8, Failur
     settings
         .journal_schema
         .clone_from(&args.journal.journal_schema);
+    if args.no_journal && settings.plan.mode.changes_live_rows() {
+        return Err(Failure::bad_input(anyhow!(
+            "mode {} changes rows live already has and keeps each replaced row in the journal, so the change can be undone: it does not run with --no-journal",
+            settings.plan.mode.name()
+        )));
+    }
     let display = Display::detect();
     let purpose = Purpose::Restore {
         report: args.report.clone(),

@@ -17,6 +17,7 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, Failure> {
         &args.common,
         &Extra {
             jobs: args.jobs,
+            mode: args.mode.map(Into::into),
             ..Extra::default()
         },
     )?;

@@ -1,0 +1,324 @@
+//! Changing rows live already has (modes `overwrite` and `exact`) and keeping what was there:
+//! the typed comparison that says which of a tenant's rows differ and in which columns, and
+//! the `UPDATE` and `DELETE` that each save the live row's version in the journal's
+//! `row_images` in the same statement, plus the record of the rows a tenant inserted (what
+//! `salvage undo` removes).
+//!
+//! Images are `to_json(row)` (before) and `md5(to_json(row)::text)` (after), both under
+//! salvage's pinned session settings, so an undo on another connection compares like with
+//! like. Keys are the live columns' `::text`, in the key's column order.
+
+use salvage_catalog::QualifiedName;
+use salvage_quote::{quote_ident, quote_literal};
+
+use crate::names::{array_parameter, unnest};
+
+/// A column and its live type.
+#[derive(Debug, Clone)]
+pub struct Typed {
+    pub name: String,
+    pub live_type: String,
+    /// Whether values compare with the type's equality (else by their text).
+    pub by_value: bool,
+}
+
+/// Where the images of a tenant's changes go: parameters `$1` run ID, `$2` the tenant's
+/// position, `$3` step, `$4` table schema, `$5` table name, `$6` key columns (text[]); the
+/// rows' arrays follow from `$7`.
+#[derive(Debug, Clone)]
+pub struct ImageTable {
+    /// `"salvage"."row_images"`, quoted.
+    pub quoted: String,
+}
+
+/// The first parameter after the image's own six.
+pub const FIRST_ROW_PARAMETER: usize = 7;
+
+/// Whether the live value of `column` (in `t`) and the bound text `value` differ, typed when
+/// the type compares by value, else by text.
+fn differs(alias: &str, column: &Typed, value: &str) -> String {
+    if column.by_value {
+        format!(
+            "{alias}.{} IS DISTINCT FROM {value}::{}",
+            quote_ident(&column.name),
+            column.live_type
+        )
+    } else {
+        format!(
+            "{alias}.{}::text IS DISTINCT FROM {value}",
+            quote_ident(&column.name)
+        )
+    }
+}
+
+/// For rows bound as `$1…` (text arrays: the key's columns, then `compared`'s), the number
+/// (from 1) of each row live has by that key and the names of the compared columns whose
+/// values differ (an empty array: equal). Each key is probed on the key's index.
+#[must_use]
+pub fn changed_columns(from: &str, key: &[Typed], compared: &[Typed]) -> String {
+    let arrays: Vec<String> = (0..key.len() + compared.len())
+        .map(|n| array_parameter(n + 1, "text"))
+        .collect();
+    let aliases: Vec<String> = (0..key.len())
+        .map(|n| format!("k{n}"))
+        .chain((0..compared.len()).map(|n| format!("v{n}")))
+        .collect();
+    let matches: Vec<String> = key
+        .iter()
+        .enumerate()
+        .map(|(n, column)| {
+            format!(
+                "t.{} = a.k{n}::{}",
+                quote_ident(&column.name),
+                column.live_type
+            )
+        })
+        .collect();
+    let cases: Vec<String> = compared
+        .iter()
+        .enumerate()
+        .map(|(n, column)| {
+            format!(
+                "CASE WHEN {} THEN {} END",
+                differs("t", column, &format!("a.v{n}")),
+                quote_literal(&column.name)
+            )
+        })
+        .collect();
+    let changed = if cases.is_empty() {
+        "'{}'::text[]".to_owned()
+    } else {
+        format!(
+            "pg_catalog.array_remove(ARRAY[{}]::text[], NULL)",
+            cases.join(", ")
+        )
+    };
+    format!(
+        "SELECT a.n::int4, hit.changed FROM {} WITH ORDINALITY AS a({}, n) CROSS JOIN LATERAL \
+         (SELECT {changed} AS changed FROM {from} AS t WHERE {} LIMIT 1) AS hit",
+        unnest(&arrays),
+        aliases.join(", "),
+        matches.join(" AND ")
+    )
+}
+
+/// `ARRAY[t."k"::text, …]`.
+fn key_text(alias: &str, key: &[Typed]) -> String {
+    let parts: Vec<String> = key
+        .iter()
+        .map(|column| format!("{alias}.{}::text", quote_ident(&column.name)))
+        .collect();
+    format!("ARRAY[{}]::text[]", parts.join(", "))
+}
+
+fn key_matches(key: &[Typed], first: usize) -> Vec<String> {
+    key.iter()
+        .enumerate()
+        .map(|(n, column)| {
+            format!(
+                "t.{} = a.c{}::{}",
+                quote_ident(&column.name),
+                first + n,
+                column.live_type
+            )
+        })
+        .collect()
+}
+
+/// The `INSERT INTO row_images … SELECT … FROM <cte>` that ends an image statement.
+fn keep_images(
+    images: &ImageTable,
+    cte: &str,
+    action: &str,
+    columns: &str,
+    before: &str,
+    after: &str,
+) -> String {
+    format!(
+        "INSERT INTO {} (run_id, position, step, table_schema, table_name, key_columns, key, \
+         action, columns, before, after_md5) \
+         SELECT $1, $2, $3, $4, $5, $6::text[], {cte}.key, {}, {columns}, {before}, {after} FROM {cte}",
+        images.quoted,
+        quote_literal(action)
+    )
+}
+
+/// Sets the rows bound from `$7` (text arrays: the key's columns, then `set`'s) to the
+/// bound values, and keeps each row's version before (`to_json`) and after (md5) with the
+/// columns whose text changed, in one statement. Returns a row per row updated: its key.
+/// The row before is the same row read by its ctid in the statement's snapshot.
+#[must_use]
+pub fn update_keeping_images(
+    table: &QualifiedName,
+    key: &[Typed],
+    set: &[Typed],
+    images: &ImageTable,
+) -> String {
+    let first = FIRST_ROW_PARAMETER;
+    let arrays: Vec<String> = (0..key.len() + set.len())
+        .map(|n| array_parameter(first + n, "text"))
+        .collect();
+    let aliases: Vec<String> = (0..key.len() + set.len())
+        .map(|n| format!("c{n}"))
+        .collect();
+    let assignments: Vec<String> = set
+        .iter()
+        .enumerate()
+        .map(|(n, column)| {
+            format!(
+                "{} = a.c{}::{}",
+                quote_ident(&column.name),
+                key.len() + n,
+                column.live_type
+            )
+        })
+        .collect();
+    let cases: Vec<String> = set
+        .iter()
+        .map(|column| {
+            format!(
+                "CASE WHEN o.{name}::text IS DISTINCT FROM t.{name}::text THEN {} END",
+                quote_literal(&column.name),
+                name = quote_ident(&column.name)
+            )
+        })
+        .collect();
+    let update = format!(
+        "UPDATE {table} AS t SET {} FROM {} AS a({}), {table} AS o WHERE {} AND o.ctid = t.ctid \
+         RETURNING {} AS key, pg_catalog.to_json(o.*) AS before, \
+         pg_catalog.md5(pg_catalog.to_json(t.*)::text) AS after, \
+         pg_catalog.array_remove(ARRAY[{}]::text[], NULL) AS changed",
+        assignments.join(", "),
+        unnest(&arrays),
+        aliases.join(", "),
+        key_matches(key, 0).join(" AND "),
+        key_text("t", key),
+        cases.join(", "),
+        table = table.quoted(),
+    );
+    format!(
+        "WITH u AS ({update}) {} RETURNING key, columns",
+        keep_images(images, "u", "update", "u.changed", "u.before", "u.after")
+    )
+}
+
+/// Deletes the rows whose keys are bound from `$7` (text arrays, the key's columns) and
+/// keeps each deleted row's version (`to_json`), in one statement. Returns a row per row
+/// deleted: its key.
+#[must_use]
+pub fn delete_keeping_images(table: &QualifiedName, key: &[Typed], images: &ImageTable) -> String {
+    let first = FIRST_ROW_PARAMETER;
+    let arrays: Vec<String> = (0..key.len())
+        .map(|n| array_parameter(first + n, "text"))
+        .collect();
+    let aliases: Vec<String> = (0..key.len()).map(|n| format!("c{n}")).collect();
+    let delete = format!(
+        "DELETE FROM {} AS t USING {} AS a({}) WHERE {} \
+         RETURNING {} AS key, pg_catalog.to_json(t.*) AS before",
+        table.quoted(),
+        unnest(&arrays),
+        aliases.join(", "),
+        key_matches(key, 0).join(" AND "),
+        key_text("t", key),
+    );
+    format!(
+        "WITH d AS ({delete}) {} RETURNING key",
+        keep_images(images, "d", "delete", "NULL", "d.before", "NULL")
+    )
+}
+
+/// Records the rows with the keys bound from `$7` (text arrays, the key's columns) as
+/// inserted by the tenant, each with the md5 of its version now (just inserted). Returns
+/// nothing; the command tag counts the rows recorded.
+#[must_use]
+pub fn record_inserts(from: &str, key: &[Typed], images: &ImageTable) -> String {
+    let first = FIRST_ROW_PARAMETER;
+    let arrays: Vec<String> = (0..key.len())
+        .map(|n| array_parameter(first + n, "text"))
+        .collect();
+    let aliases: Vec<String> = (0..key.len()).map(|n| format!("c{n}")).collect();
+    let rows = format!(
+        "SELECT {} AS key, pg_catalog.md5(pg_catalog.to_json(t.*)::text) AS after \
+         FROM {} AS a({}) CROSS JOIN LATERAL (SELECT * FROM {from} AS t WHERE {} LIMIT 1) AS t",
+        key_text("t", key),
+        unnest(&arrays),
+        aliases.join(", "),
+        key_matches(key, 0).join(" AND "),
+    );
+    format!(
+        "WITH r AS ({rows}) {}",
+        keep_images(images, "r", "insert", "NULL", "NULL", "r.after")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(name: &str, live_type: &str, by_value: bool) -> Typed {
+        Typed {
+            name: name.to_owned(),
+            live_type: live_type.to_owned(),
+            by_value,
+        }
+    }
+
+    fn images() -> ImageTable {
+        ImageTable {
+            quoted: "\"salvage\".\"row_images\"".to_owned(),
+        }
+    }
+
+    #[test]
+    fn changed_columns_compares_typed_or_by_text_and_probes_the_key() {
+        let sql = changed_columns(
+            "ONLY \"public\".\"t\"",
+            &[typed("id", "integer", true)],
+            &[
+                typed("amount", "numeric", true),
+                typed("doc", "json", false),
+            ],
+        );
+        assert_eq!(
+            sql,
+            "SELECT a.n::int4, hit.changed FROM ROWS FROM (pg_catalog.unnest($1::text[]), \
+             pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) WITH ORDINALITY AS \
+             a(k0, v0, v1, n) CROSS JOIN LATERAL (SELECT pg_catalog.array_remove(ARRAY[CASE WHEN \
+             t.\"amount\" IS DISTINCT FROM a.v0::numeric THEN 'amount' END, CASE WHEN \
+             t.\"doc\"::text IS DISTINCT FROM a.v1 THEN 'doc' END]::text[], NULL) AS changed \
+             FROM ONLY \"public\".\"t\" AS t WHERE t.\"id\" = a.k0::integer LIMIT 1) AS hit"
+        );
+    }
+
+    #[test]
+    fn update_keeps_the_row_before_from_the_same_snapshot() {
+        let table = QualifiedName::new("public", "t");
+        let sql = update_keeping_images(
+            &table,
+            &[typed("id", "integer", true)],
+            &[typed("name", "text", true)],
+            &images(),
+        );
+        assert!(sql.starts_with(
+            "WITH u AS (UPDATE \"public\".\"t\" AS t SET \"name\" = a.c1::text FROM ROWS FROM \
+             (pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])) AS a(c0, c1), \
+             \"public\".\"t\" AS o WHERE t.\"id\" = a.c0::integer AND o.ctid = t.ctid"
+        ));
+        assert!(sql.contains("pg_catalog.to_json(o.*) AS before"));
+        assert!(sql.contains("INSERT INTO \"salvage\".\"row_images\""));
+        assert!(sql.ends_with("RETURNING key, columns"));
+    }
+
+    #[test]
+    fn delete_and_inserts_name_their_action() {
+        let table = QualifiedName::new("public", "t");
+        let key = [typed("a", "integer", true), typed("b", "text", true)];
+        let delete = delete_keeping_images(&table, &key, &images());
+        assert!(delete.contains("DELETE FROM \"public\".\"t\" AS t USING"));
+        assert!(delete.contains("t.\"a\" = a.c0::integer AND t.\"b\" = a.c1::text"));
+        assert!(delete.contains("'delete'"));
+        let inserts = record_inserts("ONLY \"public\".\"t\"", &key, &images());
+        assert!(inserts.contains("'insert'"));
+        assert!(inserts.contains("LIMIT 1"));
+    }
+}
