@@ -1,0 +1,300 @@
+//! `restore --mode overwrite|exact` (issue 11): damaged tenants repaired in live — rows a bad
+//! script updated set back, rows it deleted put back, rows written after the snapshot kept
+//! (overwrite) or deleted (exact) — and nothing of any other tenant changed. Every check is
+//! hand-written SQL across the two databases or counts read from the JSON report.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use support::{
+    Scenario, all_rows, assert_same_result, compare_result, read_json, salvage, temp_path,
+    tracker_owned, with,
+};
+
+/// The bad script and the later work, in live after the snapshot.
+const INCIDENT: &str = "
+    -- The bad script: site 3's issues 2 and 3 renamed, a comment of issue 1 deleted; site 8's
+    -- first project's budget changed.
+    UPDATE issues SET title = 'RENAMED BY THE SCRIPT' WHERE site_id = 3 AND number IN (2, 3);
+    DELETE FROM comments WHERE id = (SELECT min(c.id) FROM comments c JOIN issues i ON i.id = c.issue_id WHERE i.site_id = 3);
+    UPDATE projects SET budget = coalesce(budget, 0) + 1 WHERE site_id = 8 AND project_no = 1;
+    -- Ordinary work after the snapshot, on a damaged site and on another one.
+    INSERT INTO issues (site_id, project_no, number, title, author_id, created_at)
+        VALUES (3, 1, 100, 'filed after the snapshot', 1, '2026-05-01 11:00:00+00');
+    INSERT INTO comments (issue_id, author_id, body, created_at)
+        SELECT id, 1, 'said after the snapshot', '2026-05-01 11:05:00+00' FROM issues WHERE site_id = 3 AND number = 100;
+    INSERT INTO page_views (site_id, path, viewed_at) VALUES (3, '/later', '2026-05-01 10:00:00+00');
+    INSERT INTO issues (site_id, project_no, number, title, author_id, created_at)
+        VALUES (4, 1, 100, 'another site''s later work', 1, '2026-05-01 11:00:00+00');
+    UPDATE issues SET title = 'a later edit of a site not restored' WHERE site_id = 5 AND number = 1;
+";
+
+/// The incident in live, and how many rows of site 3 it deleted (the comment and, by the
+/// cascade, its reactions), counted in the snapshot by hand.
+async fn incident() -> (Scenario, i64) {
+    let scenario = Scenario::tracker(10).await;
+    let deleted: i64 = scenario
+        .snapshot
+        .scalar(
+            "SELECT 1 + count(*) FROM reactions WHERE comment_id = (SELECT min(c.id) FROM comments c \
+             JOIN issues i ON i.id = c.issue_id WHERE i.site_id = 3)",
+        )
+        .await;
+    scenario.live.execute(INCIDENT).await;
+    (scenario, deleted)
+}
+
+/// The rows of every table except those of `sites` (a filter per table), for checking that
+/// nothing of another tenant changed.
+async fn others(scenario: &Scenario, ids: &str) -> BTreeMap<String, Vec<String>> {
+    let mut rows = BTreeMap::new();
+    for (table, filter) in tracker_owned(ids) {
+        rows.insert(
+            table.to_owned(),
+            scenario
+                .live
+                .strings(&format!(
+                    "SELECT t::text FROM {table} t WHERE NOT ({filter}) ORDER BY 1"
+                ))
+                .await,
+        );
+    }
+    rows
+}
+
+fn restore(scenario: &Scenario, tenants: &str, mode: &str) -> Value {
+    let report = temp_path("modes-report.json");
+    let run = salvage(&with(
+        scenario.args("restore", tenants),
+        &[
+            "--mode",
+            mode,
+            "--yes",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(run.code, 0, "{run}");
+    read_json(&report)
+}
+
+fn summary(report: &Value, field: &str) -> i64 {
+    report["summary"][field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no summary.{field} in {report}"))
+}
+
+/// The keys the report says tenant `id` updated (with columns) in `table`.
+fn updated(report: &Value, id: &str, table: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    let tenant = report["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|tenant| tenant["id"] == id)
+        .unwrap_or_else(|| panic!("no tenant {id}"));
+    tenant["changed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|changed| changed["table"]["name"] == table)
+        .flat_map(|changed| changed["updated"].as_array().cloned().unwrap_or_default())
+        .map(|row| {
+            let strings = |value: &Value| -> Vec<String> {
+                value
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_owned())
+                    .collect()
+            };
+            (strings(&row["key"]), strings(&row["columns"]))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn overwrite_sets_damaged_rows_back_keeps_later_work_and_touches_no_one_else() {
+    let (scenario, deleted) = incident().await;
+    let before_others = others(&scenario, "3, 8").await;
+    let renamed: Vec<String> = scenario
+        .live
+        .strings("SELECT id::text FROM issues WHERE site_id = 3 AND number IN (2, 3) ORDER BY id")
+        .await;
+    assert_eq!(renamed.len(), 2);
+
+    // The plan says what it will do, per tenant.
+    let plan = salvage(&with(
+        scenario.args("plan", "3,8"),
+        &["--mode", "overwrite", "--format", "json"],
+    ));
+    assert_eq!(plan.code, 0, "{plan}");
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let planned: BTreeMap<String, (i64, i64, i64)> = plan["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tenant| {
+            (
+                tenant["id"].as_str().unwrap().to_owned(),
+                (
+                    tenant["rows_to_add"].as_i64().unwrap(),
+                    tenant["rows_to_update"].as_i64().unwrap(),
+                    tenant["rows_to_delete"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        planned,
+        BTreeMap::from([
+            ("3".to_owned(), (deleted, 2, 0)),
+            ("8".to_owned(), (0, 1, 0))
+        ])
+    );
+
+    let report = restore(&scenario, "3,8", "overwrite");
+    assert_eq!(summary(&report, "rows_inserted"), deleted);
+    assert_eq!(summary(&report, "rows_updated"), 3);
+    assert_eq!(summary(&report, "verified"), 2);
+    let mut site3: Vec<(Vec<String>, Vec<String>)> = updated(&report, "3", "issues");
+    site3.sort();
+    assert_eq!(
+        site3,
+        renamed
+            .iter()
+            .map(|id| (vec![id.clone()], vec!["title".to_owned()]))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        updated(&report, "8", "projects"),
+        vec![(
+            vec!["8".to_owned(), "1".to_owned()],
+            vec!["budget".to_owned()]
+        )]
+    );
+
+    // Every snapshot row of sites 3 and 8 is in live with its snapshot values...
+    for (table, filter) in tracker_owned("3, 8") {
+        let select = format!("SELECT * FROM {table} WHERE {filter}");
+        let comparison = compare_result(&scenario.snapshot, &scenario.live, &select).await;
+        assert!(comparison.expected > 0, "{table}: compared no rows");
+        assert_eq!(
+            comparison.missing, 0,
+            "{table}: snapshot rows not in live as they were"
+        );
+    }
+    // ...their later work stays (the issue, its comment, the page view)...
+    let later: i64 = scenario
+        .live
+        .scalar(
+            "SELECT (SELECT count(*) FROM issues WHERE site_id = 3 AND number = 100) \
+             + (SELECT count(*) FROM comments WHERE body = 'said after the snapshot') \
+             + (SELECT count(*) FROM page_views WHERE site_id = 3 AND path = '/later')",
+        )
+        .await;
+    assert_eq!(later, 3);
+    // ...and no other tenant's row changed, including site 5's later edit.
+    assert_eq!(others(&scenario, "3, 8").await, before_others);
+
+    // The journal kept each replaced row's version before: the titles the script wrote.
+    let kept: Vec<String> = scenario
+        .live
+        .strings(
+            "SELECT before->>'title' FROM salvage.row_images WHERE action = 'update' \
+             AND table_name = 'issues' ORDER BY 1",
+        )
+        .await;
+    assert_eq!(kept, vec!["RENAMED BY THE SCRIPT"; 2]);
+
+    // verify under the mode passes; a row damaged again fails it.
+    let verify = salvage(&with(
+        scenario.args("verify", "3,8"),
+        &["--mode", "overwrite"],
+    ));
+    assert_eq!(verify.code, 0, "{verify}");
+    scenario
+        .live
+        .execute("UPDATE issues SET title = 'damaged again' WHERE site_id = 8 AND number = 1")
+        .await;
+    let verify = salvage(&with(
+        scenario.args("verify", "3,8"),
+        &["--mode", "overwrite"],
+    ));
+    assert_eq!(verify.code, 1, "{verify}");
+    assert!(
+        verify
+            .stdout
+            .contains("1 rows differ from the snapshot after mode overwrite"),
+        "{verify}"
+    );
+    // Mode missing keeps differing rows: the same database verifies.
+    let verify = salvage(&scenario.args("verify", "3,8"));
+    assert_eq!(verify.code, 0, "{verify}");
+}
+
+#[tokio::test]
+async fn exact_makes_the_tenant_equal_to_the_snapshot() {
+    let (scenario, deleted) = incident().await;
+    let before_others = others(&scenario, "3").await;
+    let report = restore(&scenario, "3", "exact");
+    assert_eq!(summary(&report, "rows_inserted"), deleted);
+    assert_eq!(summary(&report, "rows_updated"), 2);
+    // The later issue, its comment and the later page view.
+    assert_eq!(summary(&report, "rows_deleted"), 3);
+    assert_eq!(summary(&report, "verified"), 1);
+    // Site 3 is the snapshot's, both ways, table by table.
+    let mut compared = 0;
+    for (table, filter) in tracker_owned("3") {
+        compared += assert_same_result(
+            &scenario.snapshot,
+            &scenario.live,
+            &format!("SELECT * FROM {table} WHERE {filter}"),
+        )
+        .await;
+    }
+    let expected: i64 = {
+        let mut total = 0;
+        for (table, filter) in tracker_owned("3") {
+            total += scenario
+                .snapshot
+                .scalar::<i64>(&format!("SELECT count(*) FROM {table} WHERE {filter}"))
+                .await;
+        }
+        total
+    };
+    assert_eq!(compared, expected);
+    assert_eq!(others(&scenario, "3").await, before_others);
+    let verify = salvage(&with(scenario.args("verify", "3"), &["--mode", "exact"]));
+    assert_eq!(verify.code, 0, "{verify}");
+    // Later work in site 3 again: exact's verify fails, naming the table.
+    scenario
+        .live
+        .execute("INSERT INTO page_views (site_id, path, viewed_at) VALUES (3, '/again', now())")
+        .await;
+    let verify = salvage(&with(scenario.args("verify", "3"), &["--mode", "exact"]));
+    assert_eq!(verify.code, 1, "{verify}");
+    assert!(
+        verify
+            .stdout
+            .contains("public.page_views: 0 rows differ from the snapshot and 1 are not in it"),
+        "{verify}"
+    );
+}
+
+#[tokio::test]
+async fn a_mode_that_changes_rows_needs_the_journal() {
+    let (scenario, _) = incident().await;
+    let before = all_rows(&scenario.live).await;
+    let run = salvage(&with(
+        scenario.args("restore", "3"),
+        &["--mode", "overwrite", "--yes", "--no-journal"],
+    ));
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr.contains("does not run with --no-journal"),
+        "{run}"
+    );
+    assert_eq!(all_rows(&scenario.live).await, before);
+}
