@@ -8,8 +8,11 @@ mod support;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use support::rental_incident::{
+    STORES, payment_ids_reaching, payment_ids_reaching_only, store_args,
+};
 use support::{
-    Scenario, all_rows, assert_same_result, compare_result, read_json, salvage, temp_path,
+    Scenario, all_rows, assert_same_result, compare_result, read_json, rental, salvage, temp_path,
     tracker_owned, with,
 };
 
@@ -297,4 +300,83 @@ async fn a_mode_that_changes_rows_needs_the_journal() {
         "{run}"
     );
     assert_eq!(all_rows(&scenario.live).await, before);
+}
+
+#[tokio::test]
+async fn rows_reaching_a_tenant_not_chosen_are_left_alone_and_named() {
+    let live = rental(STORES).await;
+    let snapshot = live.snapshot("rental_snap").await;
+    // The bad script: every payment reaching store 1, by any chain, 100 more.
+    live.execute(&format!(
+        "UPDATE payment SET amount = amount + 100 WHERE payment_id::text IN ({})",
+        payment_ids_reaching(1)
+    ))
+    .await;
+    let reaching = live.strings(&payment_ids_reaching(1)).await;
+    let only = live.strings(&payment_ids_reaching_only(1)).await;
+    // Payments of store 1 that reach other stores too (through a rental of another
+    // store's item, its staff…): the fixture has both kinds.
+    let crossing = reaching.len() - only.len();
+    assert!(
+        !only.is_empty() && crossing > 0,
+        "{} {crossing}",
+        only.len()
+    );
+
+    let plan = salvage(&with(
+        store_args("plan", &snapshot.url, &live.url, "1"),
+        &["--mode", "overwrite", "--format", "json"],
+    ));
+    assert_eq!(plan.code, 0, "{plan}");
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let payment = plan["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|table| table["table"] == "public.payment")
+        .unwrap();
+    assert_eq!(payment["to_update"].as_u64(), Some(only.len() as u64));
+    assert_eq!(payment["left_alone"].as_u64(), Some(crossing as u64));
+    assert!(
+        plan["tenants"][0]["left_alone"][0].as_str().is_some_and(
+            |text| text.starts_with("public.payment: update of (payment_id, payment_date)=(")
+        ),
+        "{plan}"
+    );
+
+    let report = temp_path("modes-rental.json");
+    let run = salvage(&with(
+        store_args("restore", &snapshot.url, &live.url, "1"),
+        &[
+            "--mode",
+            "overwrite",
+            "--yes",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(run.code, 0, "{run}");
+    let report = read_json(&report);
+    assert_eq!(summary(&report, "rows_updated"), only.len() as i64);
+    assert_eq!(summary(&report, "verified"), 1);
+    // Store 1's own payments are the snapshot's again; the crossing ones still carry the
+    // script's amounts: nothing reaching stores 2-4 was written.
+    let select = |ids: &[String]| {
+        format!(
+            "SELECT * FROM payment WHERE payment_id::text IN ('{}')",
+            ids.join("', '")
+        )
+    };
+    assert_same_result(&snapshot, &live, &select(&only)).await;
+    let crossing_ids: Vec<String> = reaching
+        .iter()
+        .filter(|id| !only.contains(id))
+        .cloned()
+        .collect();
+    let unchanged = compare_result(&snapshot, &live, &select(&crossing_ids)).await;
+    assert_eq!(
+        (unchanged.expected, unchanged.missing),
+        (crossing as i64, crossing as i64),
+        "every crossing payment keeps its live amount"
+    );
 }

@@ -229,3 +229,11 @@ pub fn first_number(text: &str) -> Option<&str> {
         .unwrap_or(rest.len());
     Some(&rest[..end])
 }
+
+/// The IDs of payments reaching `store` and no other store, by any chain, in order.
+pub fn payment_ids_reaching_only(store: u32) -> String {
+    format!(
+        "SELECT payment_id::text FROM ({PAYMENT_STORES}) p WHERE {store} = ALL (ARRAY[customer_store, staff_store, \
+         rental_customer_store, rental_staff_store, item_store, coalesce(return_store, {store})]) ORDER BY payment_id"
+    )
+}

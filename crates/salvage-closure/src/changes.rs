@@ -80,7 +80,8 @@ pub async fn compute(
     let mut pending: Vec<Pending> = (0..schema.tables.len())
         .map(|_| Pending::default())
         .collect();
-    let mut unions = Unions::default();
+    let live_spread = Spread::of(sides, true)?;
+    let snapshot_spread = Spread::of(sides, false)?;
     for (index, table) in schema.tables.iter().enumerate() {
         if !is_owned(table) || !table.in_snapshot || !table.in_live || table.key.is_none() {
             continue;
@@ -98,20 +99,14 @@ pub async fn compute(
             {
                 Some(format!("other rows reference its column {column}"))
             } else {
-                reaches_elsewhere(
-                    sides,
-                    &mut unions,
-                    table,
-                    live_rows,
-                    &candidate.live_row,
-                    true,
-                )?
-                .or(match &candidate.snapshot_row {
-                    Some(row) => {
-                        reaches_elsewhere(sides, &mut unions, table, snapshot, row, false)?
-                    }
-                    None => None,
-                })
+                live_spread
+                    .reason(&table.name, &candidate.live_row)
+                    .or_else(|| {
+                        candidate
+                            .snapshot_row
+                            .as_ref()
+                            .and_then(|row| snapshot_spread.reason(&table.name, row))
+                    })
             };
             match reason {
                 Some(reason) => table_pending.left.push((
@@ -128,14 +123,7 @@ pub async fn compute(
             }
         }
         for (raw, candidate) in found.1 {
-            match reaches_elsewhere(
-                sides,
-                &mut unions,
-                table,
-                live_rows,
-                &candidate.live_row,
-                true,
-            )? {
+            match live_spread.reason(&table.name, &candidate.live_row) {
                 Some(reason) => table_pending.left.push((
                     candidate.tenant,
                     format!(
@@ -450,101 +438,165 @@ fn referenced_columns(sides: &Sides<'_>, table: &QualifiedName) -> BTreeSet<Stri
     columns
 }
 
-/// The values of the chosen tenants' rows of a table, by columns: what a row's parent
-/// must be among for the row to reach no other tenant. One set per side, table and
-/// columns, built when first asked.
-#[derive(Default)]
-struct Unions {
-    sets: HashMap<(bool, QualifiedName, Vec<String>), FxHashSet<Box<[u8]>>>,
+/// Which of the chosen tenants' rows reach a tenant not chosen, on one side: a row whose
+/// parent over one of its table's membership relations is not among the chosen tenants'
+/// rows, or is such a row itself — transitively, to a fixpoint (self-references, cycles).
+/// Rows are known by their bytes, with the reason.
+struct Spread {
+    /// Per table: the rows that reach elsewhere, and why.
+    elsewhere: HashMap<QualifiedName, FxHashMap<Box<[u8]>, String>>,
 }
 
-impl Unions {
-    fn of(
-        &mut self,
-        sides: &Sides<'_>,
-        live: bool,
-        table: &QualifiedName,
-        columns: &[String],
-    ) -> Result<&FxHashSet<Box<[u8]>>> {
-        let entry = (live, table.clone(), columns.to_vec());
-        if !self.sets.contains_key(&entry) {
-            let source = if live {
-                sides.live_members
-            } else {
-                sides.selected
+impl Spread {
+    fn of(sides: &Sides<'_>, live: bool) -> Result<Self> {
+        let schema = sides.schema;
+        let source = if live {
+            sides.live_members
+        } else {
+            sides.selected
+        };
+        let tenants = source.ids().len();
+        let present = |table: &TablePlan| {
+            is_owned(table)
+                && if live {
+                    table.in_live
+                } else {
+                    table.in_snapshot
+                }
+        };
+        // The projections parents are looked up by: (table, columns) → values of the chosen
+        // tenants' rows, and of those that reach elsewhere.
+        let mut members: HashMap<(QualifiedName, Vec<String>), FxHashSet<Box<[u8]>>> =
+            HashMap::new();
+        let mut tainted: HashMap<(QualifiedName, Vec<String>), FxHashSet<Box<[u8]>>> =
+            HashMap::new();
+        for table in schema.tables.iter().filter(|table| present(table)) {
+            for relation in &table.parents {
+                members
+                    .entry((relation.parent.clone(), relation.parent_columns.clone()))
+                    .or_default();
+            }
+        }
+        for ((parent, columns), set) in &mut members {
+            let Some(plan) = schema.table(parent) else {
+                continue;
             };
-            let plan = sides.schema.table(table).ok_or_else(|| {
-                Error::Inconsistent(format!("{table} is not a table of the plan"))
-            })?;
-            let rows = source
-                .table(table)
-                .ok_or_else(|| Error::Inconsistent(format!("the rows of {table} were not read")))?;
-            let positions = positions_in(rows, plan, columns)?;
-            let mut set = FxHashSet::default();
-            for tenant in 0..source.ids().len() {
+            let Some(rows) = source.table(parent) else {
+                continue;
+            };
+            let Ok(positions) = positions_in(rows, plan, columns) else {
+                continue;
+            };
+            for tenant in 0..tenants {
                 for chunk in rows.all_rows(tenant)? {
                     for row in salvage_source::rows_of(&chunk) {
                         let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
-                        if let Some(key) = raw_key(&fields, &positions) {
-                            set.insert(key);
+                        if let Some(value) = raw_key(&fields, &positions) {
+                            set.insert(value);
                         }
                     }
                 }
             }
-            self.sets.insert(entry.clone(), set);
         }
-        Ok(&self.sets[&entry])
+        let mut elsewhere: HashMap<QualifiedName, FxHashMap<Box<[u8]>, String>> = HashMap::new();
+        loop {
+            let mut changed = false;
+            for table in schema.tables.iter().filter(|table| present(table)) {
+                let Some(rows) = source.table(&table.name) else {
+                    continue;
+                };
+                let exported: Vec<(Vec<String>, Vec<usize>)> = members
+                    .keys()
+                    .filter(|(parent, _)| parent == &table.name)
+                    .filter_map(|(_, columns)| {
+                        positions_in(rows, table, columns)
+                            .ok()
+                            .map(|positions| (columns.clone(), positions))
+                    })
+                    .collect();
+                let relations: Vec<(&Relation, Vec<usize>)> = table
+                    .parents
+                    .iter()
+                    .filter_map(|relation| {
+                        positions_in(rows, table, &relation.child_columns)
+                            .ok()
+                            .map(|positions| (relation, positions))
+                    })
+                    .collect();
+                let known = elsewhere.entry(table.name.clone()).or_default();
+                for tenant in 0..tenants {
+                    for chunk in rows.all_rows(tenant)? {
+                        for row in salvage_source::rows_of(&chunk) {
+                            if known.contains_key(row) {
+                                continue;
+                            }
+                            let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                            let mut reason = None;
+                            for (relation, positions) in &relations {
+                                if !applies(relation, rows, &fields) {
+                                    continue;
+                                }
+                                let Some(value) = raw_key(&fields, positions) else {
+                                    continue;
+                                };
+                                let entry =
+                                    (relation.parent.clone(), relation.parent_columns.clone());
+                                let outside =
+                                    !members.get(&entry).is_some_and(|set| set.contains(&value));
+                                let through =
+                                    tainted.get(&entry).is_some_and(|set| set.contains(&value));
+                                if outside || through {
+                                    let values: Vec<String> = salvage_copy::fields(&value)
+                                        .map(|field| {
+                                            salvage_copy::decode_text(field)
+                                                .unwrap_or_else(|| "NULL".into())
+                                        })
+                                        .collect();
+                                    reason = Some(format!(
+                                        "{} row of {} ({})=({}) {}",
+                                        if live {
+                                            "it reaches, in live, the"
+                                        } else {
+                                            "its snapshot version reaches the"
+                                        },
+                                        relation.parent,
+                                        relation.parent_columns.join(", "),
+                                        values.join(", "),
+                                        if outside {
+                                            "that is no chosen tenant's"
+                                        } else {
+                                            "that reaches a tenant not chosen"
+                                        }
+                                    ));
+                                    break;
+                                }
+                            }
+                            if let Some(reason) = reason {
+                                for (columns, positions) in &exported {
+                                    if let Some(value) = raw_key(&fields, positions) {
+                                        tainted
+                                            .entry((table.name.clone(), columns.clone()))
+                                            .or_default()
+                                            .insert(value);
+                                    }
+                                }
+                                known.insert(row.into(), reason);
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+            }
+            if !changed {
+                return Ok(Self { elsewhere });
+            }
+        }
     }
-}
 
-/// Why `row` (of `rows`' columns; live's when `live`) reaches a tenant not chosen: a parent
-/// over one of the table's membership relations that no chosen tenant's rows hold (for the
-/// snapshot's version of a row, neither side's). `None` when it reaches only chosen ones.
-fn reaches_elsewhere(
-    sides: &Sides<'_>,
-    unions: &mut Unions,
-    table: &TablePlan,
-    rows: &SelectedTable,
-    row: &[u8],
-    live: bool,
-) -> Result<Option<String>> {
-    let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
-    for relation in &table.parents {
-        if !applies(relation, rows, &fields) {
-            continue;
-        }
-        let Ok(positions) = positions_in(rows, table, &relation.child_columns) else {
-            continue;
-        };
-        let Some(key) = raw_key(&fields, &positions) else {
-            continue;
-        };
-        let mut held = unions
-            .of(sides, true, &relation.parent, &relation.parent_columns)?
-            .contains(&key);
-        if !held && !live {
-            held = unions
-                .of(sides, false, &relation.parent, &relation.parent_columns)?
-                .contains(&key);
-        }
-        if !held {
-            let values: Vec<String> = salvage_copy::fields(&key)
-                .map(|field| salvage_copy::decode_text(field).unwrap_or_else(|| "NULL".into()))
-                .collect();
-            return Ok(Some(format!(
-                "{} its parent {} ({})=({}) is not one of the chosen tenants' rows",
-                if live {
-                    "live's row:"
-                } else {
-                    "the snapshot's row:"
-                },
-                relation.parent,
-                relation.parent_columns.join(", "),
-                values.join(", ")
-            )));
-        }
+    /// Why `row` of `table` reaches a tenant not chosen, if it does.
+    fn reason(&self, table: &QualifiedName, row: &[u8]) -> Option<String> {
+        self.elsewhere.get(table)?.get(row).cloned()
     }
-    Ok(None)
 }
 
 /// Whether a relation's condition (if any) holds for the row.
