@@ -98,6 +98,8 @@ pub struct NewRun<'a> {
     /// Every tenant of the run, in order: ID and label.
     pub tenants: &'a [(String, Option<String>)],
     pub worker: &'a WorkerInfo,
+    /// `missing`, `overwrite` or `exact`.
+    pub mode: &'a str,
 }
 
 /// A run this process works on.
@@ -375,8 +377,8 @@ impl Journal {
         } else {
             let (id, lock_key): (String, i32) = sqlx::query_as(&format!(
                 "INSERT INTO {} (run_id, digest, lock_key, state, snapshot, target, root, tenants, plan, \
-                 command, salvage_version, os_user, host) \
-                 SELECT id, $1, pg_catalog.hashtext(id), 'running', $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10 \
+                 command, salvage_version, os_user, host, mode) \
+                 SELECT id, $1, pg_catalog.hashtext(id), 'running', $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11 \
                  FROM (SELECT pg_catalog.to_char(pg_catalog.clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD-HH24MISS') \
                  || '-' || pg_catalog.substr(pg_catalog.md5(pg_catalog.random()::text || pg_catalog.pg_backend_pid()::text), 1, 6) AS id) AS new \
                  RETURNING run_id, lock_key",
@@ -392,6 +394,7 @@ impl Journal {
             .bind(new.salvage_version)
             .bind(&new.worker.os_user)
             .bind(&new.worker.host)
+            .bind(new.mode)
             .fetch_one(&mut *transaction)
             .await
             .map_err(Error::query("record the run in the journal"))?;

@@ -20,8 +20,9 @@ pub struct PlanOptions {
     pub exclude: Vec<QualifiedName>,
     /// Tables never to treat as owned, even when a chain of FKs leads to the root.
     pub shared: Vec<QualifiedName>,
-    /// What a restore does to the chosen tenants' rows live already has.
-    #[serde(default)]
+    /// What a restore does to the chosen tenants' rows live already has. Not written when
+    /// `missing`, so plans and runs of earlier versions keep their digests.
+    #[serde(default, skip_serializing_if = "Mode::is_missing")]
     pub mode: Mode,
 }
 
@@ -50,6 +51,13 @@ impl Mode {
             Self::Overwrite => "overwrite",
             Self::Exact => "exact",
         }
+    }
+
+    /// The default: nothing live has is changed.
+    #[must_use]
+    #[allow(clippy::trivially_copy_pass_by_ref)]
+    pub fn is_missing(&self) -> bool {
+        *self == Self::Missing
     }
 
     /// Whether rows live has are changed: updated, or (exact) deleted.

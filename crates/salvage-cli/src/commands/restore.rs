@@ -424,6 +424,7 @@ async fn settle_finished(
         .start_run(
             &mut connection,
             &NewRun {
+                mode: settings.plan.mode.name(),
                 digest,
                 snapshot: &summary.snapshot,
                 target: &summary.target,
@@ -479,6 +480,7 @@ async fn start_run(
         .start_run(
             connection,
             &NewRun {
+                mode: prepared.plan.mode.name(),
                 digest,
                 snapshot: &inputs.snapshot.location,
                 target: prepared.target.redacted(),
