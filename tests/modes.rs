@@ -12,8 +12,8 @@ use support::rental_incident::{
     STORES, payment_ids_reaching, payment_ids_reaching_only, store_args,
 };
 use support::{
-    Scenario, all_rows, assert_same_result, compare_result, read_json, rental, salvage, temp_path,
-    tracker_owned, with,
+    Scenario, all_rows, assert_same_result, compare_result, pg_dump, read_json, rental, salvage,
+    temp_path, tracker_owned, with,
 };
 
 /// The bad script and the later work, in live after the snapshot.
@@ -68,9 +68,14 @@ async fn others(scenario: &Scenario, ids: &str) -> BTreeMap<String, Vec<String>>
 }
 
 fn restore(scenario: &Scenario, tenants: &str, mode: &str) -> Value {
+    restore_from(scenario.args("restore", tenants), mode)
+}
+
+/// Runs `args` (a restore) in `mode` and returns its report.
+fn restore_from(args: Vec<String>, mode: &str) -> Value {
     let report = temp_path("modes-report.json");
     let run = salvage(&with(
-        scenario.args("restore", tenants),
+        args,
         &[
             "--mode",
             mode,
@@ -241,7 +246,12 @@ async fn overwrite_sets_damaged_rows_back_keeps_later_work_and_touches_no_one_el
 async fn exact_makes_the_tenant_equal_to_the_snapshot() {
     let (scenario, deleted) = incident().await;
     let before_others = others(&scenario, "3").await;
-    let report = restore(&scenario, "3", "exact");
+    // From a custom-format dump of the snapshot this time.
+    let dump = temp_path("modes-exact.dump");
+    pg_dump(15, &scenario.snapshot, &["-Fc"], &dump, false);
+    let mut args = scenario.args("restore", "3");
+    args[2] = dump.to_str().unwrap().to_owned();
+    let report = restore_from(args, "exact");
     assert_eq!(summary(&report, "rows_inserted"), deleted);
     assert_eq!(summary(&report, "rows_updated"), 2);
     // The later issue, its comment and the later page view.
