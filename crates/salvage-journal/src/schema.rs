@@ -1,5 +1,6 @@
 //! The journal's tables: created on the first restore that keeps one, in one transaction
-//! under an advisory lock (two workers starting together create them once).
+//! under an advisory lock (two workers starting together create them once), and upgraded in
+//! the same way from an earlier layout.
 
 use salvage_pg::Error;
 use sqlx::Connection;
@@ -9,9 +10,14 @@ use crate::{Journal, Result};
 
 /// The layout's version, in the schema's `journal_version` table: a later salvage that
 /// changes the tables adds a step from each earlier version.
-pub const JOURNAL_VERSION: i32 = 1;
+///
+/// 1: runs, tenants, attempts, workers. 2: runs have a kind (`restore` or `undo`), a mode and
+/// the run an undo reverts; tenants say which undo reverted them; `row_images` keeps what
+/// each tenant's transaction wrote, for `salvage undo`.
+pub const JOURNAL_VERSION: i32 = 2;
 
-/// The tables, in creation order (with `{s}` for the quoted schema).
+/// The tables of layout 1, in creation order (with `{s}` for the quoted schema). A new
+/// journal runs these, then every upgrade step.
 const TABLES: &str = r"
 CREATE TABLE IF NOT EXISTS {s}.journal_version (version integer NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.runs (
@@ -82,7 +88,36 @@ CREATE TABLE IF NOT EXISTS {s}.workers (
 );
 ";
 
-/// The tables a journal has, for the privilege check.
+/// From layout 1 to 2: what a run is and what it wrote, row by row (with `{s}` for the
+/// quoted schema). Every statement may run again (`IF NOT EXISTS`).
+const UPGRADE_TO_2: &str = r"
+ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'restore' CHECK (kind IN ('restore', 'undo'));
+ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS mode text;
+ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS undoes text;
+ALTER TABLE {s}.run_tenants ADD COLUMN IF NOT EXISTS undone_by text;
+ALTER TABLE {s}.run_tenants ADD COLUMN IF NOT EXISTS undone_at timestamptz;
+CREATE TABLE IF NOT EXISTS {s}.row_images (
+    id           bigserial PRIMARY KEY,
+    run_id       text NOT NULL,
+    position     integer NOT NULL,
+    step         integer NOT NULL,
+    table_schema text NOT NULL,
+    table_name   text NOT NULL,
+    key_columns  text[] NOT NULL,
+    key          text[] NOT NULL,
+    action       text NOT NULL CHECK (action IN ('insert', 'update', 'delete')),
+    columns      text[],
+    before       json,
+    after_md5    text,
+    FOREIGN KEY (run_id, position) REFERENCES {s}.run_tenants ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS row_images_by_tenant ON {s}.row_images (run_id, position, step);
+";
+
+/// The upgrade steps: `(version reached, statements)`, in order.
+const UPGRADES: [(i32, &str); 1] = [(2, UPGRADE_TO_2)];
+
+/// The tables every journal has, for the privilege check.
 const TABLE_NAMES: [&str; 5] = [
     "journal_version",
     "runs",
@@ -90,6 +125,9 @@ const TABLE_NAMES: [&str; 5] = [
     "attempts",
     "workers",
 ];
+
+/// The tables an upgrade alters: the role that upgrades must own them.
+const ALTERED_BY_UPGRADE: [&str; 2] = ["runs", "run_tenants"];
 
 impl Journal {
     /// Whether the journal's tables exist (a schema of that name without them is not one).
@@ -154,20 +192,47 @@ impl Journal {
             ));
             return Ok(problems);
         }
-        let sequence_usage: bool =
-            sqlx::query_scalar("SELECT pg_catalog.has_sequence_privilege($1, 'USAGE')")
-                .bind(self.table("attempts_id_seq"))
+        let version_readable: bool =
+            sqlx::query_scalar("SELECT pg_catalog.has_table_privilege($1, 'SELECT')")
+                .bind(self.table("journal_version"))
                 .fetch_one(&mut *connection)
                 .await
-                .map_err(Error::query("check the rights on the journal's sequence"))?;
-        if !sequence_usage {
+                .map_err(Error::query("check the rights on the journal's version"))?;
+        let version = if version_readable {
+            self.version(connection).await?
+        } else {
+            None
+        };
+        if let Some(version) = version.filter(|version| *version > JOURNAL_VERSION) {
             problems.push(format!(
-                "this role may not use the journal's sequence {}.attempts_id_seq (USAGE): GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} to it, or restore with --no-journal",
-                self.schema, self.quoted
+                "the journal in schema {} has layout version {version}, newer than this salvage's {JOURNAL_VERSION}: use the salvage that wrote it, or --journal-schema",
+                self.schema
             ));
         }
-        let mut readable = true;
-        for table in TABLE_NAMES {
+        // Layout 2's table and sequence are checked once they exist; before that, the role
+        // that upgrades creates them (and owns them).
+        let upgraded = version.is_some_and(|version| version >= 2);
+        let mut sequences = vec!["attempts_id_seq"];
+        let mut tables = TABLE_NAMES.to_vec();
+        if upgraded {
+            sequences.push("row_images_id_seq");
+            tables.push("row_images");
+        }
+        for sequence in sequences {
+            let usage: bool =
+                sqlx::query_scalar("SELECT pg_catalog.has_sequence_privilege($1, 'USAGE')")
+                    .bind(self.table(sequence))
+                    .fetch_one(&mut *connection)
+                    .await
+                    .map_err(Error::query("check the rights on the journal's sequence"))?;
+            if !usage {
+                problems.push(format!(
+                    "this role may not use the journal's sequence {}.{sequence} (USAGE): GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} to it, or restore with --no-journal",
+                    self.schema, self.quoted
+                ));
+            }
+        }
+        for table in tables {
             let name = self.table(table);
             let (select, insert, update): (bool, bool, bool) = sqlx::query_as(
                 "SELECT pg_catalog.has_table_privilege($1, 'SELECT'), \
@@ -178,9 +243,6 @@ impl Journal {
             .fetch_one(&mut *connection)
             .await
             .map_err(Error::query("check the rights on the journal"))?;
-            if table == "journal_version" {
-                readable = select;
-            }
             if !(select && insert && update) {
                 problems.push(format!(
                     "this role may not SELECT, INSERT and UPDATE the journal table {}.{table}: GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA {} (and USAGE ON ALL SEQUENCES) to it, or restore with --no-journal",
@@ -188,21 +250,62 @@ impl Journal {
                 ));
             }
         }
-        if readable {
-            let version: Option<i32> = sqlx::query_scalar(&format!(
-                "SELECT max(version) FROM {}",
-                self.table("journal_version")
-            ))
-            .fetch_one(&mut *connection)
-            .await
-            .map_err(Error::query("read the journal's version"))?;
-            if version.is_some_and(|version| version > JOURNAL_VERSION) {
-                problems.push(format!(
-                    "the journal in schema {} has layout version {}, newer than this salvage's {JOURNAL_VERSION}: use the salvage that wrote it, or --journal-schema",
-                    self.schema,
-                    version.unwrap_or_default()
-                ));
-            }
+        if version_readable && !upgraded {
+            problems.extend(self.upgrade_problems(connection, version).await?);
+        }
+        Ok(problems)
+    }
+
+    /// The layout version the journal says it has (`None`: the table is empty).
+    pub async fn version(&self, connection: &mut PgConnection) -> Result<Option<i32>> {
+        sqlx::query_scalar(&format!(
+            "SELECT max(version) FROM {}",
+            self.table("journal_version")
+        ))
+        .fetch_one(connection)
+        .await
+        .map_err(Error::query("read the journal's version"))
+    }
+
+    /// What would stop this role from upgrading a journal of an earlier layout: the tables
+    /// an upgrade alters must be its own (ALTER TABLE needs the owner), and it must be
+    /// allowed to create the new table in the schema.
+    async fn upgrade_problems(
+        &self,
+        connection: &mut PgConnection,
+        version: Option<i32>,
+    ) -> Result<Vec<String>> {
+        let from = version.unwrap_or(1);
+        let mut problems = Vec::new();
+        let (create, not_owned): (bool, Vec<String>) = sqlx::query_as(
+            "SELECT pg_catalog.has_schema_privilege($1, 'CREATE'), \
+             ARRAY(SELECT c.relname::text FROM pg_catalog.pg_class c \
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                   WHERE n.nspname = $1 AND c.relname = ANY ($2) \
+                     AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') ORDER BY 1)",
+        )
+        .bind(&self.schema)
+        .bind(ALTERED_BY_UPGRADE.as_slice())
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(Error::query("check the rights to upgrade the journal"))?;
+        if !not_owned.is_empty() {
+            problems.push(format!(
+                "the journal in schema {} has layout version {from} and must be upgraded to {JOURNAL_VERSION}, but this role does not own its table{} {}: run this salvage once as the journal's owner (it upgrades the journal), or restore with --no-journal",
+                self.schema,
+                if not_owned.len() == 1 { "" } else { "s" },
+                not_owned
+                    .iter()
+                    .map(|table| format!("{}.{table}", self.schema))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !create {
+            problems.push(format!(
+                "the journal in schema {} has layout version {from} and must be upgraded to {JOURNAL_VERSION}, which creates {}.row_images, but this role may not create in the schema (CREATE): GRANT CREATE ON SCHEMA {} to it, run this salvage once as the journal's owner, or restore with --no-journal",
+                self.schema, self.schema, self.quoted
+            ));
         }
         Ok(problems)
     }
@@ -218,10 +321,14 @@ impl Journal {
             .execute(&mut *transaction)
             .await
             .map_err(Error::query("lock the journal's creation"))?;
-        // No DDL at all once the journal is there: a role that may write it need not be
-        // allowed to create in the database or the schema (`IF NOT EXISTS` checks that
-        // right before it looks).
+        // No DDL once the journal is there, unless its layout is older: a role that may
+        // write it need not be allowed to create in the database or the schema (`IF NOT
+        // EXISTS` checks that right before it looks). An upgrade is checked by `problems`.
         if self.exists(&mut transaction).await? {
+            let version = self.version(&mut transaction).await?.unwrap_or(1);
+            if version < JOURNAL_VERSION {
+                self.upgrade(&mut transaction, version).await?;
+            }
             return transaction
                 .commit()
                 .await
@@ -247,6 +354,12 @@ impl Journal {
             .execute(&mut *transaction)
             .await
             .map_err(Error::query("create the journal's tables"))?;
+        for (_, statements) in UPGRADES {
+            sqlx::raw_sql(&statements.replace("{s}", &self.quoted))
+                .execute(&mut *transaction)
+                .await
+                .map_err(Error::query("create the journal's tables"))?;
+        }
         sqlx::query(&format!(
             "INSERT INTO {} (version) SELECT $1 WHERE NOT EXISTS (SELECT FROM {})",
             self.table("journal_version"),
@@ -260,5 +373,32 @@ impl Journal {
             .commit()
             .await
             .map_err(Error::query("commit the journal's creation"))
+    }
+
+    /// Runs every upgrade step past `from` and notes the new version, in the caller's
+    /// transaction (under the creation lock): the only DDL ever run on an existing journal.
+    async fn upgrade(&self, transaction: &mut PgConnection, from: i32) -> Result<()> {
+        for (version, statements) in UPGRADES {
+            if version <= from {
+                continue;
+            }
+            sqlx::raw_sql(&statements.replace("{s}", &self.quoted))
+                .execute(&mut *transaction)
+                .await
+                .map_err(Error::query(format!(
+                    "upgrade the journal in schema {} to layout version {version}",
+                    self.schema
+                )))?;
+        }
+        sqlx::query(&format!(
+            "WITH noted AS (UPDATE {table} SET version = $1 RETURNING 1) \
+             INSERT INTO {table} (version) SELECT $1 WHERE NOT EXISTS (SELECT FROM noted)",
+            table = self.table("journal_version")
+        ))
+        .bind(JOURNAL_VERSION)
+        .execute(&mut *transaction)
+        .await
+        .map_err(Error::query("note the journal's new version"))?;
+        Ok(())
     }
 }
