@@ -39,7 +39,11 @@ fn key_matches(table: &UndoTable) -> String {
         .iter()
         .enumerate()
         .map(|(n, (column, type_name))| {
-            format!("t.{} = (i.key[{}])::{type_name}", quote_ident(column), n + 1)
+            format!(
+                "t.{} = (i.key[{}])::{type_name}",
+                quote_ident(column),
+                n + 1
+            )
         })
         .collect::<Vec<_>>()
         .join(" AND ")
@@ -157,7 +161,11 @@ mod tests {
                 ("site id".to_owned(), "bigint".to_owned()),
                 ("number".to_owned(), "integer".to_owned()),
             ],
-            insertable: vec!["site id".to_owned(), "number".to_owned(), "title".to_owned()],
+            insertable: vec![
+                "site id".to_owned(),
+                "number".to_owned(),
+                "title".to_owned(),
+            ],
             settable: vec!["title".to_owned()],
             overriding: false,
         }
