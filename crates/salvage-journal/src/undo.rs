@@ -299,6 +299,27 @@ impl UndoRun {
         Ok(())
     }
 
+    /// Records that its tenant at `position` needed nothing: another undo reverted it first.
+    pub async fn tenant_undone_elsewhere(
+        &self,
+        connection: &mut PgConnection,
+        position: i32,
+        by: &str,
+    ) -> Result<()> {
+        sqlx::query(&format!(
+            "UPDATE {} SET state = 'done', error = $3, finished_at = pg_catalog.clock_timestamp() \
+             WHERE run_id = $1 AND position = $2",
+            self.table("run_tenants")
+        ))
+        .bind(&self.id)
+        .bind(position)
+        .bind(format!("already undone by run {by}"))
+        .execute(connection)
+        .await
+        .map_err(Error::query("record the tenant's undo in the journal"))?;
+        Ok(())
+    }
+
     /// Ends the undo run: `done` when every tenant it handled was undone, else `failed`.
     pub async fn finish(&self, connection: &mut PgConnection, all_undone: bool) -> Result<()> {
         sqlx::query(&format!(
