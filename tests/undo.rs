@@ -186,7 +186,7 @@ async fn overwrite_and_delete(
              FROM {table} t WHERE {filter} ORDER BY 1"
         )
     };
-    let updates = sqlx::raw_sql(&images("update", "issues", updated, step, "'{title}'"))
+    let update_images = sqlx::raw_sql(&images("update", "issues", updated, step, "'{title}'"))
         .execute(&mut *transaction)
         .await
         .expect("record the update images")
@@ -204,7 +204,7 @@ async fn overwrite_and_delete(
     .execute(&mut *transaction)
     .await
     .expect("record the rows as the run left them");
-    let deletes = sqlx::raw_sql(&images("delete", "page_views", deleted, step + 1, "NULL"))
+    let delete_images = sqlx::raw_sql(&images("delete", "page_views", deleted, step + 1, "NULL"))
         .execute(&mut *transaction)
         .await
         .expect("record the delete images")
@@ -215,7 +215,7 @@ async fn overwrite_and_delete(
         .expect("delete the page views");
     transaction.commit().await.expect("commit");
     connection.close().await.expect("close");
-    (updates as i64, deletes as i64)
+    (update_images as i64, delete_images as i64)
 }
 
 /// A report's tenant `id`.

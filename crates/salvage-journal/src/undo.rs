@@ -12,8 +12,8 @@ mod apply;
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_pg::Error;
 use serde::Serialize;
-use sqlx::Connection;
 use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Row};
 
 use crate::{Journal, Result, WorkerInfo};
 
@@ -121,37 +121,32 @@ impl Journal {
         connection: &mut PgConnection,
         run: &str,
     ) -> Result<Vec<UndoTenant>> {
-        let rows: Vec<(String, i32, Option<String>, String, Option<String>, i64, i64, i64)> =
-            sqlx::query_as(&format!(
-                "SELECT t.tenant, t.position, t.label, t.state, t.undone_by, \
-                 pg_catalog.count(i.id) FILTER (WHERE i.action = 'insert'), \
-                 pg_catalog.count(i.id) FILTER (WHERE i.action = 'update'), \
-                 pg_catalog.count(i.id) FILTER (WHERE i.action = 'delete') \
-                 FROM {tenants} t LEFT JOIN {images} i ON i.run_id = t.run_id AND i.position = t.position \
-                 WHERE t.run_id = $1 GROUP BY t.run_id, t.position ORDER BY t.position",
-                tenants = self.table("run_tenants"),
-                images = self.table("row_images"),
-            ))
-            .bind(run)
-            .fetch_all(connection)
-            .await
-            .map_err(Error::query("read the tenants of the run to undo"))?;
+        let rows = sqlx::query(&format!(
+            "SELECT t.tenant, t.position, t.label, t.state, t.undone_by, \
+             pg_catalog.count(i.id) FILTER (WHERE i.action = 'insert'), \
+             pg_catalog.count(i.id) FILTER (WHERE i.action = 'update'), \
+             pg_catalog.count(i.id) FILTER (WHERE i.action = 'delete') \
+             FROM {tenants} t LEFT JOIN {images} i ON i.run_id = t.run_id AND i.position = t.position \
+             WHERE t.run_id = $1 GROUP BY t.run_id, t.position ORDER BY t.position",
+            tenants = self.table("run_tenants"),
+            images = self.table("row_images"),
+        ))
+        .bind(run)
+        .fetch_all(connection)
+        .await
+        .map_err(Error::query("read the tenants of the run to undo"))?;
         Ok(rows
-            .into_iter()
-            .map(
-                |(tenant, position, label, state, undone_by, inserted, updated, deleted)| {
-                    UndoTenant {
-                        tenant,
-                        position,
-                        label,
-                        state,
-                        undone_by,
-                        inserted,
-                        updated,
-                        deleted,
-                    }
-                },
-            )
+            .iter()
+            .map(|row| UndoTenant {
+                tenant: row.get(0),
+                position: row.get(1),
+                label: row.get(2),
+                state: row.get(3),
+                undone_by: row.get(4),
+                inserted: row.get(5),
+                updated: row.get(6),
+                deleted: row.get(7),
+            })
             .collect())
     }
 

@@ -86,7 +86,7 @@ pub enum TenantUndo {
 
 /// One step of a tenant's images.
 struct Step {
-    step: i32,
+    number: i32,
     table: UndoTable,
     action: String,
     images: i64,
@@ -143,7 +143,7 @@ impl UndoRun {
                 sqlx::query_as(&check(&step.table, &images, present))
                     .bind(&self.undoes)
                     .bind(tenant.position)
-                    .bind(step.step)
+                    .bind(step.number)
                     .fetch_all(&mut *transaction)
                     .await
                     .map_err(PgError::query(format!(
@@ -221,7 +221,7 @@ impl UndoRun {
         .map_err(PgError::query("read the tenant's row images"))?;
         let mut steps: Vec<Step> = Vec::with_capacity(rows.len());
         for (step, schema, name, key_columns, action, images) in rows {
-            if steps.last().is_some_and(|last| last.step == step) {
+            if steps.last().is_some_and(|last| last.number == step) {
                 return Err(UndoError::MixedStep { step });
             }
             let name = QualifiedName::new(schema, name);
@@ -232,7 +232,7 @@ impl UndoRun {
                     why,
                 })?;
             steps.push(Step {
-                step,
+                number: step,
                 table,
                 action,
                 images,
@@ -265,7 +265,7 @@ impl UndoRun {
             let expected = step.images - step.gone;
             if removed != expected {
                 return Err(UndoError::Count {
-                    step: step.step,
+                    step: step.number,
                     what: "remove the rows inserted into",
                     table: step.table.name.clone(),
                     changed: removed,
@@ -296,7 +296,7 @@ impl UndoRun {
             .await?;
         if present + missing != step.images {
             return Err(UndoError::Count {
-                step: step.step,
+                step: step.number,
                 what: "put back the saved rows of",
                 table: step.table.name.clone(),
                 changed: present + missing,
@@ -321,7 +321,7 @@ impl UndoRun {
         Ok(sqlx::query_scalar(sql)
             .bind(&self.undoes)
             .bind(position)
-            .bind(step.step)
+            .bind(step.number)
             .fetch_one(transaction)
             .await
             .map_err(PgError::query(format!("{what} {}", step.table.name)))?)
