@@ -573,7 +573,7 @@ fn plan_text(
     force: bool,
 ) -> String {
     let mut out = format!(
-        "Undo of run {} (root {}, target {}, {}):\n\n",
+        "Undo of run {} (a restore of {} into {}, {}):\n\n",
         undone.run, undone.root, undone.target, undone.state
     );
     let mut table = TextTable::new(&[
@@ -768,7 +768,7 @@ fn summary_text(report: &UndoReport) -> String {
         }
         if counts.forced > 0 {
             notes.push(format!(
-                "  tenant {}: {} changed after the run, put back by --force",
+                "  tenant {}: {} changed after the run, put back or removed all the same (--force)",
                 tenant.tenant,
                 output::count(counts.forced.unsigned_abs(), "row", "rows")
             ));
