@@ -67,15 +67,19 @@ fn restore(scenario: &Scenario, tenants: &str) -> String {
         .to_owned()
 }
 
-/// `salvage undo --target L --run ID MORE…`, its report.
+/// `salvage undo --target L --run ID MORE… --report FILE`, and the report.
 fn undo(live: &TestDatabase, run: &str, more: &[&str]) -> (support::Run, serde_json::Value) {
-    let args = with(
-        ["undo", "--target", &live.url, "--run", run]
-            .map(str::to_owned)
-            .to_vec(),
-        more,
-    );
-    salvage_reporting(&args)
+    let report = support::temp_path("undo-report.json");
+    let _ = std::fs::remove_file(&report);
+    let path = report.to_str().expect("a UTF-8 path");
+    let mut args: Vec<&str> = vec![
+        "undo", "--target", &live.url, "--run", run, "--report", path,
+    ];
+    args.extend_from_slice(more);
+    let outcome = salvage(&args);
+    assert!(report.exists(), "no report was written:\n{outcome}");
+    let json = support::read_json(&report);
+    (outcome, json)
 }
 
 /// `salvage undo --target L --run ID MORE…` that is expected to write nothing (and no
@@ -216,6 +220,63 @@ async fn overwrite_and_delete(
     transaction.commit().await.expect("commit");
     connection.close().await.expect("close");
     (update_images as i64, delete_images as i64)
+}
+
+/// Changes live rows of `table` matching `filter` by `change` (an UPDATE or DELETE) in
+/// `transaction`, recording their images as a restore does: the saved row before, and for an
+/// update the columns its SET names and the md5 of the row after, keyed by `key` (an
+/// expression over `t`).
+#[allow(clippy::too_many_arguments)]
+async fn change_recorded(
+    transaction: &mut sqlx::PgConnection,
+    run: &str,
+    position: i32,
+    step: i32,
+    action: &str,
+    (table, key_columns, key): (&str, &str, &str),
+    filter: &str,
+    change: &str,
+) -> u64 {
+    // An update's changed columns: those its SET names.
+    let columns = match change.split_once(" SET ") {
+        Some((_, set)) if action == "update" => {
+            let names: Vec<&str> = set
+                .split(" WHERE ")
+                .next()
+                .unwrap_or_default()
+                .split(", ")
+                .filter_map(|assignment| assignment.split(" = ").next())
+                .map(str::trim)
+                .collect();
+            format!("'{{{}}}'", names.join(","))
+        }
+        _ => "NULL".to_owned(),
+    };
+    let images = sqlx::raw_sql(&format!(
+        "INSERT INTO salvage.row_images (run_id, position, step, table_schema, table_name, key_columns, key, action, columns, before) \
+         SELECT '{run}', {position}, {step}, 'public', '{table}', '{key_columns}', {key}, '{action}', {columns}, to_json(t.*) \
+         FROM {table} t WHERE {filter} ORDER BY 1"
+    ))
+    .execute(&mut *transaction)
+    .await
+    .expect("record the images")
+    .rows_affected();
+    let changed = sqlx::raw_sql(change)
+        .execute(&mut *transaction)
+        .await
+        .expect("change the rows")
+        .rows_affected();
+    assert_eq!(changed, images, "{change}");
+    if action == "update" {
+        sqlx::raw_sql(&format!(
+            "UPDATE salvage.row_images i SET after_md5 = md5(to_json(t.*)::text) FROM {table} t \
+             WHERE i.run_id = '{run}' AND i.position = {position} AND i.step = {step} AND {key} = i.key"
+        ))
+        .execute(&mut *transaction)
+        .await
+        .expect("record the rows as the run left them");
+    }
+    images
 }
 
 /// A report's tenant `id`.
@@ -714,4 +775,169 @@ async fn needs_restore_images_undo_of_a_restore_removes_what_it_inserted() {
     );
     let compared = assert_same_database(&before, &scenario.live).await;
     assert!(compared["public.comments"] > 0, "{compared:?}");
+}
+
+/// Tables of every kind of column an undo must put back exactly: an identity ALWAYS key, a
+/// generated column, numbers, times, bytes, JSON, arrays, an enum; and a partitioned table.
+const EXTRAS: &str = r#"
+CREATE TYPE mood AS ENUM ('calm', 'odd ''one''');
+CREATE TABLE extras (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    site_id bigint NOT NULL,
+    label   text,
+    amount  numeric(12, 4),
+    ratio   double precision,
+    at      timestamptz,
+    span    interval,
+    blob    bytea,
+    doc     jsonb,
+    tags    text[],
+    nums    integer[],
+    flag    boolean,
+    day     date,
+    feeling mood,
+    doubled numeric GENERATED ALWAYS AS (amount * 2) STORED
+);
+INSERT INTO extras (site_id, label, amount, ratio, at, span, blob, doc, tags, nums, flag, day, feeling)
+SELECT 2, format(E'row %s\twith "quotes", \\backslash and ünïcode', n), n * 1.2345, 1.0 / (n + 2),
+       '2026-03-29 01:30:00.123456+00'::timestamptz + n * interval '1 day 1 microsecond',
+       n * interval '1 year 2 mons 3 days 04:05:06.789', decode(repeat('00ff', n), 'hex'),
+       jsonb_build_object('n', n, 'nested', jsonb_build_array(1.5, 'x', NULL, true)),
+       ARRAY['a,b', NULL, E'c"d'], ARRAY[n, NULL, -n], n % 2 = 0, DATE '2026-02-28' + n,
+       (ARRAY['calm', 'odd ''one''']::mood[])[1 + n % 2]
+FROM generate_series(1, 6) AS n;
+UPDATE extras SET ratio = 'NaN', at = 'infinity', span = NULL WHERE id = 6;
+CREATE TABLE extras_parts (site_id bigint, n integer, note text, PRIMARY KEY (site_id, n)) PARTITION BY LIST (site_id);
+CREATE TABLE extras_parts_two PARTITION OF extras_parts FOR VALUES IN (2);
+CREATE TABLE extras_parts_rest PARTITION OF extras_parts DEFAULT;
+INSERT INTO extras_parts SELECT s, n, format('note %s/%s', s, n) FROM generate_series(1, 3) s, generate_series(1, 4) n;
+"#;
+
+#[tokio::test]
+async fn saved_versions_come_back_exactly_and_later_changes_need_force() {
+    let scenario = Scenario::tracker(3).await;
+    delete_sites(&scenario.live, "2").await;
+    let run = restore(&scenario, "2");
+    scenario.live.execute(EXTRAS).await;
+    let before = scenario.live.snapshot("before").await;
+    let position = position(&scenario.live, &run, "2").await;
+
+    // The run (as overwrite and exact will) updates and deletes rows of both tables.
+    let mut connection = scenario.live.connect().await;
+    let mut transaction = connection.begin().await.expect("begin");
+    let extras = ("extras", "{id}", "ARRAY[t.id::text]");
+    let parts = (
+        "extras_parts",
+        "{site_id,n}",
+        "ARRAY[t.site_id::text, t.n::text]",
+    );
+    let updated = change_recorded(
+        &mut transaction,
+        &run,
+        position,
+        100,
+        "update",
+        extras,
+        "id <= 3",
+        "UPDATE extras SET label = 'overwritten', amount = -1, doc = '{}', tags = '{}', at = now(), \
+         ratio = 'Infinity', blob = NULL, feeling = 'calm' WHERE id <= 3",
+    )
+    .await;
+    let parts_updated = change_recorded(
+        &mut transaction,
+        &run,
+        position,
+        101,
+        "update",
+        parts,
+        "site_id = 2 AND n <= 2",
+        "UPDATE extras_parts SET note = 'overwritten' WHERE site_id = 2 AND n <= 2",
+    )
+    .await;
+    let deleted = change_recorded(
+        &mut transaction,
+        &run,
+        position,
+        102,
+        "delete",
+        extras,
+        "id >= 4",
+        "DELETE FROM extras WHERE id >= 4",
+    )
+    .await;
+    let parts_deleted = change_recorded(
+        &mut transaction,
+        &run,
+        position,
+        103,
+        "delete",
+        parts,
+        "site_id = 2 AND n = 4",
+        "DELETE FROM extras_parts WHERE site_id = 2 AND n = 4",
+    )
+    .await;
+    transaction.commit().await.expect("commit");
+    connection.close().await.expect("close");
+    assert_eq!(
+        (updated, parts_updated, deleted, parts_deleted),
+        (3, 2, 3, 1)
+    );
+
+    // Later work: an updated row deleted, a deleted row's key taken again.
+    scenario
+        .live
+        .execute(
+            "DELETE FROM extras WHERE id = 1; \
+             INSERT INTO extras (id, site_id, label) OVERRIDING SYSTEM VALUE VALUES (5, 2, 'new')",
+        )
+        .await;
+    let (outcome, report) = undo(&scenario.live, &run, &["--yes", "--tenants", "2"]);
+    assert_eq!(outcome.code, 1, "{outcome}");
+    let two = tenant(&report, "2");
+    assert_eq!(two["state"], "refused", "{report}");
+    let mut conflicts: Vec<String> = two["conflicts"]
+        .as_array()
+        .expect("conflicts")
+        .iter()
+        .map(|conflict| {
+            format!(
+                "{} {} {}",
+                conflict["table"], conflict["key"], conflict["what"]
+            )
+        })
+        .collect();
+    conflicts.sort();
+    assert_eq!(
+        conflicts,
+        [
+            r#""public.extras" ["1"] "gone""#,
+            r#""public.extras" ["5"] "recreated""#
+        ],
+        "{report}"
+    );
+    let label: String = scenario
+        .live
+        .scalar("SELECT label FROM extras WHERE id = 2")
+        .await;
+    assert_eq!(
+        label, "overwritten",
+        "nothing of the refused tenant was written"
+    );
+
+    let (outcome, report) = undo(&scenario.live, &run, &["--yes", "--force"]);
+    assert_eq!(outcome.code, 0, "{outcome}");
+    let counts = &tenant(&report, "2")["counts"];
+    assert_eq!(count(&counts["forced"]), 2, "{report}");
+    // Updated rows still there and the re-created one are put back; the deleted rows and the
+    // updated-then-deleted one are re-inserted.
+    assert_eq!(count(&counts["put_back"]), 2 + 2 + 1, "{report}");
+    assert_eq!(count(&counts["reinserted"]), 1 + 2 + 1, "{report}");
+    for select in [
+        "SELECT * FROM extras",
+        "SELECT * FROM extras_parts",
+        "SELECT * FROM ONLY extras_parts_two",
+    ] {
+        let rows = support::assert_same_result(&before, &scenario.live, select).await;
+        assert!(rows >= 4, "{select}: {rows} rows compared");
+    }
 }
