@@ -451,8 +451,11 @@ async fn a_second_undo_writes_nothing() {
 
     let journal = journal_rows(&scenario.live).await;
     let rows = all_rows(&scenario.live).await;
-    let (outcome, report) = undo(&scenario.live, &run, &["--yes"]);
+    let (outcome, report) = undo(&scenario.live, &run, &["--yes", "--format", "json"]);
     assert_eq!(outcome.code, 0, "{outcome}");
+    let printed: serde_json::Value =
+        serde_json::from_str(&outcome.stdout).expect("--format json prints the report alone");
+    assert_eq!(printed["summary"], report["summary"], "{outcome}");
     assert_eq!(report["state"], "nothing_to_do", "{report}");
     assert_eq!(count(&report["summary"]["already_undone"]), 1, "{report}");
     assert_eq!(count(&report["summary"]["undone"]), 0, "{report}");
@@ -615,6 +618,15 @@ INSERT INTO salvage.run_tenants (run_id, position, tenant, state, rows_inserted)
 async fn a_journal_of_layout_1_is_upgraded_by_the_next_restore() {
     let scenario = Scenario::tracker(3).await;
     scenario.live.execute(V1_JOURNAL).await;
+    // Before the upgrade: a journal of layout 1 kept no images, and undo does not upgrade it.
+    let outcome = undo_refused(&scenario.live, "old-run", &["--yes"]);
+    assert_eq!(outcome.code, 2, "{outcome}");
+    assert!(
+        outcome
+            .stderr
+            .contains("has layout version 1, which keeps no row images"),
+        "{outcome}"
+    );
     delete_sites(&scenario.live, "2").await;
     let run = restore(&scenario, "2");
     let version: i32 = scenario

@@ -424,3 +424,72 @@ pub async fn table_right_problems(
     }
     Ok(problems)
 }
+
+#[cfg(test)]
+mod tests {
+    use salvage_catalog::{Catalog, Column, QualifiedName, Table, TableKind, TypeKind};
+
+    use super::{ImageTable, image_table_problems};
+
+    fn column(name: &str) -> Column {
+        Column {
+            name: name.to_owned(),
+            type_name: "bigint".to_owned(),
+            type_kind: TypeKind::Base,
+            underlying_type: None,
+            not_null: true,
+            default: None,
+            identity: None,
+            generated: false,
+            sequence: None,
+        }
+    }
+
+    fn catalog() -> Catalog {
+        let name = QualifiedName::new("public", "issues");
+        let mut catalog = Catalog::default();
+        catalog.tables.insert(
+            name.clone(),
+            Table {
+                name,
+                kind: TableKind::Ordinary,
+                partition_of: None,
+                columns: vec![column("id"), column("title")],
+                primary_key: None,
+                unique_keys: Vec::new(),
+                foreign_keys: Vec::new(),
+                indexes: Vec::new(),
+                estimated_rows: 0,
+            },
+        );
+        catalog
+    }
+
+    #[test]
+    fn names_every_table_key_and_column_live_lacks() {
+        let images = [
+            ImageTable {
+                table: QualifiedName::new("public", "issues"),
+                key_columns: vec![
+                    vec!["id".to_owned()],
+                    vec!["site_id".to_owned(), "number".to_owned()],
+                ],
+                columns: vec!["title".to_owned(), "triage".to_owned()],
+            },
+            ImageTable {
+                table: QualifiedName::new("public", "gone"),
+                key_columns: vec![vec!["id".to_owned()]],
+                columns: Vec::new(),
+            },
+        ];
+        assert_eq!(
+            image_table_problems(&catalog(), &images),
+            [
+                "public.issues: the run's rows are keyed by (site_id, number), but live has no column site_id, number",
+                "public.issues: the run changed column triage that live no longer has",
+                "the run wrote rows of public.gone, which live no longer has",
+            ]
+        );
+        assert!(image_table_problems(&catalog(), &images[..0]).is_empty());
+    }
+}
