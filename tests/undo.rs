@@ -953,3 +953,93 @@ async fn saved_versions_come_back_exactly_and_later_changes_need_force() {
         assert!(rows >= 4, "{select}: {rows} rows compared");
     }
 }
+
+/// Two undos of one tenant at once: the second waits on the tenant's row in the undone run,
+/// then finds it undone and leaves it alone. The first is played by a transaction of the
+/// test that holds the row and marks it undone, so the moment is exact.
+#[tokio::test]
+async fn an_undo_that_waited_for_another_finds_the_tenant_undone() {
+    let scenario = Scenario::tracker(3).await;
+    delete_sites(&scenario.live, "2").await;
+    let run = restore(&scenario, "2");
+    record_inserts(&scenario.live, &run, "2", &whole_site("2")).await;
+    let rows = all_rows(&scenario.live).await;
+
+    let mut holder = scenario.live.connect().await;
+    sqlx::raw_sql(&format!(
+        "BEGIN; SELECT * FROM salvage.run_tenants WHERE run_id = '{run}' AND tenant = '2' FOR UPDATE"
+    ))
+    .execute(&mut holder)
+    .await
+    .expect("hold the tenant's row");
+    let report = support::temp_path("waiting-undo.json");
+    let _ = std::fs::remove_file(&report);
+    let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_salvage"))
+        .args([
+            "undo",
+            "--target",
+            &scenario.live.url,
+            "--run",
+            &run,
+            "--yes",
+        ])
+        .arg("--report")
+        .arg(&report)
+        .env_remove("DATABASE_URL")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start salvage undo");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let blocked: bool = scenario
+            .live
+            .scalar(
+                "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'salvage' AND wait_event_type = 'Lock'",
+            )
+            .await;
+        if blocked {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the undo never waited on the tenant"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    sqlx::raw_sql(&format!(
+        "UPDATE salvage.run_tenants SET undone_by = 'the-other-undo', undone_at = now() \
+         WHERE run_id = '{run}' AND tenant = '2'; COMMIT"
+    ))
+    .execute(&mut holder)
+    .await
+    .expect("mark the tenant undone");
+    holder.close().await.expect("close");
+    let output = waiting.wait_with_output().expect("wait for salvage undo");
+    let outcome = support::Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert_eq!(outcome.code, 0, "{outcome}");
+    let report = support::read_json(&report);
+    let two = tenant(&report, "2");
+    assert_eq!(two["state"], "already_undone", "{report}");
+    assert_eq!(two["undone_by"], "the-other-undo", "{report}");
+    assert_eq!(
+        all_rows(&scenario.live).await,
+        rows,
+        "nothing was undone twice"
+    );
+    // Its own run says why it did nothing for the tenant.
+    let own = scenario
+        .live
+        .strings(&format!(
+            "SELECT t.state || ' ' || t.error FROM salvage.run_tenants t JOIN salvage.runs r USING (run_id) \
+             WHERE r.undoes = '{run}'"
+        ))
+        .await;
+    assert_eq!(own, ["done already undone by run the-other-undo"]);
+}
