@@ -1043,3 +1043,44 @@ async fn an_undo_that_waited_for_another_finds_the_tenant_undone() {
         .await;
     assert_eq!(own, ["done already undone by run the-other-undo"]);
 }
+
+/// A shared row one tenant's restore inserted, referenced by the rows of a tenant that
+/// committed after it: undo takes the tenants last committed first, so the referencing rows
+/// are gone before the shared row is removed (the foreign key is not deferrable).
+#[tokio::test]
+async fn tenants_are_undone_last_committed_first() {
+    let scenario = Scenario::tracker(4).await;
+    delete_sites(&scenario.live, "2,3").await;
+    let before = scenario.live.snapshot("before").await;
+    let run = restore(&scenario, "2,3");
+    record_inserts(&scenario.live, &run, "2", &whole_site("2")).await;
+    record_inserts(&scenario.live, &run, "3", &whole_site("3")).await;
+    let (two, three) = (
+        position(&scenario.live, &run, "2").await,
+        position(&scenario.live, &run, "3").await,
+    );
+    // Site 2 committed first with a new shared user; site 3's first issue, written later,
+    // is by that user.
+    scenario
+        .live
+        .execute(&format!(
+            "BEGIN; \
+             INSERT INTO users (id, email, created_at) VALUES (9999, 'shared@example.test', now()); \
+             INSERT INTO salvage.row_images (run_id, position, step, table_schema, table_name, key_columns, key, action, after_md5) \
+             SELECT '{run}', {two}, 0, 'public', 'users', '{{id}}', ARRAY[t.id::text], 'insert', md5(to_json(t.*)::text) FROM users t WHERE id = 9999; \
+             UPDATE issues SET author_id = 9999 WHERE site_id = 3 AND number = 1; \
+             UPDATE salvage.row_images i SET after_md5 = md5(to_json(t.*)::text) FROM issues t \
+             WHERE i.run_id = '{run}' AND i.position = {three} AND i.table_name = 'issues' AND i.key = ARRAY[t.id::text] \
+               AND t.site_id = 3 AND t.number = 1; \
+             UPDATE salvage.run_tenants SET finished_at = now() - CASE position WHEN {two} THEN interval '1 hour' ELSE interval '0' END \
+             WHERE run_id = '{run}'; \
+             COMMIT"
+        ))
+        .await;
+
+    let (outcome, report) = undo(&scenario.live, &run, &["--yes"]);
+    assert_eq!(outcome.code, 0, "{outcome}");
+    assert_eq!(count(&report["summary"]["undone"]), 2, "{report}");
+    let compared = assert_same_database(&before, &scenario.live).await;
+    assert!(compared["public.users"] > 0, "{compared:?}");
+}

@@ -52,6 +52,10 @@ pub struct UndoTenant {
     pub updated: i64,
     /// Rows the run deleted: re-inserted from their saved versions.
     pub deleted: i64,
+    /// Where an undo takes the tenant (from 1): last committed first, so rows that reference
+    /// shared rows an earlier tenant inserted are removed before those.
+    #[serde(skip)]
+    pub undo_order: i64,
 }
 
 /// A live table the run's images name, with every key they use and the columns they say
@@ -125,7 +129,8 @@ impl Journal {
             "SELECT t.tenant, t.position, t.label, t.state, t.undone_by, \
              pg_catalog.count(i.id) FILTER (WHERE i.action = 'insert'), \
              pg_catalog.count(i.id) FILTER (WHERE i.action = 'update'), \
-             pg_catalog.count(i.id) FILTER (WHERE i.action = 'delete') \
+             pg_catalog.count(i.id) FILTER (WHERE i.action = 'delete'), \
+             pg_catalog.row_number() OVER (ORDER BY t.finished_at DESC NULLS LAST, t.position DESC) \
              FROM {tenants} t LEFT JOIN {images} i ON i.run_id = t.run_id AND i.position = t.position \
              WHERE t.run_id = $1 GROUP BY t.run_id, t.position ORDER BY t.position",
             tenants = self.table("run_tenants"),
@@ -146,6 +151,7 @@ impl Journal {
                 inserted: row.get(5),
                 updated: row.get(6),
                 deleted: row.get(7),
+                undo_order: row.get(8),
             })
             .collect())
     }

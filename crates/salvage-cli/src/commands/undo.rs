@@ -94,7 +94,11 @@ pub async fn run(args: &UndoArgs) -> Result<u8, Failure> {
     if args.format == Format::Text {
         println!("\nUndo run {}.", undo.id);
     }
-    for (position, tenant) in todo.iter().enumerate() {
+    // Last committed first: a tenant that committed later may hold rows that reference
+    // shared rows an earlier one inserted, which must go after them.
+    let mut order: Vec<(usize, &UndoTenant)> = todo.iter().enumerate().collect();
+    order.sort_by_key(|(_, tenant)| tenant.undo_order);
+    for (position, tenant) in order {
         let position = i32::try_from(position).map_err(Failure::failed)?;
         let report = undo_one(
             &undo,
