@@ -1084,3 +1084,66 @@ async fn tenants_are_undone_last_committed_first() {
     let compared = assert_same_database(&before, &scenario.live).await;
     assert!(compared["public.users"] > 0, "{compared:?}");
 }
+
+/// Runs salvage with a terminal (util-linux `script` gives it a pseudo-terminal), typing
+/// `answer`: what the terminal showed and the exit code (as tests/operator.rs does).
+fn at_a_terminal(args: &[&str], answer: &str) -> (i32, String) {
+    use std::io::Write as _;
+
+    let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
+    let command = std::iter::once(env!("CARGO_BIN_EXE_salvage"))
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("DATABASE_URL")
+        .env("COLUMNS", "100")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux script gives salvage a terminal");
+    child
+        .stdin
+        .as_mut()
+        .expect("script's stdin")
+        .write_all(answer.as_bytes())
+        .expect("type the answer");
+    let output = child.wait_with_output().expect("wait for script");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn at_a_terminal_only_yes_undoes() {
+    let scenario = Scenario::tracker(3).await;
+    delete_sites(&scenario.live, "2").await;
+    let before = all_rows(&scenario.live).await;
+    let run = restore(&scenario, "2");
+    record_inserts(&scenario.live, &run, "2", &whole_site("2")).await;
+    let restored = all_rows(&scenario.live).await;
+    let journal = journal_rows(&scenario.live).await;
+    let args = ["undo", "--target", &scenario.live.url, "--run", &run];
+
+    let (code, shown) = at_a_terminal(&args, "y\n");
+    assert_eq!(code, 2, "{shown}");
+    assert!(
+        shown.contains("Undo 1 tenant (") && shown.contains("Type 'yes' to continue"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("undo cancelled; nothing was written"),
+        "{shown}"
+    );
+    assert_eq!(all_rows(&scenario.live).await, restored);
+    assert_eq!(journal_rows(&scenario.live).await, journal);
+
+    let (code, shown) = at_a_terminal(&args, "yes\n");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("1 tenant undone"), "{shown}");
+    assert_eq!(all_rows(&scenario.live).await, before);
+}

@@ -63,7 +63,7 @@ pub async fn run(args: &UndoArgs) -> Result<u8, Failure> {
         Format::Text => output::print(&plan),
         Format::Json => eprint!("{}", salvage_pg::redact(&plan)),
     }
-    if let Err(failure) = confirm(&todo, args.yes).await {
+    if let Err(failure) = confirm(&todo, &target, args.yes).await {
         salvage_pg::close(connection).await;
         return Err(failure);
     }
@@ -392,7 +392,7 @@ async fn undo_one(
 }
 
 /// Without `--yes`, asks on a terminal; refuses when there is no terminal to ask on.
-async fn confirm(todo: &[UndoTenant], yes: bool) -> Result<(), Failure> {
+async fn confirm(todo: &[UndoTenant], target: &DatabaseUrl, yes: bool) -> Result<(), Failure> {
     if yes {
         return Ok(());
     }
@@ -401,10 +401,15 @@ async fn confirm(todo: &[UndoTenant], yes: bool) -> Result<(), Failure> {
             "refusing to write without --yes: stdin is not a terminal to ask for confirmation on; nothing was written"
         )));
     }
-    print!(
-        "\nUndo {}? Type yes to go on: ",
-        output::counted(todo.len() as u64, "tenant")
-    );
+    let rows: i64 = todo
+        .iter()
+        .map(|tenant| tenant.inserted + tenant.updated + tenant.deleted)
+        .sum();
+    output::print(&format!(
+        "\nUndo {} ({} to remove, put back or re-insert) in {target}? Type 'yes' to continue: ",
+        output::counted(todo.len() as u64, "tenant"),
+        output::counted(rows.unsigned_abs(), "row")
+    ));
     let _ = std::io::stdout().flush();
     let answer = tokio::task::spawn_blocking(|| {
         let mut line = String::new();
