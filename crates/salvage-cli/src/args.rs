@@ -49,6 +49,9 @@ pub enum Command {
     Man(ManArgs),
     /// List the restore runs the target's journal holds, or one run's tenants.
     Runs(RunsArgs),
+    /// Revert a restore run, one transaction per tenant: remove the rows it inserted, put
+    /// back the rows it updated or deleted; rows changed since refuse their tenant.
+    Undo(UndoArgs),
     /// Keep a recovery instance of a base backup running for a whole incident.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -246,6 +249,38 @@ pub struct RunsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// The live database the run wrote into [default: `$DATABASE_URL`, else the PG*
+    /// environment].
+    #[arg(long, value_name = "URL", value_parser = secret)]
+    pub target: Option<SecretText>,
+    /// The run to revert (`salvage runs` lists them).
+    #[arg(long, value_name = "ID")]
+    pub run: String,
+    /// Only these tenants of the run, comma-separated: 3,7,11.
+    #[arg(long, value_name = "IDS", conflicts_with = "tenants_file")]
+    pub tenants: Option<String>,
+    /// A file of tenant IDs of the run, one per line; `#` starts a comment.
+    #[arg(long, value_name = "FILE")]
+    pub tenants_file: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Put rows back even when someone changed them after the run: updated and deleted rows
+    /// get their saved versions whatever live holds, inserted rows are removed.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub journal: JournalArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write a JSON report of the undo to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! The journal a restore keeps in the target database, in a schema of its own (`salvage` by
 //! default): a row per run, a row per tenant of the run, a row per attempt at a tenant, and a
-//! row per worker (a `salvage restore` process) that took part.
+//! row per worker (a `salvage restore` process) that took part; since layout 2, the row images
+//! each tenant's transaction wrote, which `salvage undo` puts back ([`UndoRun`]).
 //!
 //! It is what makes a restore resumable and shareable:
 //! - a tenant's row says `done` only if the tenant's transaction committed: it is written by
@@ -17,6 +18,7 @@
 mod claims;
 mod runs;
 mod schema;
+mod undo;
 
 pub use claims::Claimed;
 pub use runs::{
@@ -24,6 +26,10 @@ pub use runs::{
     WorkerInfo,
 };
 pub use schema::JOURNAL_VERSION;
+pub use undo::{
+    Conflict, ImageTable, NewUndo, TenantUndo, UndoCounts, UndoError, UndoRun, UndoTenant,
+    UndoneRun, image_table_problems, table_right_problems,
+};
 
 use salvage_quote::quote_ident;
 

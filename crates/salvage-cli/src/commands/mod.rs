@@ -7,6 +7,7 @@ pub mod plan;
 pub mod restore;
 pub mod runs;
 pub mod snapshot;
+pub mod undo;
 pub mod verify;
 pub mod wal_fetch;
 
@@ -26,6 +27,7 @@ pub async fn run(command: Command, interrupt: &crate::Interrupt) -> Result<u8, F
         Command::Plan(args) => plan::run(&args).await,
         Command::Restore(args) => Box::pin(restore::run(&args, interrupt)).await,
         Command::Runs(args) => runs::run(&args).await,
+        Command::Undo(args) => undo::run(&args).await,
         Command::Verify(args) => verify::run(&args).await,
         Command::Diff(args) => diff::run(&args).await,
         Command::Inspect(args) => inspect::run(&args).await,

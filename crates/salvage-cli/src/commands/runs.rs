@@ -1,5 +1,5 @@
-//! `salvage runs`: the restore runs the target's journal holds, newest first, or one run's
-//! tenants. Reads only.
+//! `salvage runs`: the runs the target's journal holds (restores, and undos of them), newest
+//! first, or one run's tenants. Reads only.
 
 use anyhow::anyhow;
 use salvage_journal::{Journal, RunSummary, TenantRow};
@@ -15,6 +15,11 @@ use crate::table::{Align, TextTable};
 struct RunJson<'a> {
     #[serde(flatten)]
     run: &'a RunSummary,
+    /// `restore` or `undo`.
+    kind: &'a str,
+    /// An undo: the run it reverts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    undoes: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tenant_states: Option<&'a [TenantRow]>,
 }
@@ -58,24 +63,47 @@ pub async fn run(args: &RunsArgs) -> Result<u8, Failure> {
         }
         None => (journal.runs(&mut connection).await.bad_input()?, None),
     };
+    let kinds = journal.run_kinds(&mut connection).await.bad_input()?;
     salvage_pg::close(connection).await;
     match args.format {
         Format::Json => {
             let rows: Vec<RunJson<'_>> = runs
                 .iter()
-                .map(|run| RunJson {
-                    run,
-                    tenant_states: tenants.as_deref(),
+                .map(|run| {
+                    let (kind, undoes) = kind_of(&kinds, &run.run);
+                    RunJson {
+                        run,
+                        kind,
+                        undoes,
+                        tenant_states: tenants.as_deref(),
+                    }
                 })
                 .collect();
             println!("{}", output::json(&rows).map_err(Failure::failed)?);
         }
-        Format::Text => output::print(&text(&runs, tenants.as_deref())),
+        Format::Text => output::print(&text(&runs, &kinds, tenants.as_deref())),
     }
     Ok(SUCCESS)
 }
 
-fn text(runs: &[RunSummary], tenants: Option<&[TenantRow]>) -> String {
+/// A run's kind and the run it undoes; a journal of layout 1 holds restores only.
+fn kind_of<'a>(
+    kinds: &'a [(String, String, Option<String>)],
+    run: &str,
+) -> (&'a str, Option<&'a str>) {
+    kinds
+        .iter()
+        .find(|(id, _, _)| id == run)
+        .map_or(("restore", None), |(_, kind, undoes)| {
+            (kind.as_str(), undoes.as_deref())
+        })
+}
+
+fn text(
+    runs: &[RunSummary],
+    kinds: &[(String, String, Option<String>)],
+    tenants: Option<&[TenantRow]>,
+) -> String {
     let mut out = String::new();
     if runs.is_empty() {
         out.push_str("No runs in the journal.\n");
@@ -83,6 +111,7 @@ fn text(runs: &[RunSummary], tenants: Option<&[TenantRow]>) -> String {
     }
     let mut table = TextTable::new(&[
         ("RUN", Align::Left),
+        ("KIND", Align::Left),
         ("STATE", Align::Left),
         ("STARTED", Align::Left),
         ("DONE", Align::Right),
@@ -93,8 +122,13 @@ fn text(runs: &[RunSummary], tenants: Option<&[TenantRow]>) -> String {
     ]);
     for run in runs {
         let counts = run.tenants;
+        let kind = match kind_of(kinds, &run.run) {
+            (kind, Some(undoes)) => format!("{kind} of {undoes}"),
+            (kind, None) => kind.to_owned(),
+        };
         table.row(vec![
             run.run.clone(),
+            kind,
             run.state.as_str().to_owned(),
             run.started_at.clone(),
             output::number(counts.done as u64),
