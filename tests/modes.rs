@@ -12,8 +12,8 @@ use support::rental_incident::{
     STORES, payment_ids_reaching, payment_ids_reaching_only, store_args,
 };
 use support::{
-    Scenario, all_rows, assert_same_result, compare_result, pg_dump, read_json, rental, salvage,
-    temp_path, tracker_owned, with,
+    Scenario, all_rows, assert_same_database, assert_same_result, compare_result, pg_dump,
+    read_json, rental, salvage, temp_path, tracker_owned, with,
 };
 
 /// The bad script and the later work, in live after the snapshot.
@@ -389,4 +389,156 @@ async fn rows_reaching_a_tenant_not_chosen_are_left_alone_and_named() {
         (crossing as i64, crossing as i64),
         "every crossing payment keeps its live amount"
     );
+}
+
+/// `undo --target LIVE --run ID --yes --format json MORE`: exit code and report.
+fn undo(scenario: &Scenario, run: &str, more: &[&str]) -> (i32, Value) {
+    let result = salvage(&with(
+        [
+            "undo",
+            "--target",
+            &scenario.live.url,
+            "--run",
+            run,
+            "--yes",
+            "--format",
+            "json",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        more,
+    ));
+    let report: Value = serde_json::from_str(&result.stdout)
+        .unwrap_or_else(|error| panic!("the output is not JSON ({error}):\n{result}"));
+    (result.code, report)
+}
+
+fn run_id(report: &Value) -> String {
+    report["run"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no run ID in {report}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn undo_after_each_mode_returns_live_to_its_state_before_the_restore() {
+    for mode in ["missing", "overwrite", "exact"] {
+        let (scenario, _) = incident().await;
+        let before = scenario.live.snapshot("before").await;
+        let report = restore(&scenario, "3,8", mode);
+        let changed = summary(&report, "rows_inserted")
+            + report["summary"]["rows_updated"].as_i64().unwrap_or(0)
+            + report["summary"]["rows_deleted"].as_i64().unwrap_or(0);
+        assert!(changed > 0, "{mode}: the restore changed nothing");
+        let run = run_id(&report);
+        let (code, undone) = undo(&scenario, &run, &[]);
+        assert_eq!(code, 0, "{mode}: {undone}");
+        assert_eq!(undone["summary"]["undone"], 2, "{mode}: {undone}");
+        let reverted = undone["summary"]["rows_removed"].as_i64().unwrap()
+            + undone["summary"]["rows_put_back"].as_i64().unwrap()
+            + undone["summary"]["rows_reinserted"].as_i64().unwrap();
+        assert_eq!(reverted, changed, "{mode}: {undone}");
+        // Every table, both ways, by typed value.
+        let compared = assert_same_database(&before, &scenario.live).await;
+        assert!(compared.values().sum::<i64>() > 0);
+        assert!(compared["public.issues"] > 0 && compared["public.comments"] > 0);
+        // A second undo is a no-op.
+        let (code, again) = undo(&scenario, &run, &[]);
+        assert_eq!(
+            (code, again["state"].as_str()),
+            (0, Some("nothing_to_do")),
+            "{again}"
+        );
+        assert_same_database(&before, &scenario.live).await;
+    }
+}
+
+#[tokio::test]
+async fn undo_refuses_rows_changed_or_referenced_after_the_run() {
+    let (scenario, _) = incident().await;
+    let restored_comment: String = scenario
+        .snapshot
+        .strings(
+            "SELECT min(c.id)::text FROM comments c JOIN issues i ON i.id = c.issue_id WHERE i.site_id = 3",
+        )
+        .await
+        .remove(0);
+    let report = restore(&scenario, "3,8", "overwrite");
+    let run = run_id(&report);
+    // After the run: an edit of site 8's overwritten project, and a reaction to site 3's
+    // restored comment (reactions go with their comment: ON DELETE CASCADE).
+    scenario
+        .live
+        .execute(&format!(
+            "UPDATE projects SET name = 'edited after the run' WHERE site_id = 8 AND project_no = 1; \
+             INSERT INTO reactions (comment_id, user_id, emoji, reacted_at) VALUES ({restored_comment}, 1, 'later', now())"
+        ))
+        .await;
+    let before = all_rows(&scenario.live).await;
+    let (code, refused) = undo(&scenario, &run, &[]);
+    assert_eq!(code, 1, "{refused}");
+    let conflicts = |report: &Value, tenant: &str| -> Vec<(String, Vec<String>, String)> {
+        report["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["tenant"] == tenant)
+            .unwrap()["conflicts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                (
+                    c["table"].as_str().unwrap().to_owned(),
+                    c["key"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|k| k.as_str().unwrap().to_owned())
+                        .collect(),
+                    c["what"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        conflicts(&refused, "8"),
+        vec![(
+            "public.projects".to_owned(),
+            vec!["8".to_owned(), "1".to_owned()],
+            "changed".to_owned()
+        )]
+    );
+    assert_eq!(
+        conflicts(&refused, "3"),
+        vec![(
+            "public.comments".to_owned(),
+            vec![restored_comment.clone()],
+            "referenced".to_owned()
+        )]
+    );
+    assert_eq!(
+        all_rows(&scenario.live).await,
+        before,
+        "a refused undo wrote"
+    );
+    // --force puts site 8's project back; site 3 stays refused: removing the comment would
+    // take the later reaction with it.
+    let (code, forced) = undo(&scenario, &run, &["--force"]);
+    assert_eq!(code, 1, "{forced}");
+    assert_eq!(forced["summary"]["undone"], 1, "{forced}");
+    assert_eq!(forced["summary"]["refused"], 1, "{forced}");
+    let later: i64 = scenario
+        .live
+        .scalar(&format!(
+            "SELECT count(*) FROM reactions WHERE comment_id = {restored_comment} AND emoji = 'later'"
+        ))
+        .await;
+    assert_eq!(later, 1);
+    let budget_back: i64 = scenario
+        .live
+        .scalar("SELECT count(*) FROM projects WHERE site_id = 8 AND project_no = 1 AND name <> 'edited after the run'")
+        .await;
+    assert_eq!(budget_back, 1);
 }

@@ -72,6 +72,56 @@ pub fn check(table: &UndoTable, images: &str, present: bool) -> String {
     )
 }
 
+/// A foreign key into a table whose inserted rows an undo removes: the referencing table
+/// (as a query reads it), its columns, the referenced columns, and the referencing table's
+/// key (the columns images name its rows by; empty when it has none).
+#[derive(Debug, Clone)]
+pub struct Referencing {
+    pub from: String,
+    pub columns: Vec<String>,
+    pub referenced: Vec<String>,
+    pub key: Vec<String>,
+}
+
+/// The keys of a step's inserted rows that a row of `by` references and that this tenant's
+/// undo does not remove or put back itself (`insert` and `update` images of the same tenant,
+/// by `$4` schema and `$5` name of the referencing table): a row written after the run.
+/// Removing the row would take it along (`ON DELETE CASCADE`, `SET NULL`) or fail.
+#[must_use]
+pub fn referenced(table: &UndoTable, images: &str, by: &Referencing) -> String {
+    let joins: Vec<String> = by
+        .columns
+        .iter()
+        .zip(&by.referenced)
+        .map(|(column, referenced)| {
+            format!("c.{} = t.{}", quote_ident(column), quote_ident(referenced))
+        })
+        .collect();
+    let own = if by.key.is_empty() {
+        String::new()
+    } else {
+        let key: Vec<String> = by
+            .key
+            .iter()
+            .map(|column| format!("c.{}::text", quote_ident(column)))
+            .collect();
+        format!(
+            " AND NOT EXISTS (SELECT FROM {images} AS j WHERE j.run_id = $1 AND j.position = $2 \
+             AND j.action IN ('insert', 'update') AND j.table_schema = $4 AND j.table_name = $5 \
+             AND j.key = ARRAY[{}]::text[])",
+            key.join(", ")
+        )
+    };
+    format!(
+        "SELECT i.key FROM {images} AS i JOIN {from} AS t ON {matches} WHERE {STEP} \
+         AND EXISTS (SELECT FROM {by_from} AS c WHERE {joins}{own}) ORDER BY i.id",
+        from = table.from,
+        matches = key_matches(table),
+        by_from = by.from,
+        joins = joins.join(" AND "),
+    )
+}
+
 /// Removes the rows a step inserted: `DELETE … USING` the images, by typed key; one row,
 /// the count.
 #[must_use]

@@ -6,7 +6,9 @@
 
 use salvage_catalog::{Catalog, Identity, QualifiedName};
 use salvage_pg::Error as PgError;
-use salvage_sql::undo::{UndoTable, check, put_back_missing, put_back_present, remove};
+use salvage_sql::undo::{
+    Referencing, UndoTable, check, put_back_missing, put_back_present, referenced, remove,
+};
 use serde::Serialize;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -49,7 +51,9 @@ pub struct Conflict {
     pub key_columns: Vec<String>,
     pub key: Vec<String>,
     /// `changed` (an inserted or updated row differs from what the run left), `gone` (an
-    /// updated row was deleted since), `recreated` (a deleted row's key is in live again).
+    /// updated row was deleted since), `recreated` (a deleted row's key is in live again),
+    /// `referenced` (a row written since references a row the run inserted: removing it would
+    /// take that row along or fail; `--force` does not override it).
     pub what: &'static str,
 }
 
@@ -173,7 +177,41 @@ impl UndoRun {
                 });
             }
         }
-        if !conflicts.is_empty() && !force {
+        // Rows written since that reference rows the run inserted: never removed with them.
+        let mut referenced_rows = 0;
+        for step in steps.iter().filter(|step| step.action == "insert") {
+            for by in referencing(catalog, &step.table.name) {
+                let (schema, name) = by.0;
+                let keys: Vec<Vec<String>> =
+                    sqlx::query_scalar(&referenced(&step.table, &images, &by.1))
+                        .bind(&self.undoes)
+                        .bind(tenant.position)
+                        .bind(step.number)
+                        .bind(&schema)
+                        .bind(&name)
+                        .fetch_all(&mut *transaction)
+                        .await
+                        .map_err(PgError::query(format!(
+                            "look for rows referencing the rows inserted into {}",
+                            step.table.name
+                        )))?;
+                referenced_rows += keys.len();
+                for key in keys {
+                    conflicts.push(Conflict {
+                        table: step.table.name.to_string(),
+                        key_columns: step
+                            .table
+                            .key
+                            .iter()
+                            .map(|(column, _)| column.clone())
+                            .collect(),
+                        key,
+                        what: "referenced",
+                    });
+                }
+            }
+        }
+        if !conflicts.is_empty() && (!force || referenced_rows > 0) {
             let total = conflicts.len();
             conflicts.truncate(CONFLICTS_NAMED);
             // Dropping the transaction rolls it back: nothing of the tenant is written.
@@ -360,6 +398,37 @@ impl UndoRun {
         }
         Ok(())
     }
+}
+
+/// Every foreign key of live into `table`: the referencing table's schema and name, and how
+/// a statement follows it.
+fn referencing(catalog: &Catalog, table: &QualifiedName) -> Vec<((String, String), Referencing)> {
+    let mut found = Vec::new();
+    for child in catalog.tables.values() {
+        // A partition's rows are read through its partitioned table, whose keys it shares.
+        if child.partition_of.is_some() {
+            continue;
+        }
+        for key in child
+            .foreign_keys
+            .iter()
+            .filter(|key| &key.referenced_table == table)
+        {
+            found.push((
+                (child.name.schema.clone(), child.name.name.clone()),
+                Referencing {
+                    from: salvage_sql::from_item(catalog, &child.name),
+                    columns: key.columns.clone(),
+                    referenced: key.referenced_columns.clone(),
+                    key: child
+                        .identity_key()
+                        .map(|key| key.columns.clone())
+                        .unwrap_or_default(),
+                },
+            ));
+        }
+    }
+    found
 }
 
 /// The live table as the statements of a step need it, keyed by `key_columns`.

@@ -178,14 +178,22 @@ pub(super) fn conflicts_text(conflicts: &[Conflict], total: usize) -> String {
             )
         })
         .collect();
+    let referenced = conflicts
+        .iter()
+        .any(|conflict| conflict.what == "referenced");
     format!(
-        "{} after the run: {}{}; --force puts them back anyway",
+        "{} after the run: {}{}; {}",
         output::count(total as u64, "row changed", "rows changed"),
         named.join(", "),
         if total > named.len() {
             format!(" and {} more", output::number((total - named.len()) as u64))
         } else {
             String::new()
+        },
+        if referenced {
+            "rows written since reference rows the run inserted, which would go with them: remove those first (--force does not)"
+        } else {
+            "--force puts them back anyway"
         }
     )
 }
