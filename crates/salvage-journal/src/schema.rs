@@ -108,8 +108,9 @@ CREATE TABLE IF NOT EXISTS {s}.row_images (
     action       text NOT NULL CHECK (action IN ('insert', 'update', 'delete')),
     columns      text[],
     before       json,
-    after_md5    text,
-    FOREIGN KEY (run_id, position) REFERENCES {s}.run_tenants ON DELETE CASCADE
+    -- No foreign key to run_tenants: its check per row was three quarters of the cost of
+    -- keeping the images (27,000 inserts: 1.0 s with it, 0.28 s without).
+    after_md5    text
 );
 CREATE INDEX IF NOT EXISTS row_images_by_tenant ON {s}.row_images (run_id, position, step);
 ";

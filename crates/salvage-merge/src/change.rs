@@ -12,7 +12,7 @@ use salvage_plan::TablePlan;
 use salvage_source::TextRow;
 use salvage_sql::from_item;
 use salvage_sql::images::{
-    ImageTable, Typed, delete_keeping_images, record_inserts, update_keeping_images,
+    ImageTable, Inserted, Typed, delete_keeping_images, record_inserts, update_keeping_images,
 };
 use serde::Serialize;
 use sqlx::postgres::PgConnection;
@@ -54,19 +54,6 @@ struct Fixed<'a> {
     step: i32,
     table: &'a QualifiedName,
     key_columns: Vec<String>,
-}
-
-fn bind_fixed<'q>(
-    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    fixed: &Fixed<'_>,
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    query
-        .bind(fixed.target.run_id.clone())
-        .bind(fixed.target.position)
-        .bind(fixed.step)
-        .bind(fixed.table.schema.clone())
-        .bind(fixed.table.name.clone())
-        .bind(fixed.key_columns.clone())
 }
 
 fn bind_fixed_as<'q, O>(
@@ -115,74 +102,119 @@ fn statement_error(table: &QualifiedName, what: &str, error: sqlx::Error) -> Ten
     }
 }
 
-/// Records `rows` (written columns per `shape`, just inserted or found there) as inserted by
-/// the tenant. Tables without a key are not recorded: their rows cannot be found again.
-pub async fn record_inserted(
-    connection: &mut PgConnection,
-    live: &Catalog,
-    target: &ImageTarget,
+/// The rows a tenant inserted, table by table, recorded in one statement before its
+/// transaction ends (a statement per insert step cost a round trip per table and tenant).
+#[derive(Debug, Default)]
+pub struct InsertRecords {
+    tables: Vec<RecordedTable>,
+}
+
+#[derive(Debug)]
+struct RecordedTable {
     step: i32,
-    table: &TablePlan,
-    shape: &Shape,
-    rows: &[Row],
-) -> Result<(), TenantError> {
-    let Some(key) = &table.key else {
-        return Ok(());
-    };
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let key_types = typed(live, &table.name, &key.columns)?;
-    let places: Vec<usize> = key
-        .columns
-        .iter()
-        .map(|column| {
-            shape
-                .written_names
-                .iter()
-                .position(|name| name == column)
-                .ok_or_else(|| {
-                    TenantError::Inconsistent(format!(
-                        "{}: the key column {column} is not written",
-                        table.name
-                    ))
-                })
-        })
-        .collect::<Result<_, _>>()?;
-    let sql = record_inserts(&from_item(live, &table.name), &key_types, &target.table);
-    let fixed = Fixed {
-        target,
-        step,
-        table: &table.name,
-        key_columns: key.columns.clone(),
-    };
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut columns: Vec<Vec<Option<String>>> =
-            vec![Vec::with_capacity(chunk.len()); places.len()];
-        for row in chunk {
+    table: QualifiedName,
+    key_columns: Vec<String>,
+    inserted: Inserted,
+    /// One array per key column.
+    keys: Vec<Vec<Option<String>>>,
+    rows: u64,
+}
+
+impl InsertRecords {
+    /// Notes `rows` (written columns per `shape`, just inserted or found there) as inserted
+    /// by the tenant at `step`. Tables without a key are not recorded: their rows cannot be
+    /// found again.
+    pub fn add(
+        &mut self,
+        live: &Catalog,
+        step: i32,
+        table: &TablePlan,
+        shape: &Shape,
+        rows: &[Row],
+    ) -> Result<(), TenantError> {
+        let Some(key) = &table.key else {
+            return Ok(());
+        };
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let places: Vec<usize> = key
+            .columns
+            .iter()
+            .map(|column| {
+                shape
+                    .written_names
+                    .iter()
+                    .position(|name| name == column)
+                    .ok_or_else(|| {
+                        TenantError::Inconsistent(format!(
+                            "{}: the key column {column} is not written",
+                            table.name
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let mut keys: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(rows.len()); places.len()];
+        for row in rows {
             let values = shape.decode(&row.row);
-            for (column, &place) in columns.iter_mut().zip(&places) {
+            for (column, &place) in keys.iter_mut().zip(&places) {
                 column.push(values.get(place).cloned().flatten());
             }
         }
-        let mut query = bind_fixed(sqlx::query(&sql), &fixed);
-        for column in columns {
-            query = query.bind(column);
+        self.tables.push(RecordedTable {
+            step,
+            table: table.name.clone(),
+            key_columns: key.columns.clone(),
+            inserted: Inserted {
+                from: from_item(live, &table.name),
+                key: typed(live, &table.name, &key.columns)?,
+            },
+            keys,
+            rows: rows.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Writes the records noted so far into the journal, checking that every row was found.
+    pub async fn flush(
+        &mut self,
+        connection: &mut PgConnection,
+        target: &ImageTarget,
+    ) -> Result<(), TenantError> {
+        let tables = std::mem::take(&mut self.tables);
+        if tables.is_empty() {
+            return Ok(());
+        }
+        let inserted: Vec<Inserted> = tables.iter().map(|table| table.inserted.clone()).collect();
+        let sql = record_inserts(&inserted, &target.table);
+        let mut query = sqlx::query_scalar::<_, i64>(&sql)
+            .bind(target.run_id.clone())
+            .bind(target.position);
+        let expected: u64 = tables.iter().map(|table| table.rows).sum();
+        let first = tables[0].table.clone();
+        for table in tables {
+            query = query
+                .bind(table.step)
+                .bind(table.table.schema.clone())
+                .bind(table.table.name.clone())
+                .bind(table.key_columns);
+            for column in table.keys {
+                query = query.bind(column);
+            }
         }
         let recorded = query
-            .execute(&mut *connection)
+            .fetch_one(&mut *connection)
             .await
-            .map_err(|error| statement_error(&table.name, "record the rows inserted", error))?
-            .rows_affected();
-        if recorded != chunk.len() as u64 {
+            .map_err(|error| statement_error(&first, "record the rows inserted", error))?;
+        if recorded as u64 != expected {
             return Err(TenantError::LiveChanged {
-                table: table.name.clone(),
-                expected: chunk.len() as u64,
-                inserted: recorded,
+                table: first,
+                expected,
+                inserted: recorded as u64,
             });
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Sets the tenant's `rows` (kept rows whose live version differs) to the snapshot's

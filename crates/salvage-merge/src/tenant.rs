@@ -116,6 +116,7 @@ impl TenantRun<'_> {
             written: HashMap::new(),
             images: self.images,
             step: 0,
+            records: change::InsertRecords::default(),
         };
         let mut written = body.steps(self.connection).await?;
         if !self.plan.schema.deferred.is_empty() {
@@ -176,6 +177,8 @@ struct Body<'a> {
     images: Option<&'a ImageTarget>,
     /// The last step of images written.
     step: i32,
+    /// The rows inserted so far, recorded before the inserts' phase ends.
+    records: change::InsertRecords,
 }
 
 impl<'a> Body<'a> {
@@ -255,6 +258,9 @@ impl<'a> Body<'a> {
                     self.note_written(table)?;
                 }
             }
+        }
+        if let Some(images) = self.images {
+            self.records.flush(connection, images).await?;
         }
         if self.retry.is_none() {
             self.change_rows(connection, &mut written).await?;
@@ -404,7 +410,7 @@ impl<'a> Body<'a> {
         )
         .await?;
         self.reporter.rows_copied(&tenant, joint.len() as u64);
-        self.record_inserted(connection, ready).await?;
+        self.note_inserted(ready)?;
         Ok(TableOutcome {
             copied: ready.rows.len() as u64,
             inserted: copied + inserted,
@@ -444,7 +450,7 @@ impl<'a> Body<'a> {
             };
         }
         for table in ready {
-            self.record_inserted(connection, table).await?;
+            self.note_inserted(table)?;
         }
         Ok(())
     }
@@ -514,25 +520,18 @@ impl<'a> Body<'a> {
 
     /// A journaled run: records the rows of `ready` (inserted now, or by another tenant of
     /// the run just before) as inserted by this tenant, for undo.
-    async fn record_inserted(
-        &mut self,
-        connection: &mut PgConnection,
-        ready: &Ready<'_>,
-    ) -> Result<(), TenantError> {
-        let Some(images) = self.images else {
+    fn note_inserted(&mut self, ready: &Ready<'_>) -> Result<(), TenantError> {
+        if self.images.is_none() {
             return Ok(());
-        };
+        }
         self.step += 1;
-        change::record_inserted(
-            connection,
+        self.records.add(
             self.live_catalog,
-            images,
             self.step,
             ready.table,
             &ready.shape,
             &ready.rows,
         )
-        .await
     }
 
     /// Modes overwrite and exact, after every insert: the planned updates, parents first,

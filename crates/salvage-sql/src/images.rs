@@ -227,27 +227,52 @@ pub fn delete_keeping_images(table: &QualifiedName, key: &[Typed], images: &Imag
     )
 }
 
-/// Records the rows with the keys bound from `$7` (text arrays, the key's columns) as
-/// inserted by the tenant, each with the md5 of its version now (just inserted). Returns
-/// nothing; the command tag counts the rows recorded.
+/// One table's inserted rows recorded by [`record_inserts`]: how a query reads the table, and
+/// its key's columns with their live types.
+#[derive(Debug, Clone)]
+pub struct Inserted {
+    pub from: String,
+    pub key: Vec<Typed>,
+}
+
+/// Records the rows a tenant inserted into several tables (steps) in one statement, each
+/// with the md5 of its version now. `$1` run ID, `$2` position; then per table, in order,
+/// its step, schema, name and key columns (text[]) and one text array per key column.
+/// Returns one row: the rows recorded.
 #[must_use]
-pub fn record_inserts(from: &str, key: &[Typed], images: &ImageTable) -> String {
-    let first = FIRST_ROW_PARAMETER;
-    let arrays: Vec<String> = (0..key.len())
-        .map(|n| array_parameter(first + n, "text"))
+pub fn record_inserts(tables: &[Inserted], images: &ImageTable) -> String {
+    let mut next = 3;
+    let mut ctes = Vec::with_capacity(tables.len());
+    for (number, table) in tables.iter().enumerate() {
+        let (step, schema, name, columns) = (next, next + 1, next + 2, next + 3);
+        next += 4;
+        let arrays: Vec<String> = (0..table.key.len())
+            .map(|n| array_parameter(next + n, "text"))
+            .collect();
+        next += table.key.len();
+        let aliases: Vec<String> = (0..table.key.len()).map(|n| format!("c{n}")).collect();
+        ctes.push(format!(
+            "r{number} AS (INSERT INTO {} (run_id, position, step, table_schema, table_name, \
+             key_columns, key, action, after_md5) \
+             SELECT $1, $2, ${step}, ${schema}, ${name}, ${columns}::text[], {}, 'insert', \
+             pg_catalog.md5(pg_catalog.to_json(t.*)::text) \
+             FROM {} AS a({}) CROSS JOIN LATERAL (SELECT * FROM {} AS t WHERE {} LIMIT 1) AS t \
+             RETURNING 1)",
+            images.quoted,
+            key_text("t", &table.key),
+            unnest(&arrays),
+            aliases.join(", "),
+            table.from,
+            key_matches(&table.key, 0).join(" AND "),
+        ));
+    }
+    let counts: Vec<String> = (0..tables.len())
+        .map(|number| format!("(SELECT pg_catalog.count(*) FROM r{number})"))
         .collect();
-    let aliases: Vec<String> = (0..key.len()).map(|n| format!("c{n}")).collect();
-    let rows = format!(
-        "SELECT {} AS key, pg_catalog.md5(pg_catalog.to_json(t.*)::text) AS after \
-         FROM {} AS a({}) CROSS JOIN LATERAL (SELECT * FROM {from} AS t WHERE {} LIMIT 1) AS t",
-        key_text("t", key),
-        unnest(&arrays),
-        aliases.join(", "),
-        key_matches(key, 0).join(" AND "),
-    );
     format!(
-        "WITH r AS ({rows}) {}",
-        keep_images(images, "r", "insert", "NULL", "NULL", "r.after")
+        "WITH {} SELECT ({})::int8",
+        ctes.join(", "),
+        counts.join(" + ")
     )
 }
 
@@ -317,8 +342,23 @@ mod tests {
         assert!(delete.contains("DELETE FROM \"public\".\"t\" AS t USING"));
         assert!(delete.contains("t.\"a\" = a.c0::integer AND t.\"b\" = a.c1::text"));
         assert!(delete.contains("'delete'"));
-        let inserts = record_inserts("ONLY \"public\".\"t\"", &key, &images());
+        let inserts = record_inserts(
+            &[
+                Inserted {
+                    from: "ONLY \"public\".\"t\"".to_owned(),
+                    key: key.to_vec(),
+                },
+                Inserted {
+                    from: "ONLY \"public\".\"u\"".to_owned(),
+                    key: key[..1].to_vec(),
+                },
+            ],
+            &images(),
+        );
         assert!(inserts.contains("'insert'"));
         assert!(inserts.contains("LIMIT 1"));
+        // The second table's parameters follow the first's two key arrays.
+        assert!(inserts.contains("SELECT $1, $2, $9, $10, $11, $12::text[]"));
+        assert!(inserts.ends_with("SELECT ((SELECT pg_catalog.count(*) FROM r0) + (SELECT pg_catalog.count(*) FROM r1))::int8"));
     }
 }
