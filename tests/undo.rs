@@ -1147,3 +1147,53 @@ async fn at_a_terminal_only_yes_undoes() {
     assert!(shown.contains("1 tenant undone"), "{shown}");
     assert_eq!(all_rows(&scenario.live).await, before);
 }
+
+/// The journal's row images need the same rights as its other tables: a role without them
+/// is refused before any write, the table and its sequence named.
+#[tokio::test]
+async fn rights_on_the_row_images_are_checked_before_any_write() {
+    let scenario = Scenario::tracker(3).await;
+    delete_sites(&scenario.live, "2").await;
+    restore(&scenario, "2");
+    delete_sites(&scenario.live, "3").await;
+    let role = format!("{}_images", scenario.live.name);
+    scenario
+        .live
+        .execute(&format!(
+            "CREATE ROLE {role} LOGIN; \
+             GRANT USAGE ON SCHEMA salvage TO {role}; \
+             GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA salvage TO {role}; \
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA salvage TO {role}; \
+             REVOKE ALL ON salvage.row_images, salvage.row_images_id_seq FROM {role}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}; \
+             GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}"
+        ))
+        .await;
+    let rows = all_rows(&scenario.live).await;
+    let journal = journal_rows(&scenario.live).await;
+    let mut args = with(scenario.args("restore", "3"), &["--yes"]);
+    let at = args
+        .iter()
+        .position(|arg| arg == "--target")
+        .expect("--target")
+        + 1;
+    args[at] = scenario
+        .live
+        .url
+        .replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(args[at], scenario.live.url, "the test URL names its user");
+    let outcome = salvage(&args);
+    scenario
+        .live
+        .execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await;
+    assert_eq!(outcome.code, 2, "{outcome}");
+    for needle in [
+        "the journal table salvage.row_images",
+        "the journal's sequence salvage.row_images_id_seq",
+    ] {
+        assert!(outcome.stderr.contains(needle), "{needle}:\n{outcome}");
+    }
+    assert_eq!(all_rows(&scenario.live).await, rows);
+    assert_eq!(journal_rows(&scenario.live).await, journal);
+}
