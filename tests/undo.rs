@@ -1147,3 +1147,141 @@ async fn at_a_terminal_only_yes_undoes() {
     assert!(shown.contains("1 tenant undone"), "{shown}");
     assert_eq!(all_rows(&scenario.live).await, before);
 }
+
+/// The journal's row images need the same rights as its other tables: a role without them
+/// is refused before any write, the table and its sequence named.
+#[tokio::test]
+async fn rights_on_the_row_images_are_checked_before_any_write() {
+    let scenario = Scenario::tracker(3).await;
+    delete_sites(&scenario.live, "2").await;
+    restore(&scenario, "2");
+    delete_sites(&scenario.live, "3").await;
+    let role = format!("{}_images", scenario.live.name);
+    scenario
+        .live
+        .execute(&format!(
+            "CREATE ROLE {role} LOGIN; \
+             GRANT USAGE ON SCHEMA salvage TO {role}; \
+             GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA salvage TO {role}; \
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA salvage TO {role}; \
+             REVOKE ALL ON salvage.row_images, salvage.row_images_id_seq FROM {role}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}; \
+             GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}"
+        ))
+        .await;
+    let rows = all_rows(&scenario.live).await;
+    let journal = journal_rows(&scenario.live).await;
+    let mut args = with(scenario.args("restore", "3"), &["--yes"]);
+    let at = args
+        .iter()
+        .position(|arg| arg == "--target")
+        .expect("--target")
+        + 1;
+    args[at] = scenario
+        .live
+        .url
+        .replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(args[at], scenario.live.url, "the test URL names its user");
+    let outcome = salvage(&args);
+    scenario
+        .live
+        .execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await;
+    assert_eq!(outcome.code, 2, "{outcome}");
+    for needle in [
+        "the journal table salvage.row_images",
+        "the journal's sequence salvage.row_images_id_seq",
+    ] {
+        assert!(outcome.stderr.contains(needle), "{needle}:\n{outcome}");
+    }
+    assert_eq!(all_rows(&scenario.live).await, rows);
+    assert_eq!(journal_rows(&scenario.live).await, journal);
+}
+
+/// A bad script on site 3 (two issues renamed, a comment deleted) and later work on it (an
+/// issue, its comment, a page view), in live after the snapshot.
+const SCRIPT_AND_LATER_WORK: &str = "
+    UPDATE issues SET title = 'RENAMED BY THE SCRIPT' WHERE site_id = 3 AND number IN (2, 3);
+    DELETE FROM comments WHERE id = (SELECT min(c.id) FROM comments c JOIN issues i ON i.id = c.issue_id WHERE i.site_id = 3);
+    INSERT INTO issues (site_id, project_no, number, title, author_id, created_at)
+        VALUES (3, 1, 100, 'filed after the snapshot', 1, '2026-05-01 11:00:00+00');
+    INSERT INTO comments (issue_id, author_id, body, created_at)
+        SELECT id, 1, 'said after the snapshot', '2026-05-01 11:05:00+00' FROM issues WHERE site_id = 3 AND number = 100;
+    INSERT INTO page_views (site_id, path, viewed_at) VALUES (3, '/later', '2026-05-01 10:00:00+00');
+";
+
+/// `salvage restore --mode MODE` of `tenants`: the run's ID.
+fn restore_in_mode(scenario: &Scenario, tenants: &str, mode: &str) -> String {
+    let (run, report) = salvage_reporting(&with(
+        scenario.args("restore", tenants),
+        &["--mode", mode, "--yes"],
+    ));
+    assert_eq!(run.code, 0, "{run}");
+    report["run"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the restore report has no run: {report}"))
+        .to_owned()
+}
+
+/// NEEDS MODES: `restore --mode overwrite|exact` (the other half of issue 11). Undo after
+/// each mode returns the database to what it was before that restore, and refuses a row
+/// changed after the run until `--force`.
+#[tokio::test]
+async fn needs_modes_undo_after_overwrite_and_after_exact_returns_to_before() {
+    let scenario = Scenario::tracker(5).await;
+    scenario.live.execute(SCRIPT_AND_LATER_WORK).await;
+    let before = scenario.live.snapshot("before").await;
+
+    let run = restore_in_mode(&scenario, "3", "overwrite");
+    let images: Vec<String> = scenario
+        .live
+        .strings(&format!(
+            "SELECT action || ' ' || count(*) FROM salvage.row_images WHERE run_id = '{run}' GROUP BY action ORDER BY 1"
+        ))
+        .await;
+    assert!(
+        images.iter().any(|line| line.starts_with("insert "))
+            && images.contains(&"update 2".to_owned()),
+        "{images:?}"
+    );
+    let (outcome, report) = undo(&scenario.live, &run, &["--yes"]);
+    assert_eq!(outcome.code, 0, "{outcome}");
+    assert_eq!(
+        count(&tenant(&report, "3")["counts"]["put_back"]),
+        2,
+        "{report}"
+    );
+    let compared = assert_same_database(&before, &scenario.live).await;
+    assert!(compared["public.issues"] > 0, "{compared:?}");
+
+    let run = restore_in_mode(&scenario, "3", "exact");
+    let deleted: i64 = scenario
+        .live
+        .scalar(&format!(
+            "SELECT count(*) FROM salvage.row_images WHERE run_id = '{run}' AND action = 'delete'"
+        ))
+        .await;
+    assert!(
+        deleted >= 3,
+        "exact deleted the later issue, comment and page view: {deleted}"
+    );
+    // Later work on a row the exact restore set back.
+    scenario
+        .live
+        .execute("UPDATE issues SET title = 'edited after the exact restore' WHERE site_id = 3 AND number = 2")
+        .await;
+    let (outcome, report) = undo(&scenario.live, &run, &["--yes"]);
+    assert_eq!(outcome.code, 1, "{outcome}");
+    let three = tenant(&report, "3");
+    assert_eq!(three["state"], "refused", "{report}");
+    assert_eq!(three["conflicts"][0]["table"], "public.issues", "{report}");
+    let (outcome, report) = undo(&scenario.live, &run, &["--yes", "--force"]);
+    assert_eq!(outcome.code, 0, "{outcome}");
+    assert_eq!(
+        count(&tenant(&report, "3")["counts"]["forced"]),
+        1,
+        "{report}"
+    );
+    let compared = assert_same_database(&before, &scenario.live).await;
+    assert!(compared["public.page_views"] > 0, "{compared:?}");
+}
