@@ -31,7 +31,7 @@ use sqlx::postgres::PgConnection;
 
 use crate::closure::is_owned;
 use crate::live::existing_keys;
-use crate::model::{TableChanges, TableCounts, TenantClosure};
+use crate::model::{KeysByParent, TableChanges, TableCounts, TenantClosure};
 use crate::owned::{Sides, positions_in, raw_key};
 use crate::{Error, Result};
 
@@ -466,10 +466,8 @@ impl Spread {
         };
         // The projections parents are looked up by: (table, columns) → values of the chosen
         // tenants' rows, and of those that reach elsewhere.
-        let mut members: HashMap<(QualifiedName, Vec<String>), FxHashSet<Box<[u8]>>> =
-            HashMap::new();
-        let mut tainted: HashMap<(QualifiedName, Vec<String>), FxHashSet<Box<[u8]>>> =
-            HashMap::new();
+        let mut members = KeysByParent::new();
+        let mut tainted = KeysByParent::new();
         for table in schema.tables.iter().filter(|table| present(table)) {
             for relation in &table.parents {
                 members

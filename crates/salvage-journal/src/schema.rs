@@ -97,7 +97,9 @@ ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS undoes text;
 ALTER TABLE {s}.run_tenants ADD COLUMN IF NOT EXISTS undone_by text;
 ALTER TABLE {s}.run_tenants ADD COLUMN IF NOT EXISTS undone_at timestamptz;
 CREATE TABLE IF NOT EXISTS {s}.row_images (
-    id           bigserial PRIMARY KEY,
+    -- Write order within a step; read only through row_images_by_tenant, so no index of
+    -- its own (one per image written inside every tenant's transaction).
+    id           bigserial NOT NULL,
     run_id       text NOT NULL,
     position     integer NOT NULL,
     step         integer NOT NULL,

@@ -28,6 +28,26 @@ pub struct ImageTarget {
     pub table: ImageTable,
 }
 
+/// The last step of images the tenant's earlier transactions of the run wrote (0: none).
+pub async fn last_step(
+    connection: &mut PgConnection,
+    target: &ImageTarget,
+) -> Result<i32, TenantError> {
+    sqlx::query_scalar::<_, i32>(&format!(
+        "SELECT coalesce(max(step), 0) FROM {} WHERE run_id = $1 AND position = $2",
+        target.table.quoted
+    ))
+    .bind(&target.run_id)
+    .bind(target.position)
+    .fetch_one(connection)
+    .await
+    .map_err(|error| {
+        TenantError::Database(PgError::query("read the tenant's last step of images")(
+            error,
+        ))
+    })
+}
+
 /// Rows bound per statement.
 const ROWS_PER_STATEMENT: usize = 10_000;
 

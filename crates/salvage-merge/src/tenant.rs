@@ -105,6 +105,12 @@ impl TenantRun<'_> {
     /// caller commits, or rolls back on an error — after which [`TenantRun::diagnose`] may
     /// name what got in the way.
     pub async fn run(self) -> Result<Written, TenantError> {
+        // A catch-up pass writes after the tenant's first transaction committed its images:
+        // its steps follow those, so every step of a tenant stays one table and one action.
+        let step = match (self.retry, self.images) {
+            (Some(_), Some(images)) => change::last_step(&mut *self.connection, images).await?,
+            _ => 0,
+        };
         let mut body = Body {
             plan: self.plan,
             number: self.number,
@@ -115,7 +121,7 @@ impl TenantRun<'_> {
             maxima: BTreeMap::new(),
             written: HashMap::new(),
             images: self.images,
-            step: 0,
+            step,
             records: change::InsertRecords::default(),
         };
         let mut written = body.steps(self.connection).await?;
@@ -557,17 +563,6 @@ impl<'a> Body<'a> {
             ))
         })?;
         let mut changed: Vec<crate::ChangedTable> = Vec::new();
-        fn entry(changed: &mut Vec<crate::ChangedTable>, table: &TablePlan) -> usize {
-            if let Some(place) = changed.iter().position(|c| c.table == table.name) {
-                return place;
-            }
-            changed.push(crate::ChangedTable {
-                table: table.name.clone(),
-                updated: Vec::new(),
-                deleted: Vec::new(),
-            });
-            changed.len() - 1
-        }
         for (index, table) in plan.schema.tables.iter().enumerate() {
             if tenant.changes[index].updates.is_empty() {
                 continue;
@@ -695,6 +690,19 @@ impl<'a> Body<'a> {
             .filter_map(|((name, _), value)| value.map(|value| (name.clone(), value)))
             .collect())
     }
+}
+
+/// The place of `table` among the tables changed, added when new.
+fn entry(changed: &mut Vec<crate::ChangedTable>, table: &TablePlan) -> usize {
+    if let Some(place) = changed.iter().position(|c| c.table == table.name) {
+        return place;
+    }
+    changed.push(crate::ChangedTable {
+        table: table.name.clone(),
+        updated: Vec::new(),
+        deleted: Vec::new(),
+    });
+    changed.len() - 1
 }
 
 /// A failure of a statement that belongs to no one table (the deferred constraints' check).
