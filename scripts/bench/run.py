@@ -25,7 +25,7 @@ from pgtools import LOGS, OUT, WORKDIR, BenchError, Pg, log
 from schemas import SCHEMAS
 from suite import SchemaSuite
 
-BENCHMARKS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"]
+BENCHMARKS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"]
 
 
 def parse_args():

@@ -599,3 +599,46 @@ class SchemaSuite:
                  "the first run (the restore it repeats, right before it)", second, first)
         self.add("B8n", f"a second run of a finished restore of {self.n_small} tenants, --no-journal",
                  "the first run", unjournaled, first)
+
+    # -- B9 -----------------------------------------------------------------------------------
+
+    def b9(self):
+        """salvage diff of every tenant against a diff of 10, snapshot database against the live
+        database the small incident left: both must name exactly the deleted tenants among
+        those they cover."""
+        every, ten = [], []
+        ids10 = self.ids_small[:10]
+        file10 = data.write_ids(f"{self.schema.name}-tenants-10.txt", ids10)
+
+        def diff(name, tenants_file, expect):
+            out = LOGS / f"{name}.json"
+            cmd = [self.salvage, "diff", "--snapshot", self.pg.url(self.snap),
+                   "--target", self.pg.url(self.inc_small), *self.schema.salvage_args(),
+                   "--format", "json"]
+            if tenants_file:
+                cmd += ["--tenants-file", str(tenants_file)]
+            r = run_timed(name, cmd, stdout_path=out)
+            r["command"] = " ".join(shlex.quote(c) for c in cmd)
+            problems = []
+            if r["exit_code"] != 1:
+                problems.append(f"exit code {r['exit_code']} (1: some tenants deleted): {r.get('stderr_tail', '')[-300:]}")
+            else:
+                report_ = json.loads(out.read_text())
+                deleted = sorted(str(t["tenant"]) for t in report_["tenants"] if t["state"] == "deleted")
+                if deleted != sorted(str(i) for i in expect):
+                    problems.append(f"{len(deleted)} tenants deleted by the diff, {len(expect)} expected")
+            r["ok"] = not problems
+            r["error"] = "; ".join(problems) or None
+            return r
+
+        for rep in range(self.args.reps):
+            for side in self.order(rep):
+                if side == "salvage":
+                    r = diff(f"{self.schema.name}-b9-every-{rep}", None, self.ids_small)
+                    every.append(self.record("B9", f"diff of every tenant ({self.sites})", rep, r))
+                else:
+                    r = diff(f"{self.schema.name}-b9-ten-{rep}", file10, ids10)
+                    ten.append(self.record("B9", "diff of 10 tenants", rep, r))
+        self.add("B9", f"salvage diff of every tenant ({self.sites}) of the snapshot database and live",
+                 "salvage diff of 10 of them", every, ten)
+
