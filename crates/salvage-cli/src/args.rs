@@ -47,7 +47,7 @@ pub enum Command {
     /// Print the manual page (roff; e.g. `salvage man | man -l -`), or write one page per
     /// command into a directory.
     Man(ManArgs),
-    /// List the restore runs the target's journal holds, or one run's tenants.
+    /// List the runs (restores and undos) the target's journal holds, or one run's tenants.
     Runs(RunsArgs),
     /// Revert a restore run, one transaction per tenant: remove the rows it inserted, put
     /// back the rows it updated or deleted; rows changed since refuse their tenant.
