@@ -542,3 +542,58 @@ async fn undo_refuses_rows_changed_or_referenced_after_the_run() {
         .await;
     assert_eq!(budget_back, 1);
 }
+
+#[tokio::test]
+async fn a_reviewed_exact_plan_refuses_more_deletes_than_it_showed() {
+    let (scenario, _) = incident().await;
+    let plan_file = temp_path("modes-plan.json");
+    let plan = salvage(&with(
+        scenario.args("plan", "3"),
+        &["--mode", "exact", "--out", plan_file.to_str().unwrap()],
+    ));
+    assert_eq!(plan.code, 0, "{plan}");
+    // More work in site 3 after the review: exact would now delete one more row.
+    scenario
+        .live
+        .execute(
+            "INSERT INTO page_views (site_id, path, viewed_at) VALUES (3, '/after-review', now())",
+        )
+        .await;
+    let before = all_rows(&scenario.live).await;
+    let target = scenario.live.url.clone();
+    let run = salvage(&[
+        "restore",
+        "--plan",
+        plan_file.to_str().unwrap(),
+        "--target",
+        &target,
+        "--yes",
+    ]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr
+            .contains("public.page_views would now have deleted 2 rows, the plan showed 1"),
+        "{run}"
+    );
+    assert_eq!(
+        all_rows(&scenario.live).await,
+        before,
+        "a refused plan wrote"
+    );
+    // A mode other than the reviewed one is refused too.
+    let run = salvage(&[
+        "restore",
+        "--plan",
+        plan_file.to_str().unwrap(),
+        "--target",
+        &target,
+        "--yes",
+        "--mode",
+        "overwrite",
+    ]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr.contains("the plan was reviewed for mode exact"),
+        "{run}"
+    );
+}

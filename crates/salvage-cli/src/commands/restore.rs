@@ -528,12 +528,27 @@ fn check_counts(file: &PlanFile, prepared: &Prepared) -> Result<(), Failure> {
             let planned = reviewed
                 .tables
                 .get(&table.name.to_string())
-                .map_or(0, |counts| counts.to_add);
-            if counts.to_add > planned {
-                more.push(format!(
-                    "tenant {}: {} would now get {} rows, the plan showed {planned}",
-                    tenant.id, table.name, counts.to_add
-                ));
+                .copied()
+                .unwrap_or_default();
+            for (what, now, then) in [
+                ("would now get", counts.to_add, planned.to_add),
+                (
+                    "would now have updated",
+                    counts.to_update,
+                    planned.to_update,
+                ),
+                (
+                    "would now have deleted",
+                    counts.to_delete,
+                    planned.to_delete,
+                ),
+            ] {
+                if now > then {
+                    more.push(format!(
+                        "tenant {}: {} {what} {now} rows, the plan showed {then}",
+                        tenant.id, table.name
+                    ));
+                }
             }
         }
     }
