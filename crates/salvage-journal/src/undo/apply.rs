@@ -15,6 +15,11 @@ use sqlx::postgres::PgConnection;
 
 use super::{UndoRun, UndoTenant};
 
+/// How long a tenant's undo waits for a row lock, and for one statement: a restore's
+/// defaults.
+const LOCK_TIMEOUT: &str = "5s";
+const STATEMENT_TIMEOUT: &str = "10min";
+
 /// Conflicts named in full per tenant; the rest are counted.
 const CONFLICTS_NAMED: usize = 10;
 
@@ -132,6 +137,18 @@ impl UndoRun {
                 .into());
             }
         }
+        // Live is in use: a row lock held longer than a restore would wait for fails this
+        // tenant (rolled back; undo it again later), it does not hang the undo. (The
+        // tenant's journal row, above, is waited for: another undo holding it is working.)
+        sqlx::query(
+            "SELECT pg_catalog.set_config('lock_timeout', $1, true), \
+             pg_catalog.set_config('statement_timeout', $2, true)",
+        )
+        .bind(LOCK_TIMEOUT)
+        .bind(STATEMENT_TIMEOUT)
+        .execute(&mut *transaction)
+        .await
+        .map_err(PgError::query("set the undo's timeouts"))?;
         sqlx::raw_sql("SET CONSTRAINTS ALL DEFERRED")
             .execute(&mut *transaction)
             .await
