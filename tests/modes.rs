@@ -597,3 +597,72 @@ async fn a_reviewed_exact_plan_refuses_more_deletes_than_it_showed() {
         "{run}"
     );
 }
+
+#[tokio::test]
+async fn undoing_one_of_two_tenants_takes_the_rows_reaching_both_which_then_wait_for_it() {
+    let live = rental(STORES).await;
+    let snapshot = live.snapshot("rental_snap").await;
+    live.execute("DELETE FROM store WHERE store_id IN (1, 2)")
+        .await;
+    let before = live.snapshot("rental_before").await;
+    // Payments reaching both stores, counted by hand in the snapshot: restored with the two,
+    // they reference rows of store 1's (its customers, staff, rentals).
+    let both: i64 = snapshot
+        .scalar(&support::rental_incident::payments_reaching_both(1, 2))
+        .await;
+    assert!(both > 0);
+    let report = temp_path("modes-rental-both.json");
+    let run = salvage(&with(
+        store_args("restore", &snapshot.url, &live.url, "1,2"),
+        &["--yes", "--report", report.to_str().unwrap()],
+    ));
+    assert_eq!(run.code, 0, "{run}");
+    let run = run_id(&read_json(&report));
+    let undo_of = |tenants: &str| {
+        let result = salvage(&[
+            "undo",
+            "--target",
+            &live.url,
+            "--run",
+            &run,
+            "--tenants",
+            tenants,
+            "--yes",
+            "--format",
+            "json",
+        ]);
+        let report: Value = serde_json::from_str(&result.stdout)
+            .unwrap_or_else(|error| panic!("not JSON ({error}):\n{result}"));
+        (result.code, report)
+    };
+    // Store 1 alone: the rows reaching it go, those reaching store 2 too (they cannot stay
+    // without store 1's rows they reference).
+    let (code, first) = undo_of("1");
+    assert_eq!(code, 0, "{first}");
+    let left: i64 = live
+        .scalar(&support::rental_incident::payments_reaching_both(1, 2))
+        .await;
+    assert_eq!(left, 0);
+    // Store 2 is then as a restore of store 2 alone leaves it: verified, its rows that reach
+    // store 1 waiting for store 1.
+    let verified = temp_path("modes-rental-verify.json");
+    let verify = salvage(&with(
+        store_args("verify", &snapshot.url, &live.url, "2"),
+        &["--report", verified.to_str().unwrap()],
+    ));
+    assert_eq!(verify.code, 0, "{verify}");
+    let verified = read_json(&verified);
+    let waiting_payments = verified["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|table| table["table"] == "public.payment")
+        .and_then(|table| table["waiting"].as_i64())
+        .unwrap_or(0);
+    assert_eq!(waiting_payments, both, "{verified}");
+    // Undoing store 2 as well: live is as it was before the restore, every table both ways.
+    let (code, second) = undo_of("2");
+    assert_eq!(code, 0, "{second}");
+    let compared = assert_same_database(&before, &live).await;
+    assert!(compared["public.payment"] > 0);
+}

@@ -85,10 +85,12 @@ pub struct Referencing {
 
 /// The keys of a step's inserted rows that a row of `by` references and that this tenant's
 /// undo does not remove or put back itself (`insert` and `update` images of the same tenant,
-/// by `$4` schema and `$5` name of the referencing table): a row written after the run.
-/// Removing the row would take it along (`ON DELETE CASCADE`, `SET NULL`) or fail.
+/// by `$4` schema and `$5` name of the referencing table) — one row each, with the tenant of
+/// the run (not undone) whose restore inserted the referencing row, if one did (`tenants`:
+/// the journal's `run_tenants`), else NULL: a row written after the run. Removing the row
+/// would take the referencing one along (`ON DELETE CASCADE`, `SET NULL`) or fail.
 #[must_use]
-pub fn referenced(table: &UndoTable, images: &str, by: &Referencing) -> String {
+pub fn referenced(table: &UndoTable, images: &str, tenants: &str, by: &Referencing) -> String {
     let joins: Vec<String> = by
         .columns
         .iter()
@@ -97,24 +99,33 @@ pub fn referenced(table: &UndoTable, images: &str, by: &Referencing) -> String {
             format!("c.{} = t.{}", quote_ident(column), quote_ident(referenced))
         })
         .collect();
-    let own = if by.key.is_empty() {
-        String::new()
+    let (own, needed_by) = if by.key.is_empty() {
+        (String::new(), "NULL::text".to_owned())
     } else {
         let key: Vec<String> = by
             .key
             .iter()
             .map(|column| format!("c.{}::text", quote_ident(column)))
             .collect();
-        format!(
-            " AND NOT EXISTS (SELECT FROM {images} AS j WHERE j.run_id = $1 AND j.position = $2 \
-             AND j.action IN ('insert', 'update') AND j.table_schema = $4 AND j.table_name = $5 \
-             AND j.key = ARRAY[{}]::text[])",
-            key.join(", ")
+        let key = format!("ARRAY[{}]::text[]", key.join(", "));
+        (
+            format!(
+                " AND NOT EXISTS (SELECT FROM {images} AS j WHERE j.run_id = $1 AND j.position = $2 \
+                 AND j.action IN ('insert', 'update') AND j.table_schema = $4 AND j.table_name = $5 \
+                 AND j.key = {key})"
+            ),
+            format!(
+                "(SELECT o.tenant FROM {images} AS j JOIN {tenants} AS o ON o.run_id = j.run_id \
+                 AND o.position = j.position WHERE j.run_id = $1 AND j.position <> $2 \
+                 AND j.action = 'insert' AND j.table_schema = $4 AND j.table_name = $5 \
+                 AND j.key = {key} AND o.undone_by IS NULL ORDER BY o.position LIMIT 1)"
+            ),
         )
     };
     format!(
-        "SELECT i.key FROM {images} AS i JOIN {from} AS t ON {matches} WHERE {STEP} \
-         AND EXISTS (SELECT FROM {by_from} AS c WHERE {joins}{own}) ORDER BY i.id",
+        "SELECT i.key, c.needed_by FROM {images} AS i JOIN {from} AS t ON {matches} \
+         CROSS JOIN LATERAL (SELECT {needed_by} AS needed_by FROM {by_from} AS c WHERE {joins}{own} \
+         ORDER BY 1 NULLS FIRST LIMIT 1) AS c WHERE {STEP} ORDER BY i.id",
         from = table.from,
         matches = key_matches(table),
         by_from = by.from,

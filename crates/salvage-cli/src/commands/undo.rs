@@ -98,20 +98,52 @@ pub async fn run(args: &UndoArgs) -> Result<u8, Failure> {
     // shared rows an earlier one inserted, which must go after them.
     let mut order: Vec<(usize, &UndoTenant)> = todo.iter().enumerate().collect();
     order.sort_by_key(|(_, tenant)| tenant.undo_order);
+    let mut refused: Vec<(usize, &UndoTenant, TenantReport)> = Vec::new();
     for (position, tenant) in order {
-        let position = i32::try_from(position).map_err(Failure::failed)?;
         let report = undo_one(
             &undo,
             &mut connection,
             &catalog,
             tenant,
-            position,
+            i32::try_from(position).map_err(Failure::failed)?,
             args.force,
         )
         .instrument(tracing::info_span!("undo", tenant = %tenant.tenant))
         .await?;
-        reports.push(report);
+        if needs_others(&report) {
+            refused.push((position, tenant, report));
+        } else {
+            reports.push(report);
+        }
     }
+    // Tenants refused only because rows restored for tenants undone after them referenced
+    // theirs: again, while that frees some.
+    loop {
+        let before = refused.len();
+        let mut still = Vec::new();
+        for (position, tenant, _) in refused {
+            let report = undo_one(
+                &undo,
+                &mut connection,
+                &catalog,
+                tenant,
+                i32::try_from(position).map_err(Failure::failed)?,
+                args.force,
+            )
+            .instrument(tracing::info_span!("undo", tenant = %tenant.tenant))
+            .await?;
+            if needs_others(&report) {
+                still.push((position, tenant, report));
+            } else {
+                reports.push(report);
+            }
+        }
+        refused = still;
+        if refused.is_empty() || refused.len() == before {
+            break;
+        }
+    }
+    reports.extend(refused.into_iter().map(|(_, _, report)| report));
     let all_undone = reports
         .iter()
         .all(|report| !matches!(report.state, State::Refused | State::Failed));
@@ -130,6 +162,16 @@ pub async fn run(args: &UndoArgs) -> Result<u8, Failure> {
         undoes: &undone.run,
     };
     finish(&facts, reports, if all_undone { "done" } else { "failed" })
+}
+
+/// Whether a tenant was refused only for rows the run restored for other tenants.
+fn needs_others(report: &TenantReport) -> bool {
+    report.state == State::Refused
+        && !report.conflicts.is_empty()
+        && report
+            .conflicts
+            .iter()
+            .all(|conflict| conflict.what == "needed")
 }
 
 /// `--tenants` or `--tenants-file`, parsed as `restore` parses them.

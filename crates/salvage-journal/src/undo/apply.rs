@@ -58,8 +58,12 @@ pub struct Conflict {
     /// `changed` (an inserted or updated row differs from what the run left), `gone` (an
     /// updated row was deleted since), `recreated` (a deleted row's key is in live again),
     /// `referenced` (a row written since references a row the run inserted: removing it would
-    /// take that row along or fail; `--force` does not override it).
+    /// take that row along or fail; `--force` does not override it), `needed` (a row the run
+    /// restored for another tenant, not undone, references it: undo that tenant too).
     pub what: &'static str,
+    /// `needed`: the tenant of the run whose restored row references it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needed_by: Option<String>,
 }
 
 /// What an undo of one tenant did.
@@ -191,16 +195,18 @@ impl UndoRun {
                         .collect(),
                     key,
                     what,
+                    needed_by: None,
                 });
             }
         }
         // Rows written since that reference rows the run inserted: never removed with them.
+        let tenants = self.table("run_tenants");
         let mut referenced_rows = 0;
         for step in steps.iter().filter(|step| step.action == "insert") {
             for by in referencing(catalog, &step.table.name) {
                 let (schema, name) = by.0;
-                let keys: Vec<Vec<String>> =
-                    sqlx::query_scalar(&referenced(&step.table, &images, &by.1))
+                let keys: Vec<(Vec<String>, Option<String>)> =
+                    sqlx::query_as(&referenced(&step.table, &images, &tenants, &by.1))
                         .bind(&self.undoes)
                         .bind(tenant.position)
                         .bind(step.number)
@@ -213,8 +219,14 @@ impl UndoRun {
                             step.table.name
                         )))?;
                 referenced_rows += keys.len();
-                for key in keys {
+                for (key, needed_by) in keys {
                     conflicts.push(Conflict {
+                        what: if needed_by.is_some() {
+                            "needed"
+                        } else {
+                            "referenced"
+                        },
+                        needed_by,
                         table: step.table.name.to_string(),
                         key_columns: step
                             .table
@@ -223,7 +235,6 @@ impl UndoRun {
                             .map(|(column, _)| column.clone())
                             .collect(),
                         key,
-                        what: "referenced",
                     });
                 }
             }

@@ -174,10 +174,14 @@ pub(super) fn conflicts_text(conflicts: &[Conflict], total: usize) -> String {
                 conflict.table,
                 conflict.key_columns.join(", "),
                 conflict.key.join(", "),
-                conflict.what
+                match &conflict.needed_by {
+                    Some(tenant) => format!("needed by tenant {tenant} of the run"),
+                    None => conflict.what.to_owned(),
+                }
             )
         })
         .collect();
+    let needed = conflicts.iter().any(|conflict| conflict.what == "needed");
     let referenced = conflicts
         .iter()
         .any(|conflict| conflict.what == "referenced");
@@ -190,7 +194,9 @@ pub(super) fn conflicts_text(conflicts: &[Conflict], total: usize) -> String {
         } else {
             String::new()
         },
-        if referenced {
+        if needed {
+            "rows the run restored for other tenants reference rows it inserted for this one: undo those tenants with it (--force does not remove them)"
+        } else if referenced {
             "rows written since reference rows the run inserted, which would go with them: remove those first (--force does not)"
         } else {
             "--force puts them back anyway"
@@ -415,6 +421,7 @@ mod tests {
             key_columns: vec!["site_id".to_owned(), "number".to_owned()],
             key: vec!["2".to_owned(), id.to_string()],
             what: "changed",
+            needed_by: None,
         }
     }
 
