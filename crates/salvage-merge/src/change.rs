@@ -115,6 +115,37 @@ fn typed(
         .collect()
 }
 
+/// The written columns at `places` (per `shape`) of `rows`, one text array per column, for
+/// binding.
+fn arrays_at(shape: &Shape, rows: &[Row], places: &[usize]) -> Vec<Vec<Option<String>>> {
+    let mut columns: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(rows.len()); places.len()];
+    for row in rows {
+        let values = shape.decode(&row.row);
+        for (column, &place) in columns.iter_mut().zip(places) {
+            column.push(values.get(place).cloned().flatten());
+        }
+    }
+    columns
+}
+
+/// The rows a statement changed are the rows it was given, or live changed since the plan.
+fn expect_rows(
+    table: &QualifiedName,
+    what: &'static str,
+    expected: u64,
+    changed: u64,
+) -> Result<(), TenantError> {
+    if changed == expected {
+        return Ok(());
+    }
+    Err(TenantError::LiveChanged {
+        table: table.clone(),
+        what,
+        expected,
+        changed,
+    })
+}
+
 fn statement_error(table: &QualifiedName, what: &str, error: sqlx::Error) -> TenantError {
     TenantError::Statement {
         table: table.clone(),
@@ -174,13 +205,7 @@ impl InsertRecords {
                     })
             })
             .collect::<Result<_, _>>()?;
-        let mut keys: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(rows.len()); places.len()];
-        for row in rows {
-            let values = shape.decode(&row.row);
-            for (column, &place) in keys.iter_mut().zip(&places) {
-                column.push(values.get(place).cloned().flatten());
-            }
-        }
+        let keys = arrays_at(shape, rows, &places);
         self.tables.push(RecordedTable {
             step,
             table: table.name.clone(),
@@ -226,14 +251,7 @@ impl InsertRecords {
             .fetch_one(&mut *connection)
             .await
             .map_err(|error| statement_error(&first, "record the rows inserted", error))?;
-        if recorded as u64 != expected {
-            return Err(TenantError::LiveChanged {
-                table: first,
-                expected,
-                inserted: recorded as u64,
-            });
-        }
-        Ok(())
+        expect_rows(&first, "found to record", expected, recorded as u64)
     }
 }
 
@@ -295,16 +313,10 @@ pub async fn update_rows(
         table: &table.name,
         key_columns: key.columns.clone(),
     };
+    let bound: Vec<usize> = key_places.iter().chain(&set_places).copied().collect();
     let mut updated = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut columns: Vec<Vec<Option<String>>> =
-            vec![Vec::with_capacity(chunk.len()); key_places.len() + set_places.len()];
-        for row in chunk {
-            let values = shape.decode(&row.row);
-            for (column, &place) in columns.iter_mut().zip(key_places.iter().chain(&set_places)) {
-                column.push(values.get(place).cloned().flatten());
-            }
-        }
+        let columns = arrays_at(shape, chunk, &bound);
         let mut query = bind_fixed_as(
             sqlx::query_as::<_, (Vec<String>, Vec<String>)>(&sql),
             &fixed,
@@ -316,13 +328,12 @@ pub async fn update_rows(
             .fetch_all(&mut *connection)
             .await
             .map_err(|error| statement_error(&table.name, "update rows", error))?;
-        if answers.len() != chunk.len() {
-            return Err(TenantError::LiveChanged {
-                table: table.name.clone(),
-                expected: chunk.len() as u64,
-                inserted: answers.len() as u64,
-            });
-        }
+        expect_rows(
+            &table.name,
+            "updated",
+            chunk.len() as u64,
+            answers.len() as u64,
+        )?;
         updated.extend(
             answers
                 .into_iter()
@@ -370,13 +381,12 @@ pub async fn delete_rows(
             .fetch_all(&mut *connection)
             .await
             .map_err(|error| statement_error(&table.name, "delete rows", error))?;
-        if answers.len() != chunk.len() {
-            return Err(TenantError::LiveChanged {
-                table: table.name.clone(),
-                expected: chunk.len() as u64,
-                inserted: answers.len() as u64,
-            });
-        }
+        expect_rows(
+            &table.name,
+            "deleted",
+            chunk.len() as u64,
+            answers.len() as u64,
+        )?;
         deleted.extend(answers.into_iter().map(|(key,)| key));
     }
     Ok(deleted)

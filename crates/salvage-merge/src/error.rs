@@ -45,12 +45,15 @@ pub enum TenantError {
         copied: u64,
     },
     #[error(
-        "{table}: inserted {inserted} rows where the plan expected {expected}; live changed since the plan (run again to re-plan)"
+        "{table}: {what} {changed} rows where the plan expected {expected}; live changed since the plan (run again to re-plan)"
     )]
     LiveChanged {
         table: QualifiedName,
+        /// What the statement did to the rows: `inserted`, `updated`, `deleted`, `found to
+        /// record`.
+        what: &'static str,
         expected: u64,
-        inserted: u64,
+        changed: u64,
     },
     #[error("{table}: unique constraint {constraint}: {}", .holder.as_deref().unwrap_or(detail))]
     UniqueConflict {

@@ -403,8 +403,9 @@ impl<'a> Body<'a> {
         if copied != sole.len() as u64 {
             return Err(TenantError::LiveChanged {
                 table: ready.table.name.clone(),
+                what: "inserted",
                 expected: sole.len() as u64,
-                inserted: copied,
+                changed: copied,
             });
         }
         let inserted = insert_rows(
@@ -443,8 +444,9 @@ impl<'a> Body<'a> {
             if inserted < sole || inserted > sent {
                 return Err(TenantError::LiveChanged {
                     table: table.table.name.clone(),
+                    what: "inserted",
                     expected: sent,
-                    inserted,
+                    changed: inserted,
                 });
             }
             self.reporter.rows_copied(self.tenant_id(), sent);
