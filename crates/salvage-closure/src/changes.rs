@@ -87,9 +87,10 @@ pub async fn compute(
             continue;
         }
         let (snapshot, live_rows) = both(sides, table)?;
-        let found = candidates(sides, table, snapshot, live_rows, mode, tenants.len())?;
+        let compared = compared_columns(table, snapshot, live_rows);
+        let found = candidates(table, (snapshot, live_rows), &compared, mode, tenants.len())?;
         let mut table_pending = Pending::default();
-        let updates = typed_updates(sides, live, table, snapshot, found.0).await?;
+        let updates = typed_updates(sides, live, table, &compared, found.0).await?;
         let referenced = referenced_columns(sides, &table.name);
         for (raw, candidate) in updates {
             let reason = if let Some(column) = candidate
@@ -229,20 +230,17 @@ type Found = (
 /// snapshot's values of the compared columns), and (exact) its live rows no chosen tenant's
 /// snapshot rows have. Each key once, for the first tenant that has it.
 fn candidates(
-    sides: &Sides<'_>,
     table: &TablePlan,
-    snapshot: &SelectedTable,
-    live: &SelectedTable,
+    (snapshot, live): (&SelectedTable, &SelectedTable),
+    compared: &[String],
     mode: Mode,
     tenants: usize,
 ) -> Result<Found> {
     let key_columns = &table.key.as_ref().expect("a keyed table").columns;
-    let _ = sides;
     let snapshot_key = positions_in(snapshot, table, key_columns)?;
     let live_key = positions_in(live, table, key_columns)?;
-    let compared = compared_columns(table, snapshot, live);
-    let snapshot_compared = positions_in(snapshot, table, &compared)?;
-    let live_compared = positions_in(live, table, &compared)?;
+    let snapshot_compared = positions_in(snapshot, table, compared)?;
+    let live_compared = positions_in(live, table, compared)?;
     let mut all_snapshot_keys: FxHashSet<Box<[u8]>> = FxHashSet::default();
     if mode.deletes() {
         for tenant in 0..tenants {
@@ -346,12 +344,13 @@ fn candidates(
     Ok((updates, deletes))
 }
 
-/// The candidates live holds with other typed values, each with the columns that differ.
+/// The candidates live holds with other typed values, each with the columns that differ
+/// (of `compared`, whose snapshot values follow the key's in each candidate's values).
 async fn typed_updates(
     sides: &Sides<'_>,
     live: &mut PgConnection,
     table: &TablePlan,
-    snapshot: &SelectedTable,
+    compared: &[String],
     candidates: Vec<(Box<[u8]>, Candidate, TextRow)>,
 ) -> Result<Vec<(Box<[u8]>, Candidate)>> {
     if candidates.is_empty() {
@@ -375,13 +374,7 @@ async fn typed_updates(
     };
     let key_columns = &table.key.as_ref().expect("a keyed table").columns;
     let key: Vec<Typed> = key_columns.iter().map(typed).collect::<Result<_>>()?;
-    let live_rows = sides.live_members.table(&table.name).ok_or_else(|| {
-        Error::Inconsistent(format!("live's rows of {} were not read", table.name))
-    })?;
-    let compared: Vec<Typed> = compared_columns(table, snapshot, live_rows)
-        .iter()
-        .map(typed)
-        .collect::<Result<_>>()?;
+    let compared: Vec<Typed> = compared.iter().map(typed).collect::<Result<_>>()?;
     let sql = changed_columns(&from_item(sides.live_catalog, &table.name), &key, &compared);
     let mut out = Vec::new();
     let mut rest = candidates;
