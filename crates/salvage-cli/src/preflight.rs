@@ -96,10 +96,6 @@ pub async fn writable_problems(
     Ok(problems)
 }
 
-fn output_rows(count: u64) -> String {
-    crate::output::counted(count, "row")
-}
-
 /// The privileges a restore of `plan` needs: INSERT on every table it adds rows to, SELECT
 /// and UPDATE on the sequences behind their columns (read, `nextval`, `setval`).
 pub async fn privilege_problems(
@@ -156,7 +152,7 @@ pub async fn privilege_problems(
                     "role {role} lacks {privilege} on {}, whose rows mode {} changes ({})",
                     table.name,
                     plan.mode.name(),
-                    output_rows(needed)
+                    crate::output::counted(needed, "row")
                 ));
             }
         }

@@ -398,24 +398,9 @@ impl Journal {
             .fetch_one(&mut *transaction)
             .await
             .map_err(Error::query("record the run in the journal"))?;
-            let ids: Vec<&str> = new.tenants.iter().map(|(id, _)| id.as_str()).collect();
-            let labels: Vec<Option<&str>> = new
-                .tenants
-                .iter()
-                .map(|(_, label)| label.as_deref())
-                .collect();
-            sqlx::query(&format!(
-                "INSERT INTO {} (run_id, position, tenant, label) \
-                 SELECT $1, (t.n - 1)::int, t.id, t.label FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) \
-                 WITH ORDINALITY AS t(id, label, n)",
-                self.table("run_tenants")
-            ))
-            .bind(&id)
-            .bind(&ids)
-            .bind(&labels)
-            .execute(&mut *transaction)
-            .await
-            .map_err(Error::query("record the run's tenants in the journal"))?;
+            self.add_tenants(&mut transaction, &id, new.tenants)
+                .await
+                .map_err(Error::query("record the run's tenants in the journal"))?;
             (id, lock_key)
         };
         let worker = format!(
@@ -728,5 +713,30 @@ impl Run {
             },
             others,
         })
+    }
+}
+
+impl Journal {
+    /// A `run_tenants` row per tenant of run `id`, in order (position from 0): ID and label.
+    pub(crate) async fn add_tenants(
+        &self,
+        connection: &mut PgConnection,
+        id: &str,
+        tenants: &[(String, Option<String>)],
+    ) -> Result<(), sqlx::Error> {
+        let ids: Vec<&str> = tenants.iter().map(|(id, _)| id.as_str()).collect();
+        let labels: Vec<Option<&str>> = tenants.iter().map(|(_, label)| label.as_deref()).collect();
+        sqlx::query(&format!(
+            "INSERT INTO {} (run_id, position, tenant, label) \
+             SELECT $1, (t.n - 1)::int, t.id, t.label FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) \
+             WITH ORDINALITY AS t(id, label, n)",
+            self.table("run_tenants")
+        ))
+        .bind(id)
+        .bind(&ids)
+        .bind(&labels)
+        .execute(connection)
+        .await?;
+        Ok(())
     }
 }

@@ -225,24 +225,9 @@ impl Journal {
         .fetch_one(&mut *transaction)
         .await
         .map_err(Error::query("record the undo in the journal"))?;
-        let ids: Vec<&str> = new.tenants.iter().map(|(id, _)| id.as_str()).collect();
-        let labels: Vec<Option<&str>> = new
-            .tenants
-            .iter()
-            .map(|(_, label)| label.as_deref())
-            .collect();
-        sqlx::query(&format!(
-            "INSERT INTO {} (run_id, position, tenant, label) \
-             SELECT $1, (t.n - 1)::int, t.id, t.label FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) \
-             WITH ORDINALITY AS t(id, label, n)",
-            self.table("run_tenants")
-        ))
-        .bind(&id)
-        .bind(&ids)
-        .bind(&labels)
-        .execute(&mut *transaction)
-        .await
-        .map_err(Error::query("record the undo's tenants in the journal"))?;
+        self.add_tenants(&mut transaction, &id, new.tenants)
+            .await
+            .map_err(Error::query("record the undo's tenants in the journal"))?;
         transaction
             .commit()
             .await
@@ -286,18 +271,7 @@ impl UndoRun {
         position: i32,
         error: &str,
     ) -> Result<()> {
-        sqlx::query(&format!(
-            "UPDATE {} SET state = 'failed', error = $3, finished_at = pg_catalog.clock_timestamp() \
-             WHERE run_id = $1 AND position = $2",
-            self.table("run_tenants")
-        ))
-        .bind(&self.id)
-        .bind(position)
-        .bind(error)
-        .execute(connection)
-        .await
-        .map_err(Error::query("record the tenant's undo in the journal"))?;
-        Ok(())
+        self.end_tenant(connection, position, "failed", error).await
     }
 
     /// Records that its tenant at `position` needed nothing: another undo reverted it first.
@@ -307,14 +281,33 @@ impl UndoRun {
         position: i32,
         by: &str,
     ) -> Result<()> {
+        self.end_tenant(
+            connection,
+            position,
+            "done",
+            &format!("already undone by run {by}"),
+        )
+        .await
+    }
+
+    /// The end of this undo's tenant at `position` without a transaction of its own: its
+    /// state and why.
+    async fn end_tenant(
+        &self,
+        connection: &mut PgConnection,
+        position: i32,
+        state: &str,
+        note: &str,
+    ) -> Result<()> {
         sqlx::query(&format!(
-            "UPDATE {} SET state = 'done', error = $3, finished_at = pg_catalog.clock_timestamp() \
+            "UPDATE {} SET state = $3, error = $4, finished_at = pg_catalog.clock_timestamp() \
              WHERE run_id = $1 AND position = $2",
             self.table("run_tenants")
         ))
         .bind(&self.id)
         .bind(position)
-        .bind(format!("already undone by run {by}"))
+        .bind(state)
+        .bind(note)
         .execute(connection)
         .await
         .map_err(Error::query("record the tenant's undo in the journal"))?;

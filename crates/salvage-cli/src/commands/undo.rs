@@ -98,30 +98,14 @@ pub async fn run(args: &UndoArgs) -> Result<u8, Failure> {
     // shared rows an earlier one inserted, which must go after them.
     let mut order: Vec<(usize, &UndoTenant)> = todo.iter().enumerate().collect();
     order.sort_by_key(|(_, tenant)| tenant.undo_order);
-    let mut refused: Vec<(usize, &UndoTenant, TenantReport)> = Vec::new();
-    for (position, tenant) in order {
-        let report = undo_one(
-            &undo,
-            &mut connection,
-            &catalog,
-            tenant,
-            i32::try_from(position).map_err(Failure::failed)?,
-            args.force,
-        )
-        .instrument(tracing::info_span!("undo", tenant = %tenant.tenant))
-        .await?;
-        if needs_others(&report) {
-            refused.push((position, tenant, report));
-        } else {
-            reports.push(report);
-        }
-    }
-    // Tenants refused only because rows restored for tenants undone after them referenced
-    // theirs: again, while that frees some.
+    // Passes over the tenants left: the first over all of them, the next ones over those
+    // refused only because rows restored for tenants undone after them referenced theirs —
+    // while a pass frees some.
+    let mut pending: Vec<(usize, &UndoTenant)> = order;
     loop {
-        let before = refused.len();
-        let mut still = Vec::new();
-        for (position, tenant, _) in refused {
+        let before = pending.len();
+        let mut refused = Vec::new();
+        for (position, tenant) in pending {
             let report = undo_one(
                 &undo,
                 &mut connection,
@@ -133,17 +117,20 @@ pub async fn run(args: &UndoArgs) -> Result<u8, Failure> {
             .instrument(tracing::info_span!("undo", tenant = %tenant.tenant))
             .await?;
             if needs_others(&report) {
-                still.push((position, tenant, report));
+                refused.push((position, tenant, report));
             } else {
                 reports.push(report);
             }
         }
-        refused = still;
         if refused.is_empty() || refused.len() == before {
+            reports.extend(refused.into_iter().map(|(_, _, report)| report));
             break;
         }
+        pending = refused
+            .into_iter()
+            .map(|(position, tenant, _)| (position, tenant))
+            .collect();
     }
-    reports.extend(refused.into_iter().map(|(_, _, report)| report));
     let all_undone = reports
         .iter()
         .all(|report| !matches!(report.state, State::Refused | State::Failed));
