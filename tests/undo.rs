@@ -287,6 +287,21 @@ fn tenant<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value 
         .unwrap_or_else(|| panic!("no tenant {id} in {report}"))
 }
 
+/// Asserts that `tenant` of an undo's report was refused for one conflict only: the row of
+/// `table` with key `key`, for `what`.
+fn assert_refused_for(report: &serde_json::Value, id: &str, table: &str, key: i64, what: &str) {
+    let refused = tenant(report, id);
+    assert_eq!(refused["state"], "refused", "{report}");
+    assert_eq!(count(&refused["conflicts_total"]), 1, "{report}");
+    assert_eq!(refused["conflicts"][0]["table"], table, "{report}");
+    assert_eq!(
+        refused["conflicts"][0]["key"],
+        serde_json::json!([key.to_string()]),
+        "{report}"
+    );
+    assert_eq!(refused["conflicts"][0]["what"], what, "{report}");
+}
+
 fn count(value: &serde_json::Value) -> i64 {
     value
         .as_i64()
@@ -400,16 +415,7 @@ async fn a_row_changed_after_the_run_refuses_its_tenant_until_forced() {
     let (outcome, report) = undo(&scenario.live, &run, &["--yes"]);
     assert_eq!(outcome.code, 1, "{outcome}");
     assert_eq!(report["state"], "failed", "{report}");
-    let two = tenant(&report, "2");
-    assert_eq!(two["state"], "refused", "{report}");
-    assert_eq!(count(&two["conflicts_total"]), 1, "{report}");
-    assert_eq!(two["conflicts"][0]["table"], "public.issues", "{report}");
-    assert_eq!(
-        two["conflicts"][0]["key"],
-        serde_json::json!([changed.to_string()]),
-        "{report}"
-    );
-    assert_eq!(two["conflicts"][0]["what"], "changed", "{report}");
+    assert_refused_for(&report, "2", "public.issues", changed, "changed");
     assert_eq!(tenant(&report, "3")["state"], "undone", "{report}");
     // Nothing of site 2 was written; site 3 is gone again.
     let after = row_counts(&scenario.live).await;
@@ -754,14 +760,7 @@ async fn a_run_recorded_by_layout_2_is_undone_by_its_md5s() {
 
     let (outcome, report) = undo(&scenario.live, &run, &["--yes"]);
     assert_eq!(outcome.code, 1, "{outcome}");
-    let two = tenant(&report, "2");
-    assert_eq!(two["state"], "refused", "{report}");
-    assert_eq!(count(&two["conflicts_total"]), 1, "{report}");
-    assert_eq!(
-        two["conflicts"][0]["key"],
-        serde_json::json!([changed.to_string()]),
-        "{report}"
-    );
+    assert_refused_for(&report, "2", "public.issues", changed, "changed");
     assert_eq!(tenant(&report, "3")["state"], "undone", "{report}");
     let version: i32 = scenario
         .live
@@ -790,16 +789,7 @@ async fn a_row_rewritten_with_its_own_values_counts_as_changed() {
         .await;
     let (outcome, report) = undo(&scenario.live, &run, &["--yes"]);
     assert_eq!(outcome.code, 1, "{outcome}");
-    let two = tenant(&report, "2");
-    assert_eq!(two["state"], "refused", "{report}");
-    assert_eq!(count(&two["conflicts_total"]), 1, "{report}");
-    assert_eq!(two["conflicts"][0]["table"], "public.comments", "{report}");
-    assert_eq!(
-        two["conflicts"][0]["key"],
-        serde_json::json!([touched.to_string()]),
-        "{report}"
-    );
-    assert_eq!(two["conflicts"][0]["what"], "changed", "{report}");
+    assert_refused_for(&report, "2", "public.comments", touched, "changed");
     assert_eq!(all_rows(&scenario.live).await, rows);
 }
 

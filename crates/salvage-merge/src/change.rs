@@ -1,9 +1,9 @@
 //! What a tenant's transaction keeps in the journal's `row_images` so `salvage undo` can put
 //! it back, and the changes of modes overwrite and exact: the rows it inserted (key, and
-//! the xmin they were written with or the md5 of the row as found), the rows it updated (their version before, the md5 after, the
-//! columns that changed), the rows it deleted (their version before) — each written by the
-//! same statement as the change, in the tenant's transaction (its savepoint in a group), so
-//! a tenant that rolls back leaves none.
+//! the xmin they were written with or the md5 of the row as found), the rows it updated
+//! (their version before, the md5 after, the columns that changed), the rows it deleted
+//! (their version before) — each written by the same statement as the change, in the
+//! tenant's transaction (its savepoint in a group), so a tenant that rolls back leaves none.
 
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_closure::RestorePlan;
@@ -214,6 +214,7 @@ impl InsertRecords {
         // insert that had to write them all): their xmin proves them unchanged later. A row
         // other chosen tenants reach may have been written by one of theirs.
         let (sole, joint): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|row| !row.joint);
+        let from = from_item(live, &table.name);
         let key_typed = typed(live, &table.name, &key.columns)?;
         for (rows, proof) in [(sole, Proof::Xmin), (joint, Proof::Md5)] {
             if rows.is_empty() {
@@ -225,7 +226,7 @@ impl InsertRecords {
                 table: table.name.clone(),
                 key_columns: key.columns.clone(),
                 inserted: Inserted {
-                    from: from_item(live, &table.name),
+                    from: from.clone(),
                     key: key_typed.clone(),
                     proof,
                 },
