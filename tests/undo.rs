@@ -287,21 +287,6 @@ fn tenant<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value 
         .unwrap_or_else(|| panic!("no tenant {id} in {report}"))
 }
 
-/// Asserts that `tenant` of an undo's report was refused for one conflict only: the row of
-/// `table` with key `key`, for `what`.
-fn assert_refused_for(report: &serde_json::Value, id: &str, table: &str, key: i64, what: &str) {
-    let refused = tenant(report, id);
-    assert_eq!(refused["state"], "refused", "{report}");
-    assert_eq!(count(&refused["conflicts_total"]), 1, "{report}");
-    assert_eq!(refused["conflicts"][0]["table"], table, "{report}");
-    assert_eq!(
-        refused["conflicts"][0]["key"],
-        serde_json::json!([key.to_string()]),
-        "{report}"
-    );
-    assert_eq!(refused["conflicts"][0]["what"], what, "{report}");
-}
-
 fn count(value: &serde_json::Value) -> i64 {
     value
         .as_i64()
@@ -415,7 +400,16 @@ async fn a_row_changed_after_the_run_refuses_its_tenant_until_forced() {
     let (outcome, report) = undo(&scenario.live, &run, &["--yes"]);
     assert_eq!(outcome.code, 1, "{outcome}");
     assert_eq!(report["state"], "failed", "{report}");
-    assert_refused_for(&report, "2", "public.issues", changed, "changed");
+    let two = tenant(&report, "2");
+    assert_eq!(two["state"], "refused", "{report}");
+    assert_eq!(count(&two["conflicts_total"]), 1, "{report}");
+    assert_eq!(two["conflicts"][0]["table"], "public.issues", "{report}");
+    assert_eq!(
+        two["conflicts"][0]["key"],
+        serde_json::json!([changed.to_string()]),
+        "{report}"
+    );
+    assert_eq!(two["conflicts"][0]["what"], "changed", "{report}");
     assert_eq!(tenant(&report, "3")["state"], "undone", "{report}");
     // Nothing of site 2 was written; site 3 is gone again.
     let after = row_counts(&scenario.live).await;
@@ -639,7 +633,7 @@ async fn a_journal_of_layout_1_is_upgraded_by_the_next_restore() {
         .live
         .scalar("SELECT max(version) FROM salvage.journal_version")
         .await;
-    assert_eq!(version, 3);
+    assert_eq!(version, 2);
     let kinds = scenario
         .live
         .strings("SELECT run_id || ':' || kind FROM salvage.runs ORDER BY started_at")
@@ -653,11 +647,10 @@ async fn a_journal_of_layout_1_is_upgraded_by_the_next_restore() {
         .scalar(
             "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'salvage' AND \
              (table_name, column_name) IN (('runs', 'kind'), ('runs', 'mode'), ('runs', 'undoes'), \
-             ('run_tenants', 'undone_by'), ('run_tenants', 'undone_at'), ('row_images', 'after_md5'), \
-             ('row_images', 'after_xmin'))",
+             ('run_tenants', 'undone_by'), ('run_tenants', 'undone_at'), ('row_images', 'after_md5'))",
         )
         .await;
-    assert_eq!(columns, 7);
+    assert_eq!(columns, 6);
 
     // The old run has no images: nothing to undo it by, said so, nothing written.
     let journal = journal_rows(&scenario.live).await;
@@ -696,101 +689,6 @@ async fn a_journal_of_layout_1_is_upgraded_by_the_next_restore() {
             "\"restore\" null".to_owned()
         ]
     );
-}
-
-/// The journal as layout 2 kept it: every insert image with the md5 of its row, no
-/// `after_xmin` column.
-const TO_LAYOUT_2: &str = r"
-DO $$
-DECLARE
-    t record;
-BEGIN
-    FOR t IN SELECT DISTINCT table_schema, table_name, key_columns FROM salvage.row_images
-             WHERE action = 'insert' LOOP
-        EXECUTE format(
-            'UPDATE salvage.row_images i SET after_md5 = md5(to_json(t.*)::text) FROM %I.%I t '
-            'WHERE i.action = ''insert'' AND i.table_schema = %L AND i.table_name = %L AND i.key = ARRAY[%s]::text[]',
-            t.table_schema, t.table_name, t.table_schema, t.table_name,
-            (SELECT string_agg(format('t.%I::text', c), ', ') FROM unnest(t.key_columns) AS c));
-    END LOOP;
-END
-$$;
-ALTER TABLE salvage.row_images DROP COLUMN after_xmin;
-UPDATE salvage.journal_version SET version = 2;
-";
-
-/// A restore proves its inserted rows unchanged by their xmin, reading none back; a run
-/// recorded by layout 2 (an md5 per row) is still undone by its md5s, and the undo upgrades
-/// the journal first.
-#[tokio::test]
-async fn a_run_recorded_by_layout_2_is_undone_by_its_md5s() {
-    let scenario = Scenario::tracker(4).await;
-    delete_sites(&scenario.live, "2,3").await;
-    let before = scenario.live.snapshot("before").await;
-    let run = restore(&scenario, "2,3");
-    let (by_xmin, by_md5, inserted): (i64, i64, i64) = (
-        scenario
-            .live
-            .scalar("SELECT count(*) FROM salvage.row_images WHERE action = 'insert' AND after_xmin IS NOT NULL AND after_md5 IS NULL")
-            .await,
-        scenario
-            .live
-            .scalar("SELECT count(*) FROM salvage.row_images WHERE after_md5 IS NOT NULL")
-            .await,
-        scenario
-            .live
-            .scalar(&format!(
-                "SELECT sum(rows_inserted)::int8 FROM salvage.run_tenants WHERE run_id = '{run}'"
-            ))
-            .await,
-    );
-    assert!(inserted > 50, "{inserted} rows inserted");
-    assert_eq!((by_xmin, by_md5), (inserted, 0));
-
-    scenario.live.execute(TO_LAYOUT_2).await;
-    let with_md5: i64 = scenario
-        .live
-        .scalar("SELECT count(*) FROM salvage.row_images WHERE action = 'insert' AND after_md5 IS NOT NULL")
-        .await;
-    assert_eq!(with_md5, inserted);
-    let changed: i64 = scenario
-        .live
-        .scalar("UPDATE issues SET title = 'edited later' WHERE site_id = 2 AND number = 1 RETURNING id")
-        .await;
-
-    let (outcome, report) = undo(&scenario.live, &run, &["--yes"]);
-    assert_eq!(outcome.code, 1, "{outcome}");
-    assert_refused_for(&report, "2", "public.issues", changed, "changed");
-    assert_eq!(tenant(&report, "3")["state"], "undone", "{report}");
-    let version: i32 = scenario
-        .live
-        .scalar("SELECT max(version) FROM salvage.journal_version")
-        .await;
-    assert_eq!(version, 3);
-
-    let (outcome, report) = undo(&scenario.live, &run, &["--yes", "--force"]);
-    assert_eq!(outcome.code, 0, "{outcome}");
-    assert_eq!(tenant(&report, "2")["state"], "undone", "{report}");
-    let compared = assert_same_database(&before, &scenario.live).await;
-    assert!(compared["public.issues"] > 0, "{compared:?}");
-}
-
-/// The xmin a row was inserted with changes with any write of the row, even one that sets
-/// every column to the value it had: that row was written after the run.
-#[tokio::test]
-async fn a_row_rewritten_with_its_own_values_counts_as_changed() {
-    let scenario = Scenario::tracker(3).await;
-    delete_sites(&scenario.live, "2").await;
-    let run = restore(&scenario, "2");
-    let rows = all_rows(&scenario.live).await;
-    let touched: i64 = scenario
-        .live
-        .scalar("UPDATE comments SET body = body WHERE id = (SELECT min(c.id) FROM comments c JOIN issues i ON i.id = c.issue_id WHERE i.site_id = 2) RETURNING id")
-        .await;
-    let (outcome, report) = undo(&scenario.live, &run, &["--yes"]);
-    assert_eq!(outcome.code, 1, "{outcome}");
-    assert_refused_for(&report, "2", "public.comments", touched, "changed");
-    assert_eq!(all_rows(&scenario.live).await, rows);
 }
 
 /// A role that may write the journal's tables but does not own them cannot upgrade a
@@ -843,7 +741,7 @@ async fn a_journal_this_role_cannot_upgrade_is_named_before_any_write() {
     assert!(
         outcome
             .stderr
-            .contains("has layout version 1 and must be upgraded to 3")
+            .contains("has layout version 1 and must be upgraded to 2")
             && outcome.stderr.contains("salvage.runs"),
         "{outcome}"
     );
@@ -1171,7 +1069,7 @@ async fn tenants_are_undone_last_committed_first() {
              INSERT INTO salvage.row_images (run_id, position, step, table_schema, table_name, key_columns, key, action, after_md5) \
              SELECT '{run}', {two}, 0, 'public', 'users', '{{id}}', ARRAY[t.id::text], 'insert', md5(to_json(t.*)::text) FROM users t WHERE id = 9999; \
              UPDATE issues SET author_id = 9999 WHERE site_id = 3 AND number = 1; \
-             UPDATE salvage.row_images i SET after_md5 = md5(to_json(t.*)::text), after_xmin = NULL FROM issues t \
+             UPDATE salvage.row_images i SET after_md5 = md5(to_json(t.*)::text) FROM issues t \
              WHERE i.run_id = '{run}' AND i.position = {three} AND i.table_name = 'issues' AND i.key = ARRAY[t.id::text] \
                AND t.site_id = 3 AND t.number = 1; \
              UPDATE salvage.run_tenants SET finished_at = now() - CASE position WHEN {two} THEN interval '1 hour' ELSE interval '0' END \

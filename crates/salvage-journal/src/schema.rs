@@ -13,9 +13,8 @@ use crate::{Journal, Result};
 ///
 /// 1: runs, tenants, attempts, workers. 2: runs have a kind (`restore` or `undo`), a mode and
 /// the run an undo reverts; tenants say which undo reverted them; `row_images` keeps what
-/// each tenant's transaction wrote, for `salvage undo`. 3: an inserted row's image may say
-/// the `xmin` it was written with (`after_xmin`) instead of its md5: the row is not read back.
-pub const JOURNAL_VERSION: i32 = 3;
+/// each tenant's transaction wrote, for `salvage undo`.
+pub const JOURNAL_VERSION: i32 = 2;
 
 /// The tables of layout 1, in creation order (with `{s}` for the quoted schema). A new
 /// journal runs these, then every upgrade step.
@@ -118,38 +117,8 @@ CREATE TABLE IF NOT EXISTS {s}.row_images (
 CREATE INDEX IF NOT EXISTS row_images_by_tenant ON {s}.row_images (run_id, position, step);
 ";
 
-/// From layout 2 to 3: the proof that an inserted row is unchanged, without reading it back.
-/// `xid` compares as the tuple's `xmin` does (any change of a row writes a new version with
-/// the changing transaction's xid).
-const UPGRADE_TO_3: &str = r"
-ALTER TABLE {s}.row_images ADD COLUMN IF NOT EXISTS after_xmin xid;
-";
-
-/// One upgrade step: the version it reaches, its statements, the tables of earlier layouts
-/// it alters (the role that upgrades must own them) and whether it creates a table (the role
-/// must be allowed to create in the schema).
-struct Upgrade {
-    version: i32,
-    statements: &'static str,
-    alters: &'static [&'static str],
-    creates: Option<&'static str>,
-}
-
-/// The upgrade steps, in order.
-const UPGRADES: [Upgrade; 2] = [
-    Upgrade {
-        version: 2,
-        statements: UPGRADE_TO_2,
-        alters: &["runs", "run_tenants"],
-        creates: Some("row_images"),
-    },
-    Upgrade {
-        version: 3,
-        statements: UPGRADE_TO_3,
-        alters: &["row_images"],
-        creates: None,
-    },
-];
+/// The upgrade steps: `(version reached, statements)`, in order.
+const UPGRADES: [(i32, &str); 1] = [(2, UPGRADE_TO_2)];
 
 /// The tables every journal has, for the privilege check.
 const TABLE_NAMES: [&str; 5] = [
@@ -160,18 +129,8 @@ const TABLE_NAMES: [&str; 5] = [
     "workers",
 ];
 
-/// The tables the upgrade from `from` alters that were there before it (a table an earlier
-/// step creates is the upgrading role's own), and the first table it creates, if any.
-fn upgrade_needs(from: i32) -> (Vec<&'static str>, Option<&'static str>) {
-    let steps: Vec<&Upgrade> = UPGRADES.iter().filter(|step| step.version > from).collect();
-    let created: Vec<&str> = steps.iter().filter_map(|step| step.creates).collect();
-    let alters = steps
-        .iter()
-        .flat_map(|step| step.alters.iter().copied())
-        .filter(|table| !created.contains(table))
-        .collect();
-    (alters, created.first().copied())
-}
+/// The tables an upgrade alters: the role that upgrades must own them.
+const ALTERED_BY_UPGRADE: [&str; 2] = ["runs", "run_tenants"];
 
 impl Journal {
     /// Whether the journal's tables exist (a schema of that name without them is not one).
@@ -320,7 +279,6 @@ impl Journal {
         version: Option<i32>,
     ) -> Result<Vec<String>> {
         let from = version.unwrap_or(1);
-        let (alters, creates) = upgrade_needs(from);
         let mut problems = Vec::new();
         let (create, not_owned): (bool, Vec<String>) = sqlx::query_as(
             "SELECT pg_catalog.has_schema_privilege($1, 'CREATE'), \
@@ -330,7 +288,7 @@ impl Journal {
                      AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') ORDER BY 1)",
         )
         .bind(&self.schema)
-        .bind(alters.as_slice())
+        .bind(ALTERED_BY_UPGRADE.as_slice())
         .fetch_one(&mut *connection)
         .await
         .map_err(Error::query("check the rights to upgrade the journal"))?;
@@ -346,9 +304,9 @@ impl Journal {
                     .join(", ")
             ));
         }
-        if let (false, Some(table)) = (create, creates) {
+        if !create {
             problems.push(format!(
-                "the journal in schema {} has layout version {from} and must be upgraded to {JOURNAL_VERSION}, which creates {}.{table}, but this role may not create in the schema (CREATE): GRANT CREATE ON SCHEMA {} to it, run this salvage once as the journal's owner, or restore with --no-journal",
+                "the journal in schema {} has layout version {from} and must be upgraded to {JOURNAL_VERSION}, which creates {}.row_images, but this role may not create in the schema (CREATE): GRANT CREATE ON SCHEMA {} to it, run this salvage once as the journal's owner, or restore with --no-journal",
                 self.schema, self.schema, self.quoted
             ));
         }
@@ -399,8 +357,8 @@ impl Journal {
             .execute(&mut *transaction)
             .await
             .map_err(Error::query("create the journal's tables"))?;
-        for step in &UPGRADES {
-            sqlx::raw_sql(&step.statements.replace("{s}", &self.quoted))
+        for (_, statements) in UPGRADES {
+            sqlx::raw_sql(&statements.replace("{s}", &self.quoted))
                 .execute(&mut *transaction)
                 .await
                 .map_err(Error::query("create the journal's tables"))?;
@@ -423,12 +381,11 @@ impl Journal {
     /// Runs every upgrade step past `from` and notes the new version, in the caller's
     /// transaction (under the creation lock): the only DDL ever run on an existing journal.
     async fn upgrade(&self, transaction: &mut PgConnection, from: i32) -> Result<()> {
-        for step in &UPGRADES {
-            let version = step.version;
+        for (version, statements) in UPGRADES {
             if version <= from {
                 continue;
             }
-            sqlx::raw_sql(&step.statements.replace("{s}", &self.quoted))
+            sqlx::raw_sql(&statements.replace("{s}", &self.quoted))
                 .execute(&mut *transaction)
                 .await
                 .map_err(Error::query(format!(

@@ -1,9 +1,9 @@
 //! What a tenant's transaction keeps in the journal's `row_images` so `salvage undo` can put
-//! it back, and the changes of modes overwrite and exact: the rows it inserted (key, and
-//! the xmin they were written with or the md5 of the row as found), the rows it updated
-//! (their version before, the md5 after, the columns that changed), the rows it deleted
-//! (their version before) — each written by the same statement as the change, in the
-//! tenant's transaction (its savepoint in a group), so a tenant that rolls back leaves none.
+//! it back, and the changes of modes overwrite and exact: the rows it inserted (key and the
+//! md5 of the row as written), the rows it updated (their version before, the md5 after, the
+//! columns that changed), the rows it deleted (their version before) — each written by the
+//! same statement as the change, in the tenant's transaction (its savepoint in a group), so
+//! a tenant that rolls back leaves none.
 
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_closure::RestorePlan;
@@ -12,8 +12,7 @@ use salvage_plan::TablePlan;
 use salvage_source::TextRow;
 use salvage_sql::from_item;
 use salvage_sql::images::{
-    ImageTable, Inserted, Proof, Typed, delete_keeping_images, record_inserts,
-    update_keeping_images,
+    ImageTable, Inserted, Typed, delete_keeping_images, record_inserts, update_keeping_images,
 };
 use serde::Serialize;
 use sqlx::postgres::PgConnection;
@@ -118,11 +117,7 @@ fn typed(
 
 /// The written columns at `places` (per `shape`) of `rows`, one text array per column, for
 /// binding.
-fn arrays_at<'r>(
-    shape: &Shape,
-    rows: impl ExactSizeIterator<Item = &'r Row>,
-    places: &[usize],
-) -> Vec<Vec<Option<String>>> {
+fn arrays_at(shape: &Shape, rows: &[Row], places: &[usize]) -> Vec<Vec<Option<String>>> {
     let mut columns: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(rows.len()); places.len()];
     for row in rows {
         let values = shape.decode(&row.row);
@@ -210,30 +205,18 @@ impl InsertRecords {
                     })
             })
             .collect::<Result<_, _>>()?;
-        // Rows only this tenant reaches went in by this transaction (COPY, or a cycle's
-        // insert that had to write them all): their xmin proves them unchanged later. A row
-        // other chosen tenants reach may have been written by one of theirs.
-        let (sole, joint): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|row| !row.joint);
-        let from = from_item(live, &table.name);
-        let key_typed = typed(live, &table.name, &key.columns)?;
-        for (rows, proof) in [(sole, Proof::Xmin), (joint, Proof::Md5)] {
-            if rows.is_empty() {
-                continue;
-            }
-            let keys = arrays_at(shape, rows.iter().copied(), &places);
-            self.tables.push(RecordedTable {
-                step,
-                table: table.name.clone(),
-                key_columns: key.columns.clone(),
-                inserted: Inserted {
-                    from: from.clone(),
-                    key: key_typed.clone(),
-                    proof,
-                },
-                keys,
-                rows: rows.len() as u64,
-            });
-        }
+        let keys = arrays_at(shape, rows, &places);
+        self.tables.push(RecordedTable {
+            step,
+            table: table.name.clone(),
+            key_columns: key.columns.clone(),
+            inserted: Inserted {
+                from: from_item(live, &table.name),
+                key: typed(live, &table.name, &key.columns)?,
+            },
+            keys,
+            rows: rows.len() as u64,
+        });
         Ok(())
     }
 
@@ -333,7 +316,7 @@ pub async fn update_rows(
     let bound: Vec<usize> = key_places.iter().chain(&set_places).copied().collect();
     let mut updated = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let columns = arrays_at(shape, chunk.iter(), &bound);
+        let columns = arrays_at(shape, chunk, &bound);
         let mut query = bind_fixed_as(
             sqlx::query_as::<_, (Vec<String>, Vec<String>)>(&sql),
             &fixed,

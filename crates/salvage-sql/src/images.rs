@@ -6,9 +6,7 @@
 //!
 //! Images are `to_json(row)` (before) and `md5(to_json(row)::text)` (after), both under
 //! salvage's pinned session settings, so an undo on another connection compares like with
-//! like — or, for the rows a tenant's own transaction inserted, the `xmin` they were written
-//! with, which costs no read of each row (see [`Proof`]). Keys are the live columns'
-//! `::text`, in the key's column order.
+//! like. Keys are the live columns' `::text`, in the key's column order.
 
 use salvage_catalog::QualifiedName;
 use salvage_quote::{quote_ident, quote_literal};
@@ -229,39 +227,22 @@ pub fn delete_keeping_images(table: &QualifiedName, key: &[Typed], images: &Imag
     )
 }
 
-/// How an undo will know an inserted row is still as the tenant's transaction left it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proof {
-    /// The rows were inserted by this (sub)transaction: every one has its `xmin`, which any
-    /// later change of the row replaces. Read from one row of the table; the others are not
-    /// read back.
-    Xmin,
-    /// The rows may have been inserted by another tenant's transaction (`ON CONFLICT DO
-    /// NOTHING`): each is read back by key for the md5 of its version now.
-    Md5,
-}
-
-/// One table's inserted rows recorded by [`record_inserts`]: how a query reads the table, its
-/// key's columns with their live types, and how the rows are proven unchanged later.
+/// One table's inserted rows recorded by [`record_inserts`]: how a query reads the table, and
+/// its key's columns with their live types.
 #[derive(Debug, Clone)]
 pub struct Inserted {
     pub from: String,
     pub key: Vec<Typed>,
-    pub proof: Proof,
 }
 
-/// Records the rows a tenant inserted into several tables (steps) in one statement. `$1` run
-/// ID, `$2` position; then per table, in order, its step, schema, name and key columns
-/// (text[]) and one text array per key column. Returns one row: the rows recorded — with
-/// [`Proof::Xmin`], those of a table whose first row was found; with [`Proof::Md5`], those
-/// found by key.
-///
-/// Keys are written as the live column's text of the bound value cast to its type, the form
-/// a read of the live row gives.
+/// Records the rows a tenant inserted into several tables (steps) in one statement, each
+/// with the md5 of its version now. `$1` run ID, `$2` position; then per table, in order,
+/// its step, schema, name and key columns (text[]) and one text array per key column.
+/// Returns one row: the rows recorded.
 #[must_use]
 pub fn record_inserts(tables: &[Inserted], images: &ImageTable) -> String {
     let mut next = 3;
-    let mut ctes = Vec::with_capacity(tables.len() * 2);
+    let mut ctes = Vec::with_capacity(tables.len());
     for (number, table) in tables.iter().enumerate() {
         let (step, schema, name, columns) = (next, next + 1, next + 2, next + 3);
         next += 4;
@@ -270,45 +251,23 @@ pub fn record_inserts(tables: &[Inserted], images: &ImageTable) -> String {
             .collect();
         next += table.key.len();
         let aliases: Vec<String> = (0..table.key.len()).map(|n| format!("c{n}")).collect();
-        let rows = format!("{} AS a({})", unnest(&arrays), aliases.join(", "));
-        let matches = key_matches(&table.key, 0).join(" AND ");
-        let insert = format!(
-            "INSERT INTO {} (run_id, position, step, table_schema, table_name, key_columns, \
-             key, action, after_md5, after_xmin) SELECT $1, $2, ${step}, ${schema}, ${name}, \
-             ${columns}::text[]",
-            images.quoted
-        );
-        match table.proof {
-            Proof::Xmin => {
-                let bound_key: Vec<String> = table
-                    .key
-                    .iter()
-                    .enumerate()
-                    .map(|(n, column)| format!("(a.c{n}::{})::text", column.live_type))
-                    .collect();
-                ctes.push(format!(
-                    "x{number} AS (SELECT t.xmin FROM (SELECT * FROM {rows} LIMIT 1) AS a \
-                     JOIN {} AS t ON {matches} LIMIT 1)",
-                    table.from
-                ));
-                ctes.push(format!(
-                    "r{number} AS ({insert}, ARRAY[{}]::text[], 'insert', NULL, \
-                     (SELECT x.xmin FROM x{number} AS x) FROM {rows} RETURNING after_xmin IS NOT NULL AS found)",
-                    bound_key.join(", ")
-                ));
-            }
-            Proof::Md5 => ctes.push(format!(
-                "r{number} AS ({insert}, {}, 'insert', \
-                 pg_catalog.md5(pg_catalog.to_json(t.*)::text), NULL \
-                 FROM {rows} CROSS JOIN LATERAL (SELECT * FROM {} AS t WHERE {matches} LIMIT 1) AS t \
-                 RETURNING true AS found)",
-                key_text("t", &table.key),
-                table.from,
-            )),
-        }
+        ctes.push(format!(
+            "r{number} AS (INSERT INTO {} (run_id, position, step, table_schema, table_name, \
+             key_columns, key, action, after_md5) \
+             SELECT $1, $2, ${step}, ${schema}, ${name}, ${columns}::text[], {}, 'insert', \
+             pg_catalog.md5(pg_catalog.to_json(t.*)::text) \
+             FROM {} AS a({}) CROSS JOIN LATERAL (SELECT * FROM {} AS t WHERE {} LIMIT 1) AS t \
+             RETURNING 1)",
+            images.quoted,
+            key_text("t", &table.key),
+            unnest(&arrays),
+            aliases.join(", "),
+            table.from,
+            key_matches(&table.key, 0).join(" AND "),
+        ));
     }
     let counts: Vec<String> = (0..tables.len())
-        .map(|number| format!("(SELECT pg_catalog.count(*) FROM r{number} WHERE found)"))
+        .map(|number| format!("(SELECT pg_catalog.count(*) FROM r{number})"))
         .collect();
     format!(
         "WITH {} SELECT ({})::int8",
@@ -388,28 +347,18 @@ mod tests {
                 Inserted {
                     from: "ONLY \"public\".\"t\"".to_owned(),
                     key: key.to_vec(),
-                    proof: Proof::Md5,
                 },
                 Inserted {
                     from: "ONLY \"public\".\"u\"".to_owned(),
                     key: key[..1].to_vec(),
-                    proof: Proof::Xmin,
                 },
             ],
             &images(),
         );
         assert!(inserts.contains("'insert'"));
-        assert!(inserts.contains("CROSS JOIN LATERAL (SELECT * FROM ONLY \"public\".\"t\" AS t"));
-        // The second table is read once, for the xmin of its first row.
-        assert!(inserts.contains(
-            "x1 AS (SELECT t.xmin FROM (SELECT * FROM pg_catalog.unnest($13::text[]) AS a(c0) LIMIT 1) AS a \
-             JOIN ONLY \"public\".\"u\" AS t ON t.\"a\" = a.c0::integer LIMIT 1)"
-        ));
-        assert!(inserts.contains(
-            "ARRAY[(a.c0::integer)::text]::text[], 'insert', NULL, (SELECT x.xmin FROM x1 AS x)"
-        ));
+        assert!(inserts.contains("LIMIT 1"));
         // The second table's parameters follow the first's two key arrays.
         assert!(inserts.contains("SELECT $1, $2, $9, $10, $11, $12::text[]"));
-        assert!(inserts.ends_with("SELECT ((SELECT pg_catalog.count(*) FROM r0 WHERE found) + (SELECT pg_catalog.count(*) FROM r1 WHERE found))::int8"));
+        assert!(inserts.ends_with("SELECT ((SELECT pg_catalog.count(*) FROM r0) + (SELECT pg_catalog.count(*) FROM r1))::int8"));
     }
 }

@@ -53,24 +53,19 @@ fn key_matches(table: &UndoTable) -> String {
 /// order, each live row locked (`FOR UPDATE`) until the tenant's transaction ends, so what
 /// was checked is what is changed.
 ///
-/// - `insert`, `update` images (`present = true`): the rows that are gone, or changed after
-///   the run — their `xmin` is not the image's `after_xmin` (rows the tenant's transaction
-///   inserted: any later change writes a new version with another), or, for the images
-///   without one, their `md5(to_json(t.*)::text)` is not the image's `after_md5`.
+/// - `insert`, `update` images (`present = true`): the rows that are gone, or whose
+///   `md5(to_json(t.*)::text)` is not the image's `after_md5` (changed after the run).
 /// - `delete` images (`present = false`): the rows live holds again (re-created).
 #[must_use]
 pub fn check(table: &UndoTable, images: &str, present: bool) -> String {
     let wrong = if present {
-        "l.found IS NULL OR CASE WHEN i.after_xmin IS NOT NULL \
-         THEN l.xmin IS DISTINCT FROM i.after_xmin ELSE l.md5 IS DISTINCT FROM i.after_md5 END"
+        "l.md5 IS NULL OR l.md5 IS DISTINCT FROM i.after_md5"
     } else {
-        "l.found IS NOT NULL"
+        "l.md5 IS NOT NULL"
     };
     format!(
-        "SELECT i.key, l.found IS NULL AS gone FROM {images} AS i LEFT JOIN LATERAL \
-         (SELECT true AS found, t.xmin, CASE WHEN i.after_xmin IS NULL \
-         THEN pg_catalog.md5(pg_catalog.to_json(t.*)::text) END AS md5 \
-         FROM {from} AS t WHERE {matches} FOR UPDATE) AS l ON true \
+        "SELECT i.key, l.md5 IS NULL AS gone FROM {images} AS i LEFT JOIN LATERAL \
+         (SELECT pg_catalog.md5(pg_catalog.to_json(t.*)::text) AS md5 FROM {from} AS t WHERE {matches} FOR UPDATE) AS l ON true \
          WHERE {STEP} AND ({wrong}) ORDER BY i.id",
         from = table.from,
         matches = key_matches(table),
@@ -241,11 +236,9 @@ mod tests {
     fn checks_rows_by_typed_key_and_digest_locking_them() {
         assert_eq!(
             check(&issues(), IMAGES, true),
-            r#"SELECT i.key, l.found IS NULL AS gone FROM "salvage"."row_images" AS i LEFT JOIN LATERAL (SELECT true AS found, t.xmin, CASE WHEN i.after_xmin IS NULL THEN pg_catalog.md5(pg_catalog.to_json(t.*)::text) END AS md5 FROM ONLY "public"."Issues" AS t WHERE t."site id" = (i.key[1])::bigint AND t."number" = (i.key[2])::integer FOR UPDATE) AS l ON true WHERE i.run_id = $1 AND i.position = $2 AND i.step = $3 AND (l.found IS NULL OR CASE WHEN i.after_xmin IS NOT NULL THEN l.xmin IS DISTINCT FROM i.after_xmin ELSE l.md5 IS DISTINCT FROM i.after_md5 END) ORDER BY i.id"#
+            r#"SELECT i.key, l.md5 IS NULL AS gone FROM "salvage"."row_images" AS i LEFT JOIN LATERAL (SELECT pg_catalog.md5(pg_catalog.to_json(t.*)::text) AS md5 FROM ONLY "public"."Issues" AS t WHERE t."site id" = (i.key[1])::bigint AND t."number" = (i.key[2])::integer FOR UPDATE) AS l ON true WHERE i.run_id = $1 AND i.position = $2 AND i.step = $3 AND (l.md5 IS NULL OR l.md5 IS DISTINCT FROM i.after_md5) ORDER BY i.id"#
         );
-        assert!(
-            check(&issues(), IMAGES, false).contains("AND (l.found IS NOT NULL) ORDER BY i.id")
-        );
+        assert!(check(&issues(), IMAGES, false).contains("AND (l.md5 IS NOT NULL) ORDER BY i.id"));
     }
 
     #[test]

@@ -68,12 +68,7 @@ pub async fn run(args: &UndoArgs) -> Result<u8, Failure> {
         return Err(failure);
     }
 
-    // The first write: a journal of layout 2 gains what layout 3 added (the checks above
-    // found nothing in the way), then the undo's run.
-    journal
-        .ensure(&mut connection)
-        .await
-        .map_err(Failure::failed)?;
+    // The first write: the undo's run.
     let worker = salvage_journal::WorkerInfo {
         host: crate::who::host(),
         os_user: crate::who::os_user(),
