@@ -90,7 +90,7 @@ fn bind_fixed_as<'q, O>(
 }
 
 /// The live types of `columns` of `table`.
-fn typed(
+pub(crate) fn typed(
     live: &Catalog,
     table: &QualifiedName,
     columns: &[String],

@@ -19,7 +19,7 @@ pub struct Row {
 }
 
 /// Where a table's written columns and sequences are in its kept rows.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Shape {
     /// Positions of the written columns, in order; `None` when every kept column is written.
     pub written: Option<Vec<usize>>,

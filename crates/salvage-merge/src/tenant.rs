@@ -24,7 +24,7 @@ use sqlx::postgres::{PgConnection, PgDatabaseError};
 use crate::change::{self, ImageTarget};
 use crate::outcome::TableOutcome;
 use crate::rows::{Row, Shape, planned_rows};
-use crate::write::{copy_rows, insert_cycle, insert_rows};
+use crate::write::{Small, copy_rows, insert_cycle, insert_rows, insert_small};
 use crate::{MergeOptions, RestoreReporter, TenantError, diagnose};
 
 /// What a committed tenant wrote.
@@ -123,6 +123,7 @@ impl TenantRun<'_> {
             images: self.images,
             step,
             records: change::InsertRecords::default(),
+            small: Vec::new(),
         };
         let mut written = body.steps(self.connection).await?;
         if !self.plan.schema.deferred.is_empty() {
@@ -185,7 +186,26 @@ struct Body<'a> {
     step: i32,
     /// The rows inserted so far, recorded before the inserts' phase ends.
     records: change::InsertRecords,
+    /// Small tables' rows not written yet: they go in together, in one statement, before
+    /// any other write (see [`Body::flush_small`]).
+    small: Vec<Pending>,
 }
+
+/// A small table's rows waiting to go in with others; with `step`, recorded at that step.
+struct Pending {
+    index: usize,
+    shape: Shape,
+    rows: Vec<Row>,
+    step: Option<i32>,
+}
+
+/// The most rows of one table that wait to go in with others: beyond, `COPY` (which streams
+/// and inserts rows in batches) pays for its two round trips.
+const SMALL_TABLE_ROWS: usize = 1_000;
+/// The most rows written together in one statement.
+const SMALL_ROWS: usize = 4_000;
+/// The most parameters bound to one statement (the protocol allows 65,535).
+const SMALL_PARAMETERS: usize = 20_000;
 
 impl<'a> Body<'a> {
     fn tenant_id(&self) -> &str {
@@ -265,6 +285,7 @@ impl<'a> Body<'a> {
                 }
             }
         }
+        self.flush_small(connection).await?;
         if let Some(images) = self.images {
             self.records.flush(connection, images).await?;
         }
@@ -392,6 +413,10 @@ impl<'a> Body<'a> {
         connection: &mut PgConnection,
         ready: &Ready<'_>,
     ) -> Result<TableOutcome, TenantError> {
+        if let Some(outcome) = self.write_later(connection, ready).await? {
+            return Ok(outcome);
+        }
+        self.flush_small(connection).await?;
         let (sole, joint): (Vec<Row>, Vec<Row>) =
             ready.rows.iter().cloned().partition(|row| !row.joint);
         let reporter = self.reporter;
@@ -433,6 +458,7 @@ impl<'a> Body<'a> {
         ready: &[Ready<'_>],
         written: &mut Written,
     ) -> Result<(), TenantError> {
+        self.flush_small(connection).await?;
         let tables: Vec<(&TablePlan, &Shape, &[Row])> = ready
             .iter()
             .map(|table| (table.table, &table.shape, table.rows.as_slice()))
@@ -507,6 +533,7 @@ impl<'a> Body<'a> {
             .map(|column| column.name.clone())
             .collect();
         let shape = Shape::new(table, &columns)?;
+        self.flush_small(connection).await?;
         let inserted = insert_rows(connection, table, &shape, self.live_catalog, &rows).await?;
         self.reporter.rows_copied(&tenant.id, expected);
         let ready = Ready {
@@ -524,6 +551,103 @@ impl<'a> Body<'a> {
             already_present: expected - inserted,
             ..TableOutcome::default()
         })
+    }
+
+    /// A small table's rows, all only this tenant's (what `COPY` would take), held to go in
+    /// with the next ones in one statement: its outcome, as the statement must confirm it.
+    /// `None`: the table is written now, on its own.
+    async fn write_later(
+        &mut self,
+        connection: &mut PgConnection,
+        ready: &Ready<'_>,
+    ) -> Result<Option<TableOutcome>, TenantError> {
+        let rows = ready.rows.len();
+        let parameters = ready.shape.written_names.len() + 4;
+        // Bound as text: rows whose bytes are not UTF-8 (a SQL_ASCII database) go by COPY.
+        if rows > SMALL_TABLE_ROWS
+            || ready
+                .rows
+                .iter()
+                .any(|row| row.joint || std::str::from_utf8(&row.row).is_err())
+        {
+            return Ok(None);
+        }
+        let held_rows: usize = self.small.iter().map(|held| held.rows.len()).sum();
+        let held_parameters: usize = self
+            .small
+            .iter()
+            .map(|held| held.shape.written_names.len() + 4)
+            .sum();
+        if held_rows + rows > SMALL_ROWS || held_parameters + parameters > SMALL_PARAMETERS {
+            self.flush_small(connection).await?;
+        }
+        let step = self.images.map(|_| {
+            self.step += 1;
+            self.step
+        });
+        self.small.push(Pending {
+            index: ready.index,
+            shape: ready.shape.clone(),
+            rows: ready.rows.clone(),
+            step: step.filter(|_| ready.table.key.is_some()),
+        });
+        Ok(Some(TableOutcome {
+            copied: rows as u64,
+            inserted: rows as u64,
+            ..TableOutcome::default()
+        }))
+    }
+
+    /// Writes the small tables' rows held so far, in one statement, each recorded for undo
+    /// from what it inserted; every row must go in.
+    async fn flush_small(&mut self, connection: &mut PgConnection) -> Result<(), TenantError> {
+        if self.small.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.small);
+        let plan = self.plan;
+        let tables: Vec<Small<'_>> = held
+            .iter()
+            .map(|held| Small {
+                table: &plan.schema.tables[held.index],
+                shape: &held.shape,
+                rows: &held.rows,
+                step: held.step,
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let written = insert_small(connection, &tables, self.live_catalog, self.images).await?;
+        tracing::debug!(
+            tables = tables.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "small tables written"
+        );
+        for (small, &inserted) in tables.iter().zip(&written.inserted) {
+            let sent = small.rows.len() as u64;
+            if inserted != sent {
+                return Err(TenantError::LiveChanged {
+                    table: small.table.name.clone(),
+                    what: "inserted",
+                    expected: sent,
+                    changed: inserted,
+                });
+            }
+            self.reporter.rows_copied(self.tenant_id(), sent);
+        }
+        let expected: u64 = tables
+            .iter()
+            .filter(|small| small.step.is_some())
+            .map(|small| small.rows.len() as u64)
+            .sum();
+        if written.recorded != expected {
+            return Err(TenantError::LiveChanged {
+                table: tables[0].table.name.clone(),
+                what: "recorded",
+                expected,
+                changed: written.recorded,
+            });
+        }
+        Ok(())
     }
 
     /// A journaled run: records the rows of `ready` (inserted now, or by another tenant of

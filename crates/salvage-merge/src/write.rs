@@ -6,10 +6,12 @@
 
 use salvage_catalog::Catalog;
 use salvage_plan::TablePlan;
+use salvage_sql::images::{BatchTable, Typed, insert_batch};
 use salvage_sql::insert::{Written, copy_in, insert_from_arrays, insert_together};
 use sqlx::postgres::PgConnection;
 
 use crate::TenantError;
+use crate::change::ImageTarget;
 use crate::rows::{Row, Shape};
 use crate::tenant::insert_error;
 
@@ -137,6 +139,97 @@ pub async fn insert_cycle(
         .await
         .map_err(|error| insert_error(tables[0].0, error))?;
     Ok(counts.into_iter().map(|count| count as u64).collect())
+}
+
+/// One table's rows in [`insert_small`]: with `step`, recorded for undo at that step.
+pub struct Small<'r> {
+    pub table: &'r TablePlan,
+    pub shape: &'r Shape,
+    pub rows: &'r [Row],
+    pub step: Option<i32>,
+}
+
+/// What [`insert_small`] wrote: rows inserted per table, rows recorded.
+pub struct SmallWritten {
+    pub inserted: Vec<u64>,
+    pub recorded: u64,
+}
+
+/// Several tables' rows, none that live may have already (what `COPY` would take), inserted
+/// in one statement, each recorded for undo from what it inserted when it has a `step`.
+pub async fn insert_small(
+    connection: &mut PgConnection,
+    tables: &[Small<'_>],
+    live: &Catalog,
+    images: Option<&ImageTarget>,
+) -> Result<SmallWritten, TenantError> {
+    let mut columns = Vec::with_capacity(tables.len());
+    let mut keys: Vec<Option<Vec<Typed>>> = Vec::with_capacity(tables.len());
+    for small in tables {
+        columns.push(written_columns(small.table, small.shape, live)?);
+        keys.push(match (&small.table.key, small.step) {
+            (Some(key), Some(_)) => {
+                Some(crate::change::typed(live, &small.table.name, &key.columns)?)
+            }
+            _ => None,
+        });
+    }
+    let batch: Vec<BatchTable<'_>> = tables
+        .iter()
+        .zip(&columns)
+        .zip(&keys)
+        .map(|((small, columns), key)| BatchTable {
+            table: &small.table.name,
+            columns,
+            overriding: small.table.identity_always,
+            recorded: key.as_deref(),
+        })
+        .collect();
+    let statement = insert_batch(&batch, images.map(|images| &images.table));
+    let mut query = sqlx::query_as::<_, (Vec<i64>, i64)>(&statement);
+    if let Some(images) = images {
+        query = query.bind(images.run_id.clone()).bind(images.position);
+    }
+    for (small, key) in tables.iter().zip(&keys) {
+        if let (Some(step), Some(_), Some(key)) = (small.step, images, &small.table.key) {
+            query = query
+                .bind(step)
+                .bind(small.table.name.schema.clone())
+                .bind(small.table.name.name.clone())
+                .bind(key.columns.clone());
+        } else {
+            debug_assert!(key.is_none());
+        }
+        for column in arrays(small.shape, small.rows) {
+            query = query.bind(column);
+        }
+    }
+    let (inserted, recorded) = query.fetch_one(&mut *connection).await.map_err(|error| {
+        // The table the server names (the row's own for a unique key, the referencing one
+        // for a foreign key), else the first.
+        let named = error_table(&error);
+        let table = tables
+            .iter()
+            .find(|small| named.as_ref() == Some(&small.table.name))
+            .map_or(tables[0].table, |small| small.table);
+        insert_error(table, error)
+    })?;
+    Ok(SmallWritten {
+        inserted: inserted.into_iter().map(|count| count as u64).collect(),
+        recorded: recorded as u64,
+    })
+}
+
+/// The table a server error names.
+fn error_table(error: &sqlx::Error) -> Option<salvage_catalog::QualifiedName> {
+    let sqlx::Error::Database(db) = error else {
+        return None;
+    };
+    let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    Some(salvage_catalog::QualifiedName::new(
+        pg.schema()?,
+        pg.table()?,
+    ))
 }
 
 /// The rows' written columns, one text array per column.
