@@ -209,17 +209,37 @@ pub fn held_back(
 }
 
 /// The distinct parent keys the candidates reference that `known` does not account for:
-/// what to ask live, per parent.
+/// what to ask live, per parent. With `exports`, a key a guard of the same step references
+/// that a candidate offers is not asked either: [`held_back`] decides it by whether that
+/// candidate goes in (a row going in that live already has would fail its insert anyway).
 pub fn keys_to_ask(
     candidates: &[Candidate<'_>],
     guards: &Guards,
+    exports: Option<&Exports>,
     known: &dyn Fn(&ParentKey, &[u8]) -> bool,
 ) -> Asked {
+    let mut offered: HashMap<ParentKey, FxHashSet<Box<[u8]>>> = HashMap::new();
+    if let Some(exports) = exports {
+        if guards.values().flatten().any(|guard| guard.within) {
+            for candidate in candidates {
+                for (parent, positions) in
+                    exports.get(&candidate.table).map_or(&[][..], Vec::as_slice)
+                {
+                    if let Some(key) = raw_key(&candidate.fields, positions) {
+                        offered.entry(parent.clone()).or_default().insert(key);
+                    }
+                }
+            }
+        }
+    }
     let mut asked: HashMap<ParentKey, FxHashSet<Box<[u8]>>> = HashMap::new();
     for candidate in candidates {
         for guard in guards.get(&candidate.table).into_iter().flatten() {
             if let Some(key) = guard.parent_key(&candidate.fields) {
                 let parent = guard.parent();
+                if guard.within && offered.get(&parent).is_some_and(|keys| keys.contains(&key)) {
+                    continue;
+                }
                 if !known(&parent, &key) {
                     asked.entry(parent).or_default().insert(key);
                 }
@@ -290,7 +310,7 @@ mod tests {
     use salvage_catalog::QualifiedName;
     use salvage_plan::{Relation, RelationOrigin};
 
-    use super::{Candidate, Guard, held_back};
+    use super::{Candidate, Guard, held_back, keys_to_ask};
 
     fn guard(parent: &str, column: usize, within: bool) -> Guard {
         Guard {
@@ -340,6 +360,33 @@ mod tests {
                 "rentals" => key == b"10",
                 _ => key == b"9",
             };
+        // Only what no candidate offers is asked of live: note 9, and the rentals.
+        let asked = |exports| {
+            let asked = keys_to_ask(&candidates, &guards, exports, &|_, _| false);
+            let mut asked: Vec<(String, Vec<Vec<u8>>)> = asked
+                .into_iter()
+                .map(|(parent, keys)| {
+                    (parent.0.name, keys.iter().map(|key| key.to_vec()).collect())
+                })
+                .collect();
+            asked.sort();
+            asked
+        };
+        let rentals = ("rentals".to_owned(), vec![b"10".to_vec(), b"11".to_vec()]);
+        assert_eq!(
+            asked(Some(&exports)),
+            [("notes".to_owned(), vec![b"9".to_vec()]), rentals.clone()]
+        );
+        assert_eq!(
+            asked(None),
+            [
+                (
+                    "notes".to_owned(),
+                    vec![b"1".to_vec(), b"2".to_vec(), b"9".to_vec()]
+                ),
+                rentals
+            ]
+        );
         let held = held_back(&candidates, &guards, &exports, &present);
         let waiting: Vec<bool> = held.iter().map(Option::is_some).collect();
         assert_eq!(waiting, [false, true, true, false, false]);

@@ -138,7 +138,7 @@ pub async fn mark(
         let in_live = ask_live(
             live,
             live_catalog,
-            keys_to_ask(&candidates, &guards, &known),
+            keys_to_ask(&candidates, &guards, None, &known),
         )
         .await?;
         let present = |parent: &ParentKey, key: &[u8]| {

@@ -384,7 +384,7 @@ impl<'a> Body<'a> {
                     .get(parent)
                     .is_some_and(|keys| keys.contains(key))
             };
-            let asked = keys_to_ask(&candidates, &guards, &written);
+            let asked = keys_to_ask(&candidates, &guards, Some(&exports), &written);
             let in_live = salvage_closure::ask_live(connection, self.live_catalog, asked).await?;
             let present = |parent: &ParentKey, key: &[u8]| {
                 written(parent, key) || in_live.get(parent).is_some_and(|keys| keys.contains(key))
