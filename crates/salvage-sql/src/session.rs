@@ -48,6 +48,29 @@ pub fn defer_constraints(constraints: &[(QualifiedName, String)]) -> String {
     format!("SET CONSTRAINTS {} DEFERRED", names(constraints))
 }
 
+/// The savepoint each tenant of a group writes in.
+pub const TENANT_SAVEPOINT: &str = "salvage_tenant";
+
+/// Opens a tenant's savepoint in one round trip: first releasing the previous tenant's
+/// (`release_previous`; a savepoint rolled back to is still there and releases as empty), then
+/// deferring `deferred`'s constraints. Statements without parameters, for the simple protocol.
+#[must_use]
+pub fn open_tenant_savepoint(
+    release_previous: bool,
+    deferred: &[(QualifiedName, String)],
+) -> String {
+    let mut sql = String::new();
+    if release_previous {
+        sql.push_str(&format!("RELEASE SAVEPOINT {TENANT_SAVEPOINT}; "));
+    }
+    sql.push_str(&format!("SAVEPOINT {TENANT_SAVEPOINT}"));
+    if !deferred.is_empty() {
+        sql.push_str("; ");
+        sql.push_str(&defer_constraints(deferred));
+    }
+    sql
+}
+
 /// Moves sequences ahead of the largest restored values, never back, in one statement: each
 /// moves only when the restored maximum reaches the sequence's last value, and then only if
 /// `nextval` (atomic, so a concurrent session's progress is seen) is still not past it. Gives
@@ -55,13 +78,20 @@ pub fn defer_constraints(constraints: &[(QualifiedName, String)]) -> String {
 /// sequences' quoted names, then `$n+1…$2n` the maxima.
 #[must_use]
 pub fn advance_sequences(sequences: &[String]) -> String {
+    format!("SELECT {}", sequences_advanced(sequences, 1))
+}
+
+/// [`advance_sequences`]'s array, its parameters from `$first`: for the end of another
+/// statement.
+#[must_use]
+pub fn sequences_advanced(sequences: &[String], first: usize) -> String {
     let count = sequences.len();
     let parts: Vec<String> = sequences
         .iter()
         .enumerate()
         .map(|(n, sequence)| {
-            let name = n + 1;
-            let maximum = count + n + 1;
+            let name = first + n;
+            let maximum = first + count + n;
             format!(
                 "(SELECT CASE WHEN ${maximum}::int8 >= q.last_value THEN \
                    CASE WHEN pg_catalog.nextval(${name}::regclass) <= ${maximum}::int8 \
@@ -70,14 +100,27 @@ pub fn advance_sequences(sequences: &[String]) -> String {
             )
         })
         .collect();
-    format!("SELECT ARRAY[{}]::int8[]", parts.join(", "))
+    format!("ARRAY[{}]::int8[]", parts.join(", "))
 }
 
 #[cfg(test)]
 mod tests {
     use salvage_catalog::QualifiedName;
 
-    use super::{advance_sequences, begin, defer_constraints};
+    use super::{advance_sequences, begin, defer_constraints, open_tenant_savepoint};
+
+    #[test]
+    fn a_tenant_savepoint_releases_the_one_before() {
+        assert_eq!(
+            open_tenant_savepoint(false, &[]),
+            "SAVEPOINT salvage_tenant"
+        );
+        assert_eq!(
+            open_tenant_savepoint(true, &[(QualifiedName::new("public", "t"), "c".into())]),
+            "RELEASE SAVEPOINT salvage_tenant; SAVEPOINT salvage_tenant; \
+             SET CONSTRAINTS \"public\".\"c\" DEFERRED"
+        );
+    }
 
     #[test]
     fn sequences_move_forward_only() {
