@@ -172,6 +172,11 @@ struct RecordedTable {
 }
 
 impl InsertRecords {
+    /// Whether no rows wait to be recorded.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
     /// Notes `rows` (written columns per `shape`, just inserted or found there) as inserted
     /// by the tenant at `step`. Tables without a key are not recorded: their rows cannot be
     /// found again.

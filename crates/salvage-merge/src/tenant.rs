@@ -124,6 +124,7 @@ impl TenantRun<'_> {
             step,
             records: change::InsertRecords::default(),
             small: Vec::new(),
+            moved: Vec::new(),
         };
         let mut written = body.steps(self.connection).await?;
         if !self.plan.schema.deferred.is_empty() {
@@ -135,7 +136,9 @@ impl TenantRun<'_> {
                     insert_error_without_table(error, "check the deferred constraints")
                 })?;
         }
-        written.sequences = body.advance_sequences(self.connection).await?;
+        let mut sequences = std::mem::take(&mut body.moved);
+        sequences.extend(body.advance_sequences(self.connection).await?);
+        written.sequences = sequences;
         Ok(written)
     }
 
@@ -189,6 +192,8 @@ struct Body<'a> {
     /// Small tables' rows not written yet: they go in together, in one statement, before
     /// any other write (see [`Body::flush_small`]).
     small: Vec<Pending>,
+    /// The sequences the small tables' statement moved, when it was the tenant's last write.
+    moved: Vec<(String, i64)>,
 }
 
 /// A small table's rows waiting to go in with others; with `step`, recorded at that step.
@@ -285,7 +290,15 @@ impl<'a> Body<'a> {
                 }
             }
         }
-        self.flush_small(connection).await?;
+        // With nothing to write after them, the small tables' statement moves the sequences.
+        let last = self.records.is_empty()
+            && plan.schema.deferred.is_empty()
+            && (self.retry.is_some()
+                || plan.tenants[self.number]
+                    .changes
+                    .iter()
+                    .all(salvage_closure::TableChanges::is_empty));
+        self.write_small(connection, last).await?;
         if let Some(images) = self.images {
             self.records.flush(connection, images).await?;
         }
@@ -601,9 +614,27 @@ impl<'a> Body<'a> {
     /// Writes the small tables' rows held so far, in one statement, each recorded for undo
     /// from what it inserted; every row must go in.
     async fn flush_small(&mut self, connection: &mut PgConnection) -> Result<(), TenantError> {
+        self.write_small(connection, false).await
+    }
+
+    /// [`Body::flush_small`]; with `sequences`, the same statement moves the sequences
+    /// behind the rows written so far.
+    async fn write_small(
+        &mut self,
+        connection: &mut PgConnection,
+        sequences: bool,
+    ) -> Result<(), TenantError> {
         if self.small.is_empty() {
             return Ok(());
         }
+        let maxima: Vec<(String, i64)> = if sequences {
+            self.maxima
+                .iter()
+                .map(|((_, quoted), maximum)| (quoted.clone(), *maximum))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let held = std::mem::take(&mut self.small);
         let plan = self.plan;
         let tables: Vec<Small<'_>> = held
@@ -616,7 +647,8 @@ impl<'a> Body<'a> {
             })
             .collect();
         let started = std::time::Instant::now();
-        let written = insert_small(connection, &tables, self.live_catalog, self.images).await?;
+        let written =
+            insert_small(connection, &tables, self.live_catalog, self.images, &maxima).await?;
         tracing::debug!(
             tables = tables.len(),
             elapsed_us = started.elapsed().as_micros() as u64,
@@ -646,6 +678,13 @@ impl<'a> Body<'a> {
                 expected,
                 changed: written.recorded,
             });
+        }
+        if sequences {
+            let names = std::mem::take(&mut self.maxima).into_keys();
+            self.moved = names
+                .zip(written.sequences)
+                .filter_map(|((name, _), value)| value.map(|value| (name, value)))
+                .collect();
         }
         Ok(())
     }

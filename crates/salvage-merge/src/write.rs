@@ -149,19 +149,23 @@ pub struct Small<'r> {
     pub step: Option<i32>,
 }
 
-/// What [`insert_small`] wrote: rows inserted per table, rows recorded.
+/// What [`insert_small`] wrote: rows inserted per table, rows recorded, the new value of
+/// each sequence moved (`None`: it was ahead already).
 pub struct SmallWritten {
     pub inserted: Vec<u64>,
     pub recorded: u64,
+    pub sequences: Vec<Option<i64>>,
 }
 
 /// Several tables' rows, none that live may have already (what `COPY` would take), inserted
-/// in one statement, each recorded for undo from what it inserted when it has a `step`.
+/// in one statement, each recorded for undo from what it inserted when it has a `step`, and
+/// `sequences` (quoted name, restored maximum) moved ahead by the same statement.
 pub async fn insert_small(
     connection: &mut PgConnection,
     tables: &[Small<'_>],
     live: &Catalog,
     images: Option<&ImageTarget>,
+    sequences: &[(String, i64)],
 ) -> Result<SmallWritten, TenantError> {
     let mut columns = Vec::with_capacity(tables.len());
     let mut keys: Vec<Option<Vec<Typed>>> = Vec::with_capacity(tables.len());
@@ -185,8 +189,9 @@ pub async fn insert_small(
             recorded: key.as_deref(),
         })
         .collect();
-    let statement = insert_batch(&batch, images.map(|images| &images.table));
-    let mut query = sqlx::query_as::<_, (Vec<i64>, i64)>(&statement);
+    let quoted: Vec<String> = sequences.iter().map(|(quoted, _)| quoted.clone()).collect();
+    let statement = insert_batch(&batch, images.map(|images| &images.table), &quoted);
+    let mut query = sqlx::query_as::<_, (Vec<i64>, i64, Vec<Option<i64>>)>(&statement);
     if let Some(images) = images {
         query = query.bind(images.run_id.clone()).bind(images.position);
     }
@@ -204,7 +209,13 @@ pub async fn insert_small(
             query = query.bind(column);
         }
     }
-    let (inserted, recorded) = query.fetch_one(&mut *connection).await.map_err(|error| {
+    for quoted in &quoted {
+        query = query.bind(quoted.clone());
+    }
+    for (_, maximum) in sequences {
+        query = query.bind(*maximum);
+    }
+    let (inserted, recorded, moved) = query.fetch_one(&mut *connection).await.map_err(|error| {
         // The table the server names (the row's own for a unique key, the referencing one
         // for a foreign key), else the first.
         let named = error_table(&error);
@@ -217,6 +228,7 @@ pub async fn insert_small(
     Ok(SmallWritten {
         inserted: inserted.into_iter().map(|count| count as u64).collect(),
         recorded: recorded as u64,
+        sequences: moved,
     })
 }
 

@@ -293,10 +293,17 @@ pub struct BatchTable<'a> {
 /// With `images`, each recorded table's rows go into the journal from what its insert
 /// returns (key, md5 of the row as written): nothing is read back. Parameters: with
 /// `images`, `$1` run ID and `$2` position; then per table, in order, when recorded its
-/// step, schema, name and key columns (text[]), and one text array per written column.
-/// Returns one row: the rows inserted per table (int8[]) and the rows recorded (int8).
+/// step, schema, name and key columns (text[]), and one text array per written column;
+/// then, with `sequences` (quoted names) to move ahead of the restored values as
+/// [`crate::session::advance_sequences`] does, their names and maxima. Returns one row: the
+/// rows inserted per table (int8[]), the rows recorded (int8), the sequences' new values
+/// (int8[], empty without `sequences`).
 #[must_use]
-pub fn insert_batch(tables: &[BatchTable<'_>], images: Option<&ImageTable>) -> String {
+pub fn insert_batch(
+    tables: &[BatchTable<'_>],
+    images: Option<&ImageTable>,
+    sequences: &[String],
+) -> String {
     let mut next = if images.is_some() { 3 } else { 1 };
     let mut ctes = Vec::with_capacity(tables.len() * 2);
     let mut recorded = Vec::new();
@@ -336,8 +343,13 @@ pub fn insert_batch(tables: &[BatchTable<'_>], images: Option<&ImageTable>) -> S
     } else {
         recorded.join(" + ")
     };
+    let moved = if sequences.is_empty() {
+        "'{}'::int8[]".to_owned()
+    } else {
+        crate::session::sequences_advanced(sequences, next)
+    };
     format!(
-        "WITH {} SELECT ARRAY[{}], ({recorded})::int8",
+        "WITH {} SELECT ARRAY[{}], ({recorded})::int8, {moved}",
         ctes.join(", "),
         inserted.join(", ")
     )
@@ -432,7 +444,7 @@ mod tests {
                 recorded: None,
             },
         ];
-        let sql = insert_batch(&recorded, Some(&images()));
+        let sql = insert_batch(&recorded, Some(&images()), &[]);
         assert!(sql.starts_with(
             "WITH i0 AS (INSERT INTO \"public\".\"t\" AS t (\"id\", \"note\") SELECT \
              a.c0::bigint, a.c1::text FROM ROWS FROM (pg_catalog.unnest($7::text[]), \
@@ -451,12 +463,15 @@ mod tests {
         assert!(!sql.contains("ON CONFLICT"));
         assert!(sql.ends_with(
             "SELECT ARRAY[(SELECT pg_catalog.count(*) FROM i0)::int8, (SELECT \
-             pg_catalog.count(*) FROM i1)::int8], ((SELECT pg_catalog.count(*) FROM r0))::int8"
+             pg_catalog.count(*) FROM i1)::int8], ((SELECT pg_catalog.count(*) FROM r0))::int8, \
+             '{}'::int8[]"
         ));
-        let plain = insert_batch(&recorded, None);
+        let plain = insert_batch(&recorded, None, &["\"public\".\"t_id_seq\"".into()]);
         assert!(plain.contains("pg_catalog.unnest($1::text[])"));
         assert!(!plain.contains("row_images"));
-        assert!(plain.ends_with(", (0)::int8"));
+        // The sequence's name and maximum follow the three arrays.
+        assert!(plain.contains(", (0)::int8, ARRAY[(SELECT CASE WHEN $5::int8 >= q.last_value"));
+        assert!(plain.contains("pg_catalog.nextval($4::regclass)"));
     }
 
     #[test]
