@@ -5,6 +5,7 @@
 /// All IDs at once: `$1` a text array; one canonical text per ID, in order.
 #[must_use]
 pub fn canonical_all(key_type: &str) -> String {
+    let key_type = crate::cast_type(key_type);
     format!(
         "SELECT pg_catalog.format('%s', u.v::{key_type}) \
          FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS u(v, n) ORDER BY u.n"
@@ -14,6 +15,7 @@ pub fn canonical_all(key_type: &str) -> String {
 /// One ID, `$1`: to name every ID that does not parse when the whole set fails.
 #[must_use]
 pub fn canonical_one(key_type: &str) -> String {
+    let key_type = crate::cast_type(key_type);
     format!("SELECT pg_catalog.format('%s', ($1::text)::{key_type})")
 }
 

@@ -11,7 +11,7 @@
 use salvage_catalog::QualifiedName;
 use salvage_quote::{quote_ident, quote_literal};
 
-use crate::names::{array_parameter, unnest};
+use crate::names::{array_parameter, cast_type, unnest};
 
 /// A column and its live type.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ fn differs(alias: &str, column: &Typed, value: &str) -> String {
         format!(
             "{alias}.{} IS DISTINCT FROM {value}::{}",
             quote_ident(&column.name),
-            column.live_type
+            cast_type(&column.live_type)
         )
     } else {
         format!(
@@ -70,7 +70,7 @@ pub fn changed_columns(from: &str, key: &[Typed], compared: &[Typed]) -> String 
             format!(
                 "t.{} = a.k{n}::{}",
                 quote_ident(&column.name),
-                column.live_type
+                cast_type(&column.live_type)
             )
         })
         .collect();
@@ -119,7 +119,7 @@ fn key_matches(key: &[Typed], first: usize) -> Vec<String> {
                 "t.{} = a.c{}::{}",
                 quote_ident(&column.name),
                 first + n,
-                column.live_type
+                cast_type(&column.live_type)
             )
         })
         .collect()
@@ -169,7 +169,7 @@ pub fn update_keeping_images(
                 "{} = a.c{}::{}",
                 quote_ident(&column.name),
                 key.len() + n,
-                column.live_type
+                cast_type(&column.live_type)
             )
         })
         .collect();

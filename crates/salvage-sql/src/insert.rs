@@ -7,7 +7,7 @@
 use salvage_catalog::QualifiedName;
 use salvage_quote::quote_ident;
 
-use crate::names::{array_parameter, column_list, unnest};
+use crate::names::{array_parameter, cast_type, column_list, unnest};
 
 /// `COPY "s"."t" ("a", "b") FROM STDIN`.
 #[must_use]
@@ -46,7 +46,7 @@ pub fn insert_from_arrays(
     let casts: Vec<String> = columns
         .iter()
         .enumerate()
-        .map(|(n, column)| format!("a.c{n}::{}", column.live_type))
+        .map(|(n, column)| format!("a.c{n}::{}", cast_type(&column.live_type)))
         .collect();
     let names: Vec<String> = columns.iter().map(|column| column.name.clone()).collect();
     let mut sql = format!(

@@ -19,5 +19,5 @@ pub mod verify;
 
 pub use bind::{Binder, Params};
 pub use names::{
-    array_parameter, bound_array, column_list, columns_of, from_item, in_key_set, unnest,
+    array_parameter, bound_array, cast_type, column_list, columns_of, from_item, in_key_set, unnest,
 };

@@ -10,6 +10,8 @@
 
 use salvage_quote::quote_ident;
 
+use crate::names::cast_type;
+
 use crate::names::unnest;
 
 /// The written columns of a keyless table, with their live types and whether each compares
@@ -54,10 +56,14 @@ impl Multiset {
             .enumerate()
             .map(|(n, (name, type_name, typed))| {
                 if *typed {
-                    format!("a.c{n}::{type_name} AS {}", quote_ident(name))
+                    format!("a.c{n}::{} AS {}", cast_type(type_name), quote_ident(name))
                 } else {
                     // Grouped by the text the pinned session gives the typed value.
-                    format!("a.c{n}::{type_name}::text AS {}", quote_ident(name))
+                    format!(
+                        "a.c{n}::{}::text AS {}",
+                        cast_type(type_name),
+                        quote_ident(name)
+                    )
                 }
             })
             .collect();
@@ -120,9 +126,9 @@ impl Multiset {
                         .enumerate()
                         .map(|(n, (_, type_name, typed))| {
                             if *typed {
-                                format!("a.c{n}::{type_name} AS c{n}")
+                                format!("a.c{n}::{} AS c{n}", cast_type(type_name))
                             } else {
-                                format!("a.c{n}::{type_name}::text AS c{n}")
+                                format!("a.c{n}::{}::text AS c{n}", cast_type(type_name))
                             }
                         }),
                 )

@@ -45,18 +45,43 @@ pub fn bound_array<'a>(
     type_name: &str,
 ) -> String {
     format!(
-        "({})::{type_name}[]",
-        binder.bind(text_array_literal(values))
+        "({})::{}[]",
+        binder.bind(text_array_literal(values)),
+        cast_type(type_name)
     )
 }
 
-/// `$n::text[]::type_name[]`: a text array parameter of an ordinary statement, as the type.
+/// `$n::text[]::type_name[]`: a text array parameter of an ordinary statement, as the type
+/// (see [`cast_type`]).
 #[must_use]
 pub fn array_parameter(number: usize, type_name: &str) -> String {
     if type_name == "text" {
         format!("${number}::text[]")
     } else {
-        format!("${number}::text[]::{type_name}[]")
+        format!("${number}::text[]::{}[]", cast_type(type_name))
+    }
+}
+
+/// The type bound text is cast to for a column of `type_name` (as `format_type` spells it):
+/// the type itself, but a character or bit string type without its length. An explicit cast
+/// to `character varying(3)` cuts a longer value to three characters without a word; cast to
+/// `character varying`, the value keeps its length, and storing it in the column (like COPY)
+/// refuses it, while comparing it with the column's values finds no false match.
+#[must_use]
+pub fn cast_type(type_name: &str) -> std::borrow::Cow<'_, str> {
+    let base = type_name.trim_end_matches("[]");
+    let dimensions = &type_name[base.len()..];
+    let unbounded = [
+        ("character varying(", "character varying"),
+        ("character(", "bpchar"),
+        ("bit varying(", "bit varying"),
+        ("bit(", "bit varying"),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| base.starts_with(prefix) && base.ends_with(')'));
+    match unbounded {
+        Some((_, unbounded)) => std::borrow::Cow::Owned(format!("{unbounded}{dimensions}")),
+        None => std::borrow::Cow::Borrowed(type_name),
     }
 }
 
@@ -107,7 +132,24 @@ pub fn in_key_set(alias: &str, columns: &[String], arrays: &[String]) -> String 
 mod tests {
     use salvage_catalog::{Catalog, QualifiedName, Table, TableKind};
 
-    use super::{array_parameter, from_item, in_key_set};
+    use super::{array_parameter, cast_type, from_item, in_key_set};
+
+    #[test]
+    fn string_types_are_cast_to_without_their_length() {
+        for (live, cast) in [
+            ("character varying(3)", "character varying"),
+            ("character varying(3)[]", "character varying[]"),
+            ("character(2)", "bpchar"),
+            ("bit(4)", "bit varying"),
+            ("bit varying(4)[][]", "bit varying[][]"),
+            ("numeric(10,2)", "numeric(10,2)"),
+            ("character varying", "character varying"),
+            ("\"character(\"", "\"character(\""),
+        ] {
+            assert_eq!(cast_type(live), cast, "{live}");
+        }
+        assert_eq!(array_parameter(2, "character(2)"), "$2::text[]::bpchar[]");
+    }
 
     #[test]
     fn partitioned_tables_are_read_with_their_partitions() {

@@ -9,7 +9,7 @@
 use salvage_catalog::QualifiedName;
 use salvage_quote::quote_ident;
 
-use crate::names::{column_list, columns_of};
+use crate::names::{cast_type, column_list, columns_of};
 
 /// A live table as the statements of one step of images need it.
 #[derive(Debug, Clone)]
@@ -40,9 +40,10 @@ fn key_matches(table: &UndoTable) -> String {
         .enumerate()
         .map(|(n, (column, type_name))| {
             format!(
-                "t.{} = (i.key[{}])::{type_name}",
+                "t.{} = (i.key[{}])::{}",
                 quote_ident(column),
-                n + 1
+                n + 1,
+                cast_type(type_name)
             )
         })
         .collect::<Vec<_>>()

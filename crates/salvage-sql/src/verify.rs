@@ -4,7 +4,7 @@
 
 use salvage_quote::quote_ident;
 
-use crate::names::unnest;
+use crate::names::{cast_type, unnest};
 
 /// A column of the snapshot rows compared: its position in the bound arrays, its name and
 /// live type, and whether it is compared by value (else by text).
@@ -88,7 +88,11 @@ pub fn compare_chunk(
     for column in written {
         if column.by_value {
             live_side.push(format!("t.{}", quote_ident(&column.name)));
-            snapshot_side.push(format!("s.c{}::{}", column.position, column.live_type));
+            snapshot_side.push(format!(
+                "s.c{}::{}",
+                column.position,
+                cast_type(&column.live_type)
+            ));
         } else {
             live_side.push(format!("t.{}::text", quote_ident(&column.name)));
             snapshot_side.push(format!("s.c{}", column.position));
