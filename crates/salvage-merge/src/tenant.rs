@@ -872,17 +872,23 @@ fn entry(changed: &mut Vec<crate::ChangedTable>, table: &TablePlan) -> usize {
 
 /// A failure of a statement that belongs to no one table (the deferred constraints' check).
 fn insert_error_without_table(error: sqlx::Error, context: &str) -> TenantError {
-    if let sqlx::Error::Database(db) = &error {
-        if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
-            if let (Some(schema), Some(table)) = (pg.schema(), pg.table()) {
-                return TenantError::Statement {
-                    table: QualifiedName::new(schema, table),
-                    source: PgError::query(context.to_owned())(error),
-                };
-            }
-        }
+    if let Some(table) = error_table(&error) {
+        return TenantError::Statement {
+            table,
+            source: PgError::query(context.to_owned())(error),
+        };
     }
     TenantError::Database(PgError::query(context.to_owned())(error))
+}
+
+/// The table a server error names (the row's own for a unique key, the referencing one for a
+/// foreign key).
+pub fn error_table(error: &sqlx::Error) -> Option<QualifiedName> {
+    let sqlx::Error::Database(db) = error else {
+        return None;
+    };
+    let pg = db.try_downcast_ref::<PgDatabaseError>()?;
+    Some(QualifiedName::new(pg.schema()?, pg.table()?))
 }
 
 /// A unique violation on another key than the conflict target is a cross-tenant conflict.
@@ -890,10 +896,7 @@ pub fn insert_error(table: &TablePlan, error: sqlx::Error) -> TenantError {
     if salvage_pg::sqlstate(&error) == Some(SqlState::UniqueViolation) {
         if let sqlx::Error::Database(db) = &error {
             if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
-                let table_name = pg
-                    .table()
-                    .and_then(|name| pg.schema().map(|schema| QualifiedName::new(schema, name)))
-                    .unwrap_or_else(|| table.name.clone());
+                let table_name = error_table(&error).unwrap_or_else(|| table.name.clone());
                 return TenantError::UniqueConflict {
                     table: table_name,
                     constraint: pg.constraint().unwrap_or("?").to_owned(),

@@ -13,7 +13,7 @@ use sqlx::postgres::PgConnection;
 use crate::TenantError;
 use crate::change::ImageTarget;
 use crate::rows::{Row, Shape};
-use crate::tenant::insert_error;
+use crate::tenant::{error_table, insert_error};
 
 /// Bytes of COPY data sent per message.
 const COPY_BATCH: usize = 256 * 1024;
@@ -230,18 +230,6 @@ pub async fn insert_small(
         recorded: recorded as u64,
         sequences: moved,
     })
-}
-
-/// The table a server error names.
-fn error_table(error: &sqlx::Error) -> Option<salvage_catalog::QualifiedName> {
-    let sqlx::Error::Database(db) = error else {
-        return None;
-    };
-    let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
-    Some(salvage_catalog::QualifiedName::new(
-        pg.schema()?,
-        pg.table()?,
-    ))
 }
 
 /// The rows' written columns, one text array per column.
