@@ -44,13 +44,38 @@ pub async fn resolve(
     }
 
     reporter.reading(&schema.root.table);
+    // The snapshot's rows and live's rows of the same tenants need nothing of each other:
+    // both are read at once, on their own connections.
     let started = std::time::Instant::now();
-    let selected = snapshot.select(&schema, &ids).await?;
-    tracing::info!(
-        tenants = ids.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "read the chosen tenants' rows"
-    );
+    let keep = |table: &TablePlan| live_columns(table, live_catalog, mode);
+    let snapshot_read = async {
+        let selected = snapshot.select(&schema, &ids).await;
+        tracing::info!(
+            tenants = ids.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "read the chosen tenants' rows"
+        );
+        selected
+    };
+    let live_read = async {
+        let members = salvage_source::read_members(
+            live,
+            live_catalog,
+            &schema,
+            &ids,
+            &keep,
+            "live",
+            salvage_source::Reading::ByParentKeys,
+        )
+        .await;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "read the chosen tenants' live rows"
+        );
+        members
+    };
+    let (selected, live_members) = futures_util::future::join(snapshot_read, live_read).await;
+    let selected = selected?;
     let labels = root_labels(&schema, &selected, &ids)?;
     let unknown: Vec<String> = ids
         .iter()
@@ -64,23 +89,7 @@ pub async fn resolve(
             table: schema.root.table.clone(),
         });
     }
-
-    let started = std::time::Instant::now();
-    let keep = |table: &TablePlan| live_columns(table, live_catalog, mode);
-    let live_members = salvage_source::read_members(
-        live,
-        live_catalog,
-        &schema,
-        &ids,
-        &keep,
-        "live",
-        salvage_source::Reading::ByParentKeys,
-    )
-    .await?;
-    tracing::info!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "read the chosen tenants' live rows"
-    );
+    let live_members = live_members?;
     let root_rows = live_members
         .table(&schema.root.table)
         .ok_or_else(|| Error::Inconsistent("live's root rows were not read".to_owned()))?;
