@@ -124,6 +124,70 @@ async fn a_link_to_an_account_not_restored_waits_for_it() {
     assert_eq!(verify.code, 0, "{verify}");
 }
 
+/// A rerun of a run whose rows wait for another account does not plan that tenant again
+/// while live still lacks what they wait for (the journal kept the keys, live is asked for
+/// them), and plans it again once the parent is there.
+#[tokio::test]
+async fn a_rerun_plans_waiting_rows_again_only_once_what_they_wait_for_is_in_live() {
+    let shapes = Shapes::new(5).await;
+    shapes.delete_accounts("2, 3").await;
+    let args = with(shapes.args("restore", "2"), &["--yes"]);
+    let (first, report) = salvage_reporting(&args);
+    assert_eq!(first.code, 0, "{first}");
+    assert_eq!(report["state"], "done", "{report}");
+    let kept: String = shapes
+        .live
+        .scalar("SELECT waiting_for::text FROM salvage.run_tenants")
+        .await;
+    let kept: serde_json::Value = serde_json::from_str(&kept).expect("JSON");
+    assert_eq!(
+        kept,
+        serde_json::json!([{"schema": "public", "table": "docs", "columns": ["id"], "keys": ["25"]}]),
+        "{first}"
+    );
+
+    // Account 3 is still gone: nothing to plan, nothing written.
+    let before = all_rows(&shapes.live).await;
+    let (again, report) = salvage_reporting(&args);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(report["state"], "finished_earlier", "{again}");
+    assert_eq!(report["summary"]["restored"], 0, "{report}");
+    assert_eq!(report["tenants"][0]["rows_waiting"], 1, "{report}");
+    assert!(
+        again
+            .stdout
+            .contains("1 row of 1 tenant still wait for parents live does not have"),
+        "{again}"
+    );
+    assert_eq!(all_rows(&shapes.live).await, before);
+
+    // Account 3 comes back, but not the link (as if it had been restored without it): the
+    // next rerun plans account 2 again and adds the row that waited, and the run is done.
+    let other = salvage(&with(shapes.args("restore", "3"), &["--yes"]));
+    assert_eq!(other.code, 0, "{other}");
+    shapes
+        .live
+        .execute("DELETE FROM doc_links WHERE from_doc = 13 AND to_doc = 25")
+        .await;
+    let (third, report) = salvage_reporting(&args);
+    assert_eq!(third.code, 0, "{third}");
+    assert_ne!(report["state"], "finished_earlier", "{third}");
+    assert_eq!(report["tenants"][0]["status"], "restored", "{report}");
+    assert_eq!(rows_inserted(&report), 1, "{third}");
+    assert_eq!(report["tenants"][0]["verified"], true, "{report}");
+    let waiting: i64 = shapes
+        .live
+        .scalar("SELECT t.rows_waiting FROM salvage.run_tenants t JOIN salvage.runs r USING (run_id) WHERE r.tenants = 1 AND t.tenant = '2'")
+        .await;
+    assert_eq!(waiting, 0);
+    let state: String = shapes
+        .live
+        .scalar("SELECT r.state FROM salvage.runs r JOIN salvage.run_tenants t USING (run_id) WHERE t.tenant = '2'")
+        .await;
+    assert_eq!(state, "done");
+    assert_accounts_equal(&shapes, "2, 3").await;
+}
+
 #[tokio::test]
 async fn accounts_linked_to_each_other_restore_together_in_parallel() {
     let shapes = Shapes::new(8).await;

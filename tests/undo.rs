@@ -633,7 +633,7 @@ async fn a_journal_of_layout_1_is_upgraded_by_the_next_restore() {
         .live
         .scalar("SELECT max(version) FROM salvage.journal_version")
         .await;
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let kinds = scenario
         .live
         .strings("SELECT run_id || ':' || kind FROM salvage.runs ORDER BY started_at")
@@ -741,7 +741,7 @@ async fn a_journal_this_role_cannot_upgrade_is_named_before_any_write() {
     assert!(
         outcome
             .stderr
-            .contains("has layout version 1 and must be upgraded to 2")
+            .contains("has layout version 1 and must be upgraded to 3")
             && outcome.stderr.contains("salvage.runs"),
         "{outcome}"
     );

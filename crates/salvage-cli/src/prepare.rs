@@ -87,6 +87,11 @@ impl Identified {
         &mut self.live
     }
 
+    /// The live connection and live's catalog, to ask live for keys.
+    pub fn live_with_catalog(&mut self) -> (&mut PgConnection, &Catalog) {
+        (&mut self.live, &self.live_catalog)
+    }
+
     /// More reasons a restore cannot write (the journal's), refused with the rest once the
     /// plan is resolved.
     pub fn block(&mut self, problems: Problems) {

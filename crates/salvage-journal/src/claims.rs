@@ -140,12 +140,17 @@ impl Run {
         if positions.is_empty() {
             return Ok(Vec::new());
         }
+        // A tenant done with rows waiting is to do again when this process planned it after
+        // its commit: the plan then holds exactly the rows still missing.
         sqlx::query_scalar(&format!(
-            "SELECT position FROM {} WHERE run_id = $1 AND position = ANY($2::int[]) AND state = 'done'",
+            "SELECT position FROM {} WHERE run_id = $1 AND position = ANY($2::int[]) AND state = 'done' \
+             AND NOT (rows_waiting > 0 AND xid IS NOT NULL AND $3::text IS NOT NULL \
+                      AND pg_catalog.txid_visible_in_snapshot(xid, $3::text::pg_catalog.txid_snapshot))",
             self.journal.table("run_tenants")
         ))
         .bind(&self.id)
         .bind(positions)
+        .bind(self.planned_after.as_deref())
         .fetch_all(connection)
         .await
         .map_err(Error::query("read the claimed tenants' states"))

@@ -23,7 +23,7 @@ mod undo;
 pub use claims::Claimed;
 pub use runs::{
     AttemptEnd, NewRun, Run, RunState, RunSummary, Settled, TenantEnd, TenantRow, TenantState,
-    WorkerInfo,
+    WaitingFor, WorkerInfo,
 };
 pub use schema::JOURNAL_VERSION;
 pub use undo::{

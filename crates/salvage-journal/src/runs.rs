@@ -113,6 +113,10 @@ pub struct Run {
     pub worker: String,
     /// Whether the run existed before this process joined it.
     pub resumed: bool,
+    /// The live transaction snapshot (`txid_current_snapshot()` as text) taken before this
+    /// process's plan read live: a tenant done with rows waiting whose commit that snapshot
+    /// sees was planned on what it wrote, and is claimed again to add them.
+    pub planned_after: Option<String>,
 }
 
 /// A run, as `salvage runs` lists it.
@@ -183,8 +187,22 @@ pub struct TenantEnd {
     pub rows_inserted: i64,
     /// Rows left waiting for a parent (none in live, none restored yet).
     pub rows_waiting: i64,
+    /// What those rows wait for, as `run_tenants.waiting_for` keeps it (JSON); `None` when
+    /// none wait or it could not be kept.
+    pub waiting_for: Option<String>,
     /// Rows inserted per table, as a JSON object.
     pub rows: String,
+}
+
+/// The parent keys of one parent table and columns that a tenant's waiting rows wait for,
+/// as `run_tenants.waiting_for` keeps them (a JSON list of these).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WaitingFor {
+    pub schema: String,
+    pub table: String,
+    pub columns: Vec<String>,
+    /// Each key as COPY text: its fields, escaped, tab-separated.
+    pub keys: Vec<String>,
 }
 
 /// How an attempt ended outside a commit: failed (the tenant fails), to be retried, or cut
@@ -289,6 +307,30 @@ impl Journal {
         .await
         .map_err(Error::query("look for an earlier run in the journal"))?;
         Ok(row.as_ref().map(Self::summary))
+    }
+
+    /// What the waiting rows of a run's tenants wait for, by position (JSON text, a list of
+    /// [`WaitingFor`]): the tenants done with rows waiting whose journal kept it (layout 3
+    /// on). Empty for an older layout.
+    pub async fn waiting_for(
+        &self,
+        connection: &mut PgConnection,
+        run: &str,
+    ) -> Result<Vec<(i32, String)>> {
+        if self.version(&mut *connection).await?.unwrap_or(1) < 3 {
+            return Ok(Vec::new());
+        }
+        sqlx::query_as(&format!(
+            "SELECT t.position, t.waiting_for::text FROM {} t WHERE t.run_id = $1 AND t.state = 'done' \
+             AND t.rows_waiting > 0 AND t.waiting_for IS NOT NULL ORDER BY t.position",
+            self.table("run_tenants"),
+        ))
+        .bind(run)
+        .fetch_all(connection)
+        .await
+        .map_err(Error::query(
+            "read what a run's waiting rows wait for from the journal",
+        ))
     }
 
     /// A run's tenants, in the run's order.
@@ -444,6 +486,7 @@ impl Journal {
             lock_key,
             worker,
             resumed,
+            planned_after: None,
         })
     }
 }
@@ -503,11 +546,13 @@ impl Run {
         let waiting: Vec<i64> = ends.iter().map(|end| end.rows_waiting).collect();
         let inserted: Vec<i64> = ends.iter().map(|end| end.rows_inserted).collect();
         let rows: Vec<&str> = ends.iter().map(|end| end.rows.as_str()).collect();
+        let waiting_for: Vec<Option<&str>> =
+            ends.iter().map(|end| end.waiting_for.as_deref()).collect();
         let (tenants, attempted): (i64, i64) = sqlx::query_as(&format!(
-            "WITH ended AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($2::int[]), pg_catalog.unnest($3::bigint[]), pg_catalog.unnest($4::bigint[]), pg_catalog.unnest($5::bigint[]), pg_catalog.unnest($6::text[])) \
-             AS e(position, attempt, rows_waiting, rows_inserted, rows)), \
+            "WITH ended AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($2::int[]), pg_catalog.unnest($3::bigint[]), pg_catalog.unnest($4::bigint[]), pg_catalog.unnest($5::bigint[]), pg_catalog.unnest($6::text[]), pg_catalog.unnest($8::text[])) \
+             AS e(position, attempt, rows_waiting, rows_inserted, rows, waiting_for)), \
              tenants AS (UPDATE {tenants} t SET state = 'done', rows_inserted = t.rows_inserted + e.rows_inserted, \
-             rows_waiting = e.rows_waiting, \
+             rows_waiting = e.rows_waiting, waiting_for = e.waiting_for::jsonb, \
              error = NULL, xid = pg_catalog.txid_current(), worker = $7, finished_at = pg_catalog.clock_timestamp(), \
              verified = NULL, verify_error = NULL, verified_at = NULL \
              FROM ended e WHERE t.run_id = $1 AND t.position = e.position RETURNING 1), \
@@ -524,6 +569,7 @@ impl Run {
         .bind(&inserted)
         .bind(&rows)
         .bind(&self.worker)
+        .bind(&waiting_for)
         .fetch_one(transaction)
         .await
         .map_err(Error::query("mark the tenants done in the journal"))?;

@@ -13,8 +13,9 @@ use crate::{Journal, Result};
 ///
 /// 1: runs, tenants, attempts, workers. 2: runs have a kind (`restore` or `undo`), a mode and
 /// the run an undo reverts; tenants say which undo reverted them; `row_images` keeps what
-/// each tenant's transaction wrote, for `salvage undo`.
-pub const JOURNAL_VERSION: i32 = 2;
+/// each tenant's transaction wrote, for `salvage undo`. 3: tenants keep the parent keys their
+/// waiting rows wait for (`waiting_for`), so a rerun can tell in one probe whether any came.
+pub const JOURNAL_VERSION: i32 = 3;
 
 /// The tables of layout 1, in creation order (with `{s}` for the quoted schema). A new
 /// journal runs these, then every upgrade step.
@@ -117,8 +118,15 @@ CREATE TABLE IF NOT EXISTS {s}.row_images (
 CREATE INDEX IF NOT EXISTS row_images_by_tenant ON {s}.row_images (run_id, position, step);
 ";
 
+/// From layout 2 to 3: what a tenant's waiting rows wait for — `[{"schema", "table",
+/// "columns", "keys": [COPY text of a key, …]}, …]` per parent and columns; NULL when none
+/// wait, or when what they wait for could not be kept (then a rerun plans them again).
+const UPGRADE_TO_3: &str = r"
+ALTER TABLE {s}.run_tenants ADD COLUMN IF NOT EXISTS waiting_for jsonb;
+";
+
 /// The upgrade steps: `(version reached, statements)`, in order.
-const UPGRADES: [(i32, &str); 1] = [(2, UPGRADE_TO_2)];
+const UPGRADES: [(i32, &str); 2] = [(2, UPGRADE_TO_2), (3, UPGRADE_TO_3)];
 
 /// The tables every journal has, for the privilege check.
 const TABLE_NAMES: [&str; 5] = [
@@ -214,10 +222,11 @@ impl Journal {
         }
         // Layout 2's table and sequence are checked once they exist; before that, the role
         // that upgrades creates them (and owns them).
-        let upgraded = version.is_some_and(|version| version >= 2);
+        let has_images = version.is_some_and(|version| version >= 2);
+        let upgraded = version.is_some_and(|version| version >= JOURNAL_VERSION);
         let mut sequences = vec!["attempts_id_seq"];
         let mut tables = TABLE_NAMES.to_vec();
-        if upgraded {
+        if has_images {
             sequences.push("row_images_id_seq");
             tables.push("row_images");
         }
@@ -304,7 +313,8 @@ impl Journal {
                     .join(", ")
             ));
         }
-        if !create {
+        // Only the step to layout 2 creates a table; later steps add columns.
+        if !create && from < 2 {
             problems.push(format!(
                 "the journal in schema {} has layout version {from} and must be upgraded to {JOURNAL_VERSION}, which creates {}.row_images, but this role may not create in the schema (CREATE): GRANT CREATE ON SCHEMA {} to it, run this salvage once as the journal's owner, or restore with --no-journal",
                 self.schema, self.schema, self.quoted

@@ -5,6 +5,7 @@
 //! its locks are gone. Deferred constraints are checked at the end of each tenant's savepoint,
 //! so a violation is that tenant's, not the group's.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use salvage_catalog::Catalog;
@@ -261,6 +262,7 @@ impl Group<'_> {
                         .map(|table| table.inserted)
                         .sum::<u64>() as i64,
                     rows_waiting: written.waiting.iter().map(Vec::len).sum::<usize>() as i64,
+                    waiting_for: waiting_for(written),
                     rows: serde_json::Value::Object(rows).to_string(),
                 })
             })
@@ -327,4 +329,32 @@ impl Settled for Option<Ended> {
             ))
         })
     }
+}
+
+/// The most parent keys kept per tenant of what its waiting rows wait for: past that, a rerun
+/// plans the tenant again rather than probe them all.
+const WAITING_KEYS_KEPT: usize = 10_000;
+
+/// What a tenant's waiting rows wait for, as the journal keeps it (JSON); `None` when none
+/// wait, when there are more keys than are kept, or when a key is not UTF-8 (a rerun then
+/// plans the tenant again, as it would without the record).
+fn waiting_for(written: &Written) -> Option<String> {
+    let keys: usize = written.waiting_for.values().map(BTreeSet::len).sum();
+    if keys == 0 || keys > WAITING_KEYS_KEPT {
+        return None;
+    }
+    let mut parents = Vec::with_capacity(written.waiting_for.len());
+    for ((table, columns), keys) in &written.waiting_for {
+        let keys = keys
+            .iter()
+            .map(|key| std::str::from_utf8(key).ok().map(str::to_owned))
+            .collect::<Option<Vec<String>>>()?;
+        parents.push(salvage_journal::WaitingFor {
+            schema: table.schema.clone(),
+            table: table.name.clone(),
+            columns: columns.clone(),
+            keys,
+        });
+    }
+    serde_json::to_string(&parents).ok()
 }

@@ -4,7 +4,7 @@
 //! rows, one statement for the tables of a cycle — each row only once every parent it
 //! references is present; then the deferred constraints are checked and the sequences moved.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rustc_hash::FxHashSet;
 use std::time::Duration;
@@ -34,6 +34,9 @@ pub struct Written {
     pub sequences: Vec<(String, i64)>,
     /// Per table, the rows that waited for a parent: a catch-up pass tries them again.
     pub waiting: Vec<Vec<Row>>,
+    /// The parent keys (COPY text) those rows wait for, by parent and columns: what a rerun
+    /// asks live for before it plans them again.
+    pub waiting_for: BTreeMap<ParentKey, BTreeSet<Box<[u8]>>>,
     /// Modes overwrite and exact: the rows changed, per table changed.
     pub changed: Vec<crate::ChangedTable>,
 }
@@ -95,6 +98,7 @@ impl TenantRun<'_> {
                     .collect(),
                 sequences: Vec::new(),
                 waiting: vec![Vec::new(); tenant.tables.len()],
+                waiting_for: BTreeMap::new(),
                 changed: Vec::new(),
             }));
         }
@@ -224,6 +228,7 @@ impl<'a> Body<'a> {
             tables: vec![TableOutcome::default(); tables],
             sequences: Vec::new(),
             waiting: vec![Vec::new(); tables],
+            waiting_for: BTreeMap::new(),
             changed: Vec::new(),
         };
         let writable = |index: &usize| {
@@ -408,7 +413,12 @@ impl<'a> Body<'a> {
         for table in &mut ready {
             let rows = std::mem::take(&mut table.rows);
             for row in rows {
-                if held.next().flatten().is_some() {
+                if let Some((guard, key)) = held.next().flatten() {
+                    written
+                        .waiting_for
+                        .entry(guards[&table.index][guard].parent())
+                        .or_default()
+                        .insert(key);
                     written.waiting[table.index].push(row);
                 } else {
                     table.rows.push(row);

@@ -2,12 +2,13 @@
 //! tenant, verify, report — as a run of the target's journal, which a rerun continues and
 //! other workers share.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::anyhow;
+use salvage_closure::guards::{Asked, ParentKey};
 use salvage_journal::{Journal, NewRun, Run, RunState, RunSummary, TenantRow, TenantState};
 use salvage_merge::{Ledger, TenantStatus};
 use salvage_pg::ConnectionRole;
@@ -103,11 +104,22 @@ pub async fn run(args: &RestoreArgs, interrupt: &Interrupt) -> Result<u8, Failur
             return finished(summary, tenants, args.report.as_deref(), started_at);
         }
     }
+    // Tenants whose rows still wait for parents live does not have: a rerun could add
+    // nothing to them, so they are not planned again.
+    let unchanged = match (&journal, &earlier) {
+        (Some(journal), Some((summary, tenants))) => {
+            still_waiting(journal, &mut identified, &summary.run, tenants).await
+        }
+        _ => HashSet::new(),
+    };
+    let needs_nothing = |tenant: &TenantRow| {
+        complete(tenant) || (is_settled(tenant) && unchanged.contains(&tenant.tenant))
+    };
     // A run continued: only the tenants not yet done, whole and verified are read again.
     let only: Option<HashSet<String>> = earlier.as_ref().map(|(_, tenants)| {
         tenants
             .iter()
-            .filter(|tenant| !complete(tenant))
+            .filter(|tenant| !needs_nothing(tenant))
             .map(|tenant| tenant.tenant.clone())
             .collect()
     });
@@ -126,6 +138,23 @@ pub async fn run(args: &RestoreArgs, interrupt: &Interrupt) -> Result<u8, Failur
             .map_or(&[][..], |(_, tenants)| tenants.as_slice());
         return finished(&settled, tenants, args.report.as_deref(), started_at);
     }
+    // Before the plan reads live: what live had committed then (a continued run's tenants
+    // done with rows waiting are done again when the plan saw their commit).
+    let planned_after = match (&journal, &earlier) {
+        (Some(_), Some(_)) => {
+            match sqlx::query_scalar::<_, String>("SELECT pg_catalog.txid_current_snapshot()::text")
+                .fetch_one(identified.live())
+                .await
+            {
+                Ok(snapshot) => Some(snapshot),
+                Err(error) => {
+                    tracing::warn!(%error, "live's snapshot could not be read: tenants done with rows waiting stay done");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let prepared =
         crate::prepare::resolve(identified, &settings, only.as_ref(), &progress, &purpose).await;
     progress.finish();
@@ -139,7 +168,10 @@ pub async fn run(args: &RestoreArgs, interrupt: &Interrupt) -> Result<u8, Failur
     let plan_seconds = clock.elapsed();
     output::print(&render::plan(&prepared, Some(TENANTS_SHOWN)));
     if let Some((summary, tenants)) = &earlier {
-        let done = tenants.iter().filter(|tenant| complete(tenant)).count();
+        let done = tenants
+            .iter()
+            .filter(|tenant| needs_nothing(tenant))
+            .count();
         println!(
             "\nContinuing run {} (started {}, {}): {} of {} done earlier, {} to restore or check now.",
             summary.run,
@@ -161,7 +193,9 @@ pub async fn run(args: &RestoreArgs, interrupt: &Interrupt) -> Result<u8, Failur
         let mut connection = salvage_pg::connect(&settings.target, ConnectionRole::ReadWrite)
             .await
             .map_err(|error| Failure::bad_input(anyhow!("the target database: {error}")))?;
-        let run = start_run(journal, &mut connection, &prepared, &digest, !args.new_run).await?;
+        let mut run =
+            start_run(journal, &mut connection, &prepared, &digest, !args.new_run).await?;
+        run.planned_after = planned_after;
         let positions = prepared
             .plan
             .tenants
@@ -314,9 +348,96 @@ pub async fn run(args: &RestoreArgs, interrupt: &Interrupt) -> Result<u8, Failur
 
 /// Whether a tenant of an earlier run needs nothing more: done, nothing waiting, verified.
 fn complete(tenant: &TenantRow) -> bool {
-    tenant.state == TenantState::Done
-        && tenant.rows_waiting == 0
-        && tenant.verified.as_deref() == Some("passed")
+    is_settled(tenant) && tenant.rows_waiting == 0
+}
+
+/// Whether a tenant of an earlier run is done and verified (rows may still wait).
+fn is_settled(tenant: &TenantRow) -> bool {
+    tenant.state == TenantState::Done && tenant.verified.as_deref() == Some("passed")
+}
+
+/// A parent and one of its keys (COPY text) a waiting row waits for.
+type Wait = (ParentKey, Box<[u8]>);
+
+/// The tenants of an earlier run, done and verified with rows waiting, none of whose
+/// waited-for parents live has now (one probe per parent table, on its key): a rerun would
+/// plan them only to find the same rows waiting. A tenant whose journal did not keep what
+/// its rows wait for (an older layout, too many keys) is planned again; so is every tenant
+/// when live cannot be asked (the plan then says why).
+async fn still_waiting(
+    journal: &Journal,
+    identified: &mut Identified,
+    run: &str,
+    tenants: &[TenantRow],
+) -> HashSet<String> {
+    let waiting: Vec<&TenantRow> = tenants
+        .iter()
+        .filter(|tenant| is_settled(tenant) && tenant.rows_waiting > 0)
+        .collect();
+    if waiting.is_empty() {
+        return HashSet::new();
+    }
+    let (live, live_catalog) = identified.live_with_catalog();
+    let kept = match journal.waiting_for(&mut *live, run).await {
+        Ok(kept) => kept,
+        Err(error) => {
+            tracing::warn!(%error, "what the waiting rows wait for could not be read: they are planned again");
+            return HashSet::new();
+        }
+    };
+    // Per tenant, what it waits for (parent and key); and every key asked, once, per parent.
+    let mut waits: Vec<(&str, Vec<Wait>)> = Vec::new();
+    let mut asked: BTreeMap<ParentKey, BTreeSet<Box<[u8]>>> = BTreeMap::new();
+    for (position, text) in &kept {
+        let Some(tenant) = waiting.iter().find(|tenant| tenant.position == *position) else {
+            continue;
+        };
+        let Ok(parents) = serde_json::from_str::<Vec<salvage_journal::WaitingFor>>(text) else {
+            continue;
+        };
+        let mut of = Vec::new();
+        for parent in parents {
+            let key: ParentKey = (
+                salvage_catalog::QualifiedName::new(parent.schema, parent.table),
+                parent.columns,
+            );
+            for raw in parent.keys {
+                let raw: Box<[u8]> = raw.into_bytes().into_boxed_slice();
+                asked.entry(key.clone()).or_default().insert(raw.clone());
+                of.push((key.clone(), raw));
+            }
+        }
+        waits.push((tenant.tenant.as_str(), of));
+    }
+    if waits.is_empty() {
+        return HashSet::new();
+    }
+    let asked: Asked = asked
+        .into_iter()
+        .map(|(parent, keys)| (parent, keys.into_iter().collect()))
+        .collect();
+    let started = Instant::now();
+    let found = match salvage_closure::ask_live(live, live_catalog, asked).await {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::warn!(%error, "live could not be asked for the parents waiting rows wait for: they are planned again");
+            return HashSet::new();
+        }
+    };
+    let unchanged: HashSet<String> = waits
+        .into_iter()
+        .filter(|(_, of)| {
+            of.iter()
+                .all(|(parent, key)| !found.get(parent).is_some_and(|keys| keys.contains(key)))
+        })
+        .map(|(tenant, _)| tenant.to_owned())
+        .collect();
+    tracing::info!(
+        tenants = unchanged.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "tenants whose rows still wait for parents live does not have"
+    );
+    unchanged
 }
 
 /// The journal's latest run of this plan, with its tenants, unless a new one is asked for.
@@ -344,8 +465,12 @@ fn finished(
     started_at: SystemTime,
 ) -> Result<u8, Failure> {
     let counts = summary.tenants;
+    let waiting: Vec<&TenantRow> = tenants
+        .iter()
+        .filter(|tenant| tenant.rows_waiting > 0)
+        .collect();
     println!(
-        "Run {} (started {}) is finished: {} restored and verified{}. Nothing to do; --new-run starts over.",
+        "Run {} (started {}) is finished: {} restored and verified{}{}. Nothing to do; --new-run starts over.",
         summary.run,
         summary.started_at,
         output::counted(counts.done as u64, "tenant"),
@@ -356,6 +481,21 @@ fn finished(
             )
         } else {
             String::new()
+        },
+        if waiting.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} of {} still wait for parents live does not have (asked now)",
+                output::counted(
+                    waiting
+                        .iter()
+                        .map(|tenant| tenant.rows_waiting as u64)
+                        .sum(),
+                    "row"
+                ),
+                output::counted(waiting.len() as u64, "tenant")
+            )
         }
     );
     let code = if counts.verify_failed == 0 && counts.failed == 0 {
