@@ -305,18 +305,17 @@ pub fn insert_batch(
     sequences: &[String],
 ) -> String {
     let mut next = if images.is_some() { 3 } else { 1 };
-    let mut ctes = Vec::with_capacity(tables.len() * 2);
-    let mut recorded = Vec::new();
+    let mut ctes = Vec::with_capacity(tables.len() + 1);
+    // Each recorded table's images, one `SELECT` each, inserted by one statement: an insert
+    // node per table cost a small tenant as much as its own rows' inserts.
+    let mut images_of = Vec::new();
     for (number, table) in tables.iter().enumerate() {
-        let record = images.zip(table.recorded).map(|(images, key)| {
+        let record = images.and(table.recorded).map(|key| {
             let (step, schema, name, columns) = (next, next + 1, next + 2, next + 3);
             next += 4;
             format!(
-                "r{number} AS (INSERT INTO {} (run_id, position, step, table_schema, \
-                 table_name, key_columns, key, action, after_md5) \
-                 SELECT $1, $2, ${step}, ${schema}, ${name}, ${columns}::text[], {}, 'insert', \
-                 pg_catalog.md5(pg_catalog.to_json(i{number}.*)::text) FROM i{number} RETURNING 1)",
-                images.quoted,
+                "SELECT ${step}::int4, ${schema}::text, ${name}::text, ${columns}::text[], {}, \
+                 pg_catalog.md5(pg_catalog.to_json(i{number}.*)::text) FROM i{number}",
                 key_text(&format!("i{number}"), key),
             )
         });
@@ -330,19 +329,26 @@ pub fn insert_batch(
         next += table.columns.len();
         let returning = if record.is_some() { "t.*" } else { "1" };
         ctes.push(format!("i{number} AS ({insert} RETURNING {returning})"));
-        if let Some(record) = record {
-            ctes.push(record);
-            recorded.push(format!("(SELECT pg_catalog.count(*) FROM r{number})"));
-        }
+        images_of.extend(record);
     }
+    let recorded = match images {
+        Some(images) if !images_of.is_empty() => {
+            ctes.push(format!(
+                "r AS (INSERT INTO {} (run_id, position, step, table_schema, table_name, \
+                 key_columns, key, action, after_md5) \
+                 SELECT $1::text, $2::int4, m.step, m.table_schema, m.table_name, m.key_columns, \
+                 m.key, 'insert', m.after_md5 FROM ({}) AS m(step, table_schema, table_name, \
+                 key_columns, key, after_md5) RETURNING 1)",
+                images.quoted,
+                images_of.join(" UNION ALL ")
+            ));
+            "(SELECT pg_catalog.count(*) FROM r)".to_owned()
+        }
+        _ => "0".to_owned(),
+    };
     let inserted: Vec<String> = (0..tables.len())
         .map(|number| format!("(SELECT pg_catalog.count(*) FROM i{number})::int8"))
         .collect();
-    let recorded = if recorded.is_empty() {
-        "0".to_owned()
-    } else {
-        recorded.join(" + ")
-    };
     let moved = if sequences.is_empty() {
         "'{}'::int8[]".to_owned()
     } else {
@@ -448,12 +454,17 @@ mod tests {
         assert!(sql.starts_with(
             "WITH i0 AS (INSERT INTO \"public\".\"t\" AS t (\"id\", \"note\") SELECT \
              a.c0::bigint, a.c1::text FROM ROWS FROM (pg_catalog.unnest($7::text[]), \
-             pg_catalog.unnest($8::text[])) AS a(c0, c1) RETURNING t.*), r0 AS (INSERT INTO \
-             \"salvage\".\"row_images\""
+             pg_catalog.unnest($8::text[])) AS a(c0, c1) RETURNING t.*), i1 AS"
         ));
+        // One insert of the images, after the tables' inserts, each recorded table's a branch.
         assert!(sql.contains(
-            "SELECT $1, $2, $3, $4, $5, $6::text[], ARRAY[i0.\"id\"::text]::text[], 'insert', \
-             pg_catalog.md5(pg_catalog.to_json(i0.*)::text) FROM i0 RETURNING 1)"
+            "r AS (INSERT INTO \"salvage\".\"row_images\" (run_id, position, step, \
+             table_schema, table_name, key_columns, key, action, after_md5) SELECT $1::text, \
+             $2::int4, m.step, m.table_schema, m.table_name, m.key_columns, m.key, 'insert', \
+             m.after_md5 FROM (SELECT $3::int4, $4::text, $5::text, $6::text[], \
+             ARRAY[i0.\"id\"::text]::text[], pg_catalog.md5(pg_catalog.to_json(i0.*)::text) \
+             FROM i0) AS m(step, table_schema, table_name, key_columns, key, after_md5) \
+             RETURNING 1)"
         ));
         // The unrecorded table's array follows the first table's, after no fixed parameters.
         assert!(sql.contains(
@@ -463,7 +474,7 @@ mod tests {
         assert!(!sql.contains("ON CONFLICT"));
         assert!(sql.ends_with(
             "SELECT ARRAY[(SELECT pg_catalog.count(*) FROM i0)::int8, (SELECT \
-             pg_catalog.count(*) FROM i1)::int8], ((SELECT pg_catalog.count(*) FROM r0))::int8, \
+             pg_catalog.count(*) FROM i1)::int8], ((SELECT pg_catalog.count(*) FROM r))::int8, \
              '{}'::int8[]"
         ));
         let plain = insert_batch(&recorded, None, &["\"public\".\"t_id_seq\"".into()]);
