@@ -241,6 +241,11 @@ impl DatabaseReader {
                 Drive::Probe,
                 |drive, this| if this == Drive::Scan { this } else { drive },
             );
+        // One relation probed on an index of its columns: forced to (see `Drive::Index`).
+        let drive = match matches.as_slice() {
+            [one] if drive == Drive::Probe && definition.has_index_on(&one.columns) => Drive::Index,
+            _ => drive,
+        };
         let select = rows_matching_any(
             &from_item(&self.catalog, &table.name),
             columns,

@@ -330,7 +330,7 @@ impl Reader<'_> {
                 condition: None,
                 keys: self.ids.len(),
             };
-            let drive = self.drive(&table.name, driving.keys);
+            let drive = self.drive(&table.name, driving.keys, &table.name, &driving.columns);
             return Ok(vec![(
                 rows_matching(&from, &layout.selected, &driving, &[], drive),
                 query,
@@ -348,7 +348,12 @@ impl Reader<'_> {
             for earlier in &layout.relations[..number] {
                 excluded.extend(self.relation_match(earlier, None, &mut query)?);
             }
-            let drive = self.drive(&relation.parent, driving.keys);
+            let drive = self.drive(
+                &relation.parent,
+                driving.keys,
+                &table.name,
+                &driving.columns,
+            );
             statements.push((
                 rows_matching(&from, &layout.selected, &driving, &excluded, drive),
                 query,
@@ -411,13 +416,30 @@ impl Reader<'_> {
         }))
     }
 
-    /// Probe or scan for `keys` keys of `parent` (see [`Drive`]).
-    pub(super) fn drive(&self, parent: &QualifiedName, keys: usize) -> Drive {
+    /// Probe or scan for `keys` keys of `parent` (see [`Drive`]), matched on `table`'s
+    /// `columns`: a probe is forced through an index on them when there is one.
+    pub(super) fn drive(
+        &self,
+        parent: &QualifiedName,
+        keys: usize,
+        table: &QualifiedName,
+        columns: &[String],
+    ) -> Drive {
         let rows = self
             .catalog
             .table(parent)
             .map_or(-1, |table| table.estimated_rows);
-        drive_for(keys, rows)
+        match drive_for(keys, rows) {
+            Drive::Probe
+                if self
+                    .catalog
+                    .table(table)
+                    .is_some_and(|table| table.has_index_on(columns)) =>
+            {
+                Drive::Index
+            }
+            drive => drive,
+        }
     }
 
     fn column_type(&self, table: &QualifiedName, column: &str) -> Result<String> {

@@ -71,7 +71,12 @@ impl Reader<'_> {
                     &layout.selected,
                     &driving,
                     &excluded,
-                    self.drive(&relation.parent, driving.keys),
+                    self.drive(
+                        &relation.parent,
+                        driving.keys,
+                        &table.name,
+                        &driving.columns,
+                    ),
                 );
                 let context = format!("read {} from {}", table.name, self.side);
                 let rows = fetch(self.connection, &query, &select, &context).await?;
@@ -108,7 +113,12 @@ impl Reader<'_> {
                         &layout.selected,
                         &driving,
                         &excluded,
-                        self.drive(&relation.parent, driving.keys),
+                        self.drive(
+                            &relation.parent,
+                            driving.keys,
+                            &table.name,
+                            &driving.columns,
+                        ),
                     );
                     let context = format!("read {} from {}", table.name, self.side);
                     let rows = fetch(self.connection, &query, &select, &context).await?;
