@@ -225,8 +225,9 @@ impl DatabaseReader {
             });
         }
         // Probed or read: by how many keys there are against the rows of the table they are
-        // keys of (the parent's, else this one's).
-        let drive = filters
+        // keys of (the parent's, else this one's): one relation with many keys makes it a
+        // scan; a single relation is probed (on its index, when it has one).
+        let drives: Vec<Drive> = filters
             .iter()
             .filter(|filter| !filter.keys.is_empty())
             .map(|filter| {
@@ -235,16 +236,17 @@ impl DatabaseReader {
                     .catalog
                     .table(of)
                     .map_or(-1, |table| table.estimated_rows);
-                drive_for(filter.keys.len(), rows)
+                drive_for(
+                    filter.keys.len(),
+                    rows,
+                    definition.has_index_on(&filter.columns),
+                )
             })
-            .fold(
-                Drive::Probe,
-                |drive, this| if this == Drive::Scan { this } else { drive },
-            );
-        // One relation probed on an index of its columns: forced to (see `Drive::Index`).
-        let drive = match matches.as_slice() {
-            [one] if drive == Drive::Probe && definition.has_index_on(&one.columns) => Drive::Index,
-            _ => drive,
+            .collect();
+        let drive = match drives.as_slice() {
+            _ if drives.contains(&Drive::Scan) => Drive::Scan,
+            [one] => *one,
+            _ => Drive::Probe,
         };
         let select = rows_matching_any(
             &from_item(&self.catalog, &table.name),

@@ -63,11 +63,14 @@ pub enum Drive {
 }
 
 /// Whether `keys` of a parent table of about `parent_rows` rows are better probed or
-/// scanned for: beyond a tenth of the parent's rows, a scan.
+/// scanned for: beyond a tenth of the parent's rows, a scan; else probes, forced through the
+/// index when the rows read have one leading with the relation's columns (`indexed`).
 #[must_use]
-pub fn drive_for(keys: usize, parent_rows: i64) -> Drive {
+pub fn drive_for(keys: usize, parent_rows: i64, indexed: bool) -> Drive {
     if parent_rows > 0 && keys as i64 * 10 > parent_rows {
         Drive::Scan
+    } else if indexed {
+        Drive::Index
     } else {
         Drive::Probe
     }
@@ -100,28 +103,6 @@ pub fn rows_matching(
     let aliases: Vec<String> = (0..driving.columns.len())
         .map(|n| format!("c{n}"))
         .collect();
-    if drive == Drive::Index {
-        let mut filter: Vec<String> = driving
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(n, column)| format!("t0.{} = k.c{n}", quote_ident(column)))
-            .collect();
-        if let Some((column, value)) = &driving.condition {
-            filter.push(format!("t0.{}::text = {value}", quote_ident(column)));
-        }
-        for earlier in excluded {
-            filter.push(format!("NOT coalesce({}, false)", earlier.on("t0")));
-        }
-        let selected = columns_of("t0", columns);
-        return format!(
-            "SELECT {selected} FROM {} AS k({}) CROSS JOIN LATERAL (SELECT {selected} FROM \
-             {from} AS t0 WHERE {} OFFSET 0) AS t0",
-            unnest(&driving.arrays),
-            aliases.join(", "),
-            filter.join(" AND ")
-        );
-    }
     let mut on: Vec<String> = driving
         .columns
         .iter()
@@ -131,16 +112,26 @@ pub fn rows_matching(
     if let Some((column, value)) = &driving.condition {
         on.push(format!("t0.{}::text = {value}", quote_ident(column)));
     }
+    let not_earlier: Vec<String> = excluded
+        .iter()
+        .map(|earlier| format!("NOT coalesce({}, false)", earlier.on("t0")))
+        .collect();
+    let selected = columns_of("t0", columns);
+    let keys = format!("{} AS k({})", unnest(&driving.arrays), aliases.join(", "));
+    if drive == Drive::Index {
+        on.extend(not_earlier);
+        return format!(
+            "SELECT {selected} FROM {keys} CROSS JOIN LATERAL (SELECT {selected} FROM {from} AS t0 \
+             WHERE {} OFFSET 0) AS t0",
+            on.join(" AND ")
+        );
+    }
     let mut sql = format!(
-        "SELECT {} FROM {} AS k({}) JOIN {from} AS t0 ON {}",
-        columns_of("t0", columns),
-        unnest(&driving.arrays),
-        aliases.join(", "),
+        "SELECT {selected} FROM {keys} JOIN {from} AS t0 ON {}",
         on.join(" AND ")
     );
-    for (number, earlier) in excluded.iter().enumerate() {
-        sql.push_str(if number == 0 { " WHERE " } else { " AND " });
-        sql.push_str(&format!("NOT coalesce({}, false)", earlier.on("t0")));
+    if !not_earlier.is_empty() {
+        sql.push_str(&format!(" WHERE {}", not_earlier.join(" AND ")));
     }
     sql
 }
@@ -257,8 +248,11 @@ mod tests {
             rows_matching("t", &["id".into()], &by_site, &[], Drive::Scan),
             "SELECT t0.\"id\" FROM t AS t0 WHERE coalesce(t0.\"site_id\" IN (SELECT pg_catalog.unnest(S::int8[])), false)"
         );
-        assert_eq!(drive_for(39_000, 99_000), Drive::Scan);
-        assert_eq!(drive_for(4_000, 99_000), Drive::Probe);
-        assert_eq!(drive_for(4_000, -1), Drive::Probe);
+        assert_eq!(drive_for(39_000, 99_000, false), Drive::Scan);
+        assert_eq!(drive_for(4_000, 99_000, false), Drive::Probe);
+        assert_eq!(drive_for(4_000, -1, false), Drive::Probe);
+        // An index on the columns read forces the probes; many keys still scan.
+        assert_eq!(drive_for(39_000, 99_000, true), Drive::Scan);
+        assert_eq!(drive_for(4_000, 99_000, true), Drive::Index);
     }
 }

@@ -2,7 +2,7 @@
 //! tenant, verify, report — as a run of the target's journal, which a rerun continues and
 //! other workers share.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -356,8 +356,13 @@ fn is_settled(tenant: &TenantRow) -> bool {
     tenant.state == TenantState::Done && tenant.verified.as_deref() == Some("passed")
 }
 
-/// A parent and one of its keys (COPY text) a waiting row waits for.
-type Wait = (ParentKey, Box<[u8]>);
+/// The parent table and columns a journal record of waiting rows names.
+fn parent_key(parent: &salvage_journal::WaitingFor) -> ParentKey {
+    (
+        salvage_catalog::QualifiedName::new(parent.schema.clone(), parent.table.clone()),
+        parent.columns.clone(),
+    )
+}
 
 /// The tenants of an earlier run, done and verified with rows waiting, none of whose
 /// waited-for parents live has now (one probe per parent table, on its key): a rerun would
@@ -385,29 +390,27 @@ async fn still_waiting(
             return HashSet::new();
         }
     };
-    // Per tenant, what it waits for (parent and key); and every key asked, once, per parent.
-    let mut waits: Vec<(&str, Vec<Wait>)> = Vec::new();
+    // Per tenant, what it waits for; and every key asked, once, per parent.
+    let by_position: HashMap<i32, &str> = waiting
+        .iter()
+        .map(|tenant| (tenant.position, tenant.tenant.as_str()))
+        .collect();
+    let mut waits: Vec<(&str, Vec<salvage_journal::WaitingFor>)> = Vec::new();
     let mut asked: BTreeMap<ParentKey, BTreeSet<Box<[u8]>>> = BTreeMap::new();
     for (position, text) in &kept {
-        let Some(tenant) = waiting.iter().find(|tenant| tenant.position == *position) else {
+        let Some(&tenant) = by_position.get(position) else {
             continue;
         };
         let Ok(parents) = serde_json::from_str::<Vec<salvage_journal::WaitingFor>>(text) else {
             continue;
         };
-        let mut of = Vec::new();
-        for parent in parents {
-            let key: ParentKey = (
-                salvage_catalog::QualifiedName::new(parent.schema, parent.table),
-                parent.columns,
-            );
-            for raw in parent.keys {
-                let raw: Box<[u8]> = raw.into_bytes().into_boxed_slice();
-                asked.entry(key.clone()).or_default().insert(raw.clone());
-                of.push((key.clone(), raw));
-            }
+        for parent in &parents {
+            asked
+                .entry(parent_key(parent))
+                .or_default()
+                .extend(parent.keys.iter().map(|key| key.as_bytes().into()));
         }
-        waits.push((tenant.tenant.as_str(), of));
+        waits.push((tenant, parents));
     }
     if waits.is_empty() {
         return HashSet::new();
@@ -426,9 +429,15 @@ async fn still_waiting(
     };
     let unchanged: HashSet<String> = waits
         .into_iter()
-        .filter(|(_, of)| {
-            of.iter()
-                .all(|(parent, key)| !found.get(parent).is_some_and(|keys| keys.contains(key)))
+        .filter(|(_, parents)| {
+            parents.iter().all(|parent| {
+                found.get(&parent_key(parent)).is_none_or(|present| {
+                    parent
+                        .keys
+                        .iter()
+                        .all(|key| !present.contains(key.as_bytes()))
+                })
+            })
         })
         .map(|(tenant, _)| tenant.to_owned())
         .collect();

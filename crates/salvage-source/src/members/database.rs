@@ -429,17 +429,11 @@ impl Reader<'_> {
             .catalog
             .table(parent)
             .map_or(-1, |table| table.estimated_rows);
-        match drive_for(keys, rows) {
-            Drive::Probe
-                if self
-                    .catalog
-                    .table(table)
-                    .is_some_and(|table| table.has_index_on(columns)) =>
-            {
-                Drive::Index
-            }
-            drive => drive,
-        }
+        let indexed = self
+            .catalog
+            .table(table)
+            .is_some_and(|table| table.has_index_on(columns));
+        drive_for(keys, rows, indexed)
     }
 
     fn column_type(&self, table: &QualifiedName, column: &str) -> Result<String> {
