@@ -1285,3 +1285,85 @@ async fn needs_modes_undo_after_overwrite_and_after_exact_returns_to_before() {
     let compared = assert_same_database(&before, &scenario.live).await;
     assert!(compared["public.page_views"] > 0, "{compared:?}");
 }
+
+/// Small tenants go in several to one statement (each with `batch` in the report); each
+/// keeps its own rows in the journal, so undoing one removes its rows and no one else's, and
+/// undoing the rest gives back the database as it was.
+#[tokio::test]
+async fn tenants_written_by_one_statement_keep_their_own_journal_rows() {
+    let scenario = Scenario::tracker(8).await;
+    delete_sites(&scenario.live, "2,3,4,5").await;
+    let before = scenario.live.snapshot("before").await;
+    let (outcome, report) = salvage_reporting(&with(
+        scenario.args("restore", "2,3,4,5"),
+        &["--yes", "--jobs", "1"],
+    ));
+    assert_eq!(outcome.code, 0, "{outcome}");
+    let run = report["run"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the restore report has no run: {report}"))
+        .to_owned();
+    let mut restored = 0;
+    for id in ["2", "3", "4", "5"] {
+        let written = report["tenants"]
+            .as_array()
+            .and_then(|tenants| tenants.iter().find(|tenant| tenant["id"] == id))
+            .unwrap_or_else(|| panic!("no tenant {id} in {report}"));
+        assert_eq!(count(&written["batch"]), 4, "{written}");
+        let inserted: i64 = written["tables"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no tables: {written}"))
+            .values()
+            .map(|table| count(&table["inserted"]))
+            .sum();
+        let position = position(&scenario.live, &run, id).await;
+        let recorded: i64 = scenario
+            .live
+            .scalar(&format!(
+                "SELECT count(*) FROM salvage.row_images WHERE run_id = '{run}' \
+                 AND position = {position} AND action = 'insert'"
+            ))
+            .await;
+        assert!(inserted > 0, "{written}");
+        assert_eq!(recorded, inserted, "tenant {id}");
+        // Each image is of a row of this tenant's: its key finds one of the site's rows.
+        let own: i64 = scenario
+            .live
+            .scalar(&format!(
+                "SELECT count(*) FROM salvage.row_images i WHERE run_id = '{run}' \
+                 AND position = {position} AND table_name = 'issues' \
+                 AND EXISTS (SELECT FROM issues t WHERE t.id::text = i.key[1] AND t.site_id = {id})"
+            ))
+            .await;
+        let issues: i64 = scenario
+            .live
+            .scalar(&format!("SELECT count(*) FROM issues WHERE site_id = {id}"))
+            .await;
+        assert!(issues > 0);
+        assert_eq!(own, issues, "tenant {id}");
+        for (table, filter) in tracker_owned(id) {
+            restored +=
+                support::assert_same_rows(&scenario.snapshot, &scenario.live, table, &filter).await;
+        }
+    }
+    assert_eq!(restored, support::rows_inserted(&report), "{report}");
+
+    // Undoing site 3 removes its rows alone.
+    let (undone, undo_report) = undo(&scenario.live, &run, &["--tenants", "3", "--yes"]);
+    assert_eq!(undone.code, 0, "{undone}");
+    assert_eq!(count(&undo_report["summary"]["undone"]), 1, "{undo_report}");
+    let left: i64 = scenario
+        .live
+        .scalar("SELECT (SELECT count(*) FROM sites WHERE id = 3) + (SELECT count(*) FROM issues WHERE site_id = 3) + (SELECT count(*) FROM page_views WHERE site_id = 3)")
+        .await;
+    assert_eq!(left, 0);
+    for id in ["2", "4", "5"] {
+        for (table, filter) in tracker_owned(id) {
+            support::assert_same_rows(&scenario.snapshot, &scenario.live, table, &filter).await;
+        }
+    }
+    let (undone, _) = undo(&scenario.live, &run, &["--yes"]);
+    assert_eq!(undone.code, 0, "{undone}");
+    let compared = assert_same_database(&before, &scenario.live).await;
+    assert!(compared["public.issues"] > 0, "{compared:?}");
+}

@@ -342,6 +342,10 @@ struct TenantReport {
     attempts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     elapsed_seconds: Option<f64>,
+    /// Written by one statement with other tenants' rows: how many tenants it wrote (its
+    /// `elapsed_seconds` is its share).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<u32>,
     verified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     verify_error: Option<String>,
@@ -458,6 +462,7 @@ pub fn run_report(facts: &RunFacts<'_>) -> RunReport {
                 error,
                 attempts: outcome.map(|outcome| outcome.attempts),
                 elapsed_seconds: outcome.map(|outcome| round(outcome.elapsed)),
+                batch: outcome.and_then(|outcome| outcome.batch),
                 verified: check.is_some_and(TenantCheck::passed),
                 verify_error: check.and_then(|check| check.error.clone()),
                 mode_problems: check

@@ -5,7 +5,7 @@
 //! its locks are gone. Deferred constraints are checked at the end of each tenant's savepoint,
 //! so a violation is that tenant's, not the group's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use salvage_catalog::Catalog;
@@ -17,7 +17,10 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor};
 
 use crate::rows::Row;
-use crate::tenant::{Shortcut, TenantRun, Written, begin_statement, deferred_names};
+use crate::tenant::{
+    Gathered, Maxima, SMALL_ROWS, Shortcut, TenantRun, Written, begin_statement, deferred_names,
+};
+use crate::write::{Record, Small, insert_small};
 use crate::{MergeOptions, RestoreReporter, TenantError};
 
 /// Tenants in one group at most.
@@ -127,7 +130,32 @@ impl Group<'_> {
         // commit): a round trip per tenant less.
         let mut savepoint_open = false;
         let mut committed: Vec<(usize, Written, std::time::Duration)> = Vec::new();
-        for (position, &place) in work.iter().enumerate() {
+        // Tenants whose whole write is one small statement go in several at a time, each
+        // batch in one statement and one savepoint; a batch that fails is rolled back and its
+        // tenants run alone, so a tenant's failure is still its own.
+        let (batches, mut alone) = self.gather(&mut transaction, reader, members, &work).await;
+        for batch in batches {
+            let places: Vec<usize> = batch.iter().map(|(place, _)| *place).collect();
+            match self
+                .batch(&mut transaction, members, batch, &mut savepoint_open)
+                .await
+            {
+                Ok(done) => committed.extend(done),
+                Err(None) => alone.extend(places),
+                Err(Some(reason)) => {
+                    // The connection may be gone: everyone in the group tries again, alone.
+                    for &place in &work {
+                        ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
+                    }
+                    committed.clear();
+                    alone.clear();
+                    healthy = false;
+                    break;
+                }
+            }
+        }
+        alone.sort_unstable();
+        for (position, &place) in alone.iter().enumerate() {
             let member = members[place];
             let tenant = &self.plan.tenants[member.number];
             let started = Instant::now();
@@ -153,7 +181,7 @@ impl Group<'_> {
                     // the group tries again, alone.
                     let reason = error.to_string();
                     ended[place] = Some(Ended::Again(error));
-                    for &rest in &work[position + 1..] {
+                    for &rest in &alone[position + 1..] {
                         ended[rest] = Some(Ended::Again(TenantError::Group(reason.clone())));
                     }
                     for (place, _, _) in committed.drain(..) {
@@ -269,6 +297,259 @@ impl Group<'_> {
             .collect()
     }
 
+    /// Where a member's undo images go, in a journaled run.
+    fn images(&self, member: Member<'_>) -> Option<crate::ImageTarget> {
+        self.run
+            .zip(member.journal)
+            .map(|(run, (position, _))| crate::ImageTarget {
+                run_id: run.id.clone(),
+                position,
+                table: salvage_sql::images::ImageTable {
+                    quoted: run.journal.row_images(),
+                },
+            })
+    }
+
+    /// The members of `work` (places in `members`) whose whole write is one small
+    /// statement, in batches to write together, and the others (to run alone). Nothing is
+    /// written.
+    async fn gather(
+        &self,
+        transaction: &mut PgConnection,
+        reader: &mut SnapshotReader,
+        members: &[Member<'_>],
+        work: &[usize],
+    ) -> (Vec<Vec<(usize, Gathered)>>, Vec<usize>) {
+        let mut alone = Vec::new();
+        let mut batches: Vec<Vec<(usize, Gathered)>> = Vec::new();
+        let mut rows = 0;
+        // Tenants of a journaled run are recorded by their position: all of a batch have one.
+        let journaled = self.run.is_some();
+        for &place in work {
+            let member = members[place];
+            if member.retry.is_some() || member.journal.is_some() != journaled {
+                alone.push(place);
+                continue;
+            }
+            let images = self.images(member);
+            let run = TenantRun {
+                plan: self.plan,
+                number: member.number,
+                retry: None,
+                live_catalog: self.live_catalog,
+                connection: &mut *transaction,
+                reader: &mut *reader,
+                reporter: self.reporter,
+                images: images.as_ref(),
+            };
+            let Some(gathered) = run.gather().await else {
+                alone.push(place);
+                continue;
+            };
+            if !self.recordable(&gathered) {
+                alone.push(place);
+                continue;
+            }
+            let tenant_rows: usize = gathered.tables.iter().map(|table| table.rows.len()).sum();
+            match batches.last_mut() {
+                Some(batch) if rows + tenant_rows <= SMALL_ROWS => {
+                    rows += tenant_rows;
+                    batch.push((place, gathered));
+                }
+                _ => {
+                    rows = tenant_rows;
+                    batches.push(vec![(place, gathered)]);
+                }
+            }
+        }
+        // A batch of one is written as the tenant would be alone.
+        batches.retain(|batch| {
+            if let [(place, _)] = batch.as_slice() {
+                alone.push(*place);
+                false
+            } else {
+                true
+            }
+        });
+        (batches, alone)
+    }
+
+    /// Whether a gathered tenant's recorded rows can be matched with their images by key:
+    /// each recorded table's key columns are among those written.
+    fn recordable(&self, gathered: &Gathered) -> bool {
+        gathered.tables.iter().all(|pending| {
+            let table = &self.plan.schema.tables[pending.index];
+            match (&table.key, pending.step) {
+                (Some(key), Some(_)) => key
+                    .columns
+                    .iter()
+                    .all(|column| pending.shape.written_names.contains(column)),
+                _ => true,
+            }
+        })
+    }
+
+    /// Several tenants' rows in one statement, in a savepoint: each tenant done, or `Err`
+    /// after the savepoint was rolled back (`None`: they can run alone; `Some(why)`: the
+    /// connection may be gone).
+    async fn batch(
+        &self,
+        transaction: &mut PgConnection,
+        members: &[Member<'_>],
+        batch: Vec<(usize, Gathered)>,
+        savepoint_open: &mut bool,
+    ) -> Result<Vec<(usize, Written, std::time::Duration)>, Option<String>> {
+        let started = Instant::now();
+        let plan = self.plan;
+        for (place, _) in &batch {
+            let member = members[*place];
+            let tenant = &plan.tenants[member.number];
+            self.reporter.tenant_started(
+                &tenant.id,
+                tenant.label.as_deref(),
+                plan.rows_to_copy(tenant),
+                member.attempts + 1,
+            );
+        }
+        // Per table, in the order first met: the rows of every tenant, tagged with the
+        // tenant's position and its step for the journal.
+        let mut order: Vec<usize> = Vec::new();
+        let mut rows: Vec<Vec<Row>> = vec![Vec::new(); plan.schema.tables.len()];
+        let mut positions: Vec<Vec<i32>> = vec![Vec::new(); plan.schema.tables.len()];
+        let mut steps: Vec<Vec<i32>> = vec![Vec::new(); plan.schema.tables.len()];
+        let mut recorded = vec![false; plan.schema.tables.len()];
+        let mut shapes: Vec<Option<&crate::rows::Shape>> = vec![None; plan.schema.tables.len()];
+        let mut maxima: Maxima = BTreeMap::new();
+        for (place, gathered) in &batch {
+            let position = members[*place].journal.map_or(0, |(position, _)| position);
+            for pending in &gathered.tables {
+                let index = pending.index;
+                if shapes[index].is_none() {
+                    order.push(index);
+                    shapes[index] = Some(&pending.shape);
+                }
+                rows[index].extend(pending.rows.iter().cloned());
+                if let Some(step) = pending.step {
+                    recorded[index] = true;
+                    positions[index].extend(std::iter::repeat_n(position, pending.rows.len()));
+                    steps[index].extend(std::iter::repeat_n(step, pending.rows.len()));
+                }
+            }
+            for (name, &maximum) in &gathered.maxima {
+                let entry = maxima.entry(name.clone()).or_insert(maximum);
+                *entry = (*entry).max(maximum);
+            }
+        }
+        let tables: Vec<Small<'_>> = order
+            .iter()
+            .filter_map(|&index| {
+                Some(Small {
+                    table: &plan.schema.tables[index],
+                    shape: shapes[index]?,
+                    rows: &rows[index],
+                    record: if recorded[index] {
+                        Record::Rows {
+                            positions: &positions[index],
+                            steps: &steps[index],
+                        }
+                    } else {
+                        Record::No
+                    },
+                })
+            })
+            .collect();
+        let sequences: Vec<(String, i64)> = maxima
+            .iter()
+            .map(|((_, quoted), maximum)| (quoted.clone(), *maximum))
+            .collect();
+        let images = self.run.map(|run| crate::ImageTarget {
+            run_id: run.id.clone(),
+            position: 0,
+            table: salvage_sql::images::ImageTable {
+                quoted: run.journal.row_images(),
+            },
+        });
+        let open = session::open_tenant_savepoint(*savepoint_open, &[]);
+        if let Err(error) = transaction.execute(open.as_str()).await {
+            let error = TenantError::Database(PgError::query("open the batch's savepoint")(error));
+            return Err(Some(error.to_string()));
+        }
+        *savepoint_open = true;
+        let written = insert_small(
+            transaction,
+            &tables,
+            self.live_catalog,
+            images.as_ref(),
+            &sequences,
+        )
+        .await;
+        let expected_records: u64 = tables
+            .iter()
+            .filter(|small| matches!(small.record, Record::Rows { .. }))
+            .map(|small| small.rows.len() as u64)
+            .sum();
+        let failure = match &written {
+            Err(error) if error.connection_lost() => return Err(Some(error.to_string())),
+            Err(error) => Some(error.to_string()),
+            Ok(written) => {
+                let all_in = tables
+                    .iter()
+                    .zip(&written.inserted)
+                    .all(|(small, &inserted)| inserted == small.rows.len() as u64);
+                (!all_in || written.recorded != expected_records)
+                    .then(|| "the batch's statement wrote other counts than it was sent".to_owned())
+            }
+        };
+        if let Some(reason) = failure {
+            tracing::debug!(
+                tenants = batch.len(),
+                reason = %reason,
+                "a batch of small tenants failed: its tenants run alone"
+            );
+            let rollback = format!("ROLLBACK TO SAVEPOINT {}", session::TENANT_SAVEPOINT);
+            if let Err(error) = transaction.execute(rollback.as_str()).await {
+                let error = TenantError::Database(PgError::query("roll the batch back")(error));
+                return Err(Some(error.to_string()));
+            }
+            return Err(None);
+        }
+        let Ok(written) = written else {
+            return Err(None);
+        };
+        tracing::debug!(
+            tenants = batch.len(),
+            tables = tables.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "a batch of small tenants written"
+        );
+        let moved: BTreeMap<&str, i64> = maxima
+            .keys()
+            .zip(&written.sequences)
+            .filter_map(|((name, _), value)| value.map(|value| (name.as_str(), value)))
+            .collect();
+        // Each tenant's share of the statement's time.
+        let tenants = batch.len() as u32;
+        let share = started.elapsed() / tenants;
+        Ok(batch
+            .into_iter()
+            .map(|(place, gathered)| {
+                let tenant = &plan.tenants[members[place].number];
+                let sent: usize = gathered.tables.iter().map(|table| table.rows.len()).sum();
+                self.reporter.rows_copied(&tenant.id, sent as u64);
+                let mut written = gathered.written;
+                written.batch = Some(tenants);
+                written.sequences = gathered
+                    .maxima
+                    .keys()
+                    .filter_map(|(name, _)| {
+                        moved.get(name.as_str()).map(|value| (name.clone(), *value))
+                    })
+                    .collect();
+                (place, written, share)
+            })
+            .collect())
+    }
+
     /// One tenant in a savepoint of the group's transaction (`savepoint_open`: the previous
     /// tenant's is still there, to release first).
     async fn one(
@@ -279,16 +560,7 @@ impl Group<'_> {
         deferred: &[(salvage_catalog::QualifiedName, String)],
         savepoint_open: &mut bool,
     ) -> Result<Written, TenantError> {
-        let images = self
-            .run
-            .zip(member.journal)
-            .map(|(run, (position, _))| crate::ImageTarget {
-                run_id: run.id.clone(),
-                position,
-                table: salvage_sql::images::ImageTable {
-                    quoted: run.journal.row_images(),
-                },
-            });
+        let images = self.images(member);
         let open = session::open_tenant_savepoint(*savepoint_open, deferred);
         transaction
             .execute(open.as_str())

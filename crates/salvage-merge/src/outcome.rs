@@ -59,6 +59,11 @@ pub struct TenantOutcome {
     /// columns that changed) and deleted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<crate::ChangedTable>,
+    /// The tenants whose rows one statement wrote together with this tenant's, itself
+    /// among them (its `elapsed` is its share of that statement); absent when its own
+    /// statements wrote its rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
     #[serde(with = "seconds")]
     pub elapsed: Duration,
 }

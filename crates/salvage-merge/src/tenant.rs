@@ -24,7 +24,7 @@ use sqlx::postgres::{PgConnection, PgDatabaseError};
 use crate::change::{self, ImageTarget};
 use crate::outcome::TableOutcome;
 use crate::rows::{Row, Shape, planned_rows};
-use crate::write::{Small, copy_rows, insert_cycle, insert_rows, insert_small};
+use crate::write::{Record, Small, copy_rows, insert_cycle, insert_rows, insert_small};
 use crate::{MergeOptions, RestoreReporter, TenantError, diagnose};
 
 /// What a committed tenant wrote.
@@ -39,6 +39,8 @@ pub struct Written {
     pub waiting_for: BTreeMap<ParentKey, BTreeSet<Box<[u8]>>>,
     /// Modes overwrite and exact: the rows changed, per table changed.
     pub changed: Vec<crate::ChangedTable>,
+    /// Written by one statement with other tenants' rows: how many tenants it wrote.
+    pub batch: Option<u32>,
 }
 
 pub struct TenantRun<'a> {
@@ -73,7 +75,22 @@ pub enum Shortcut {
     Nothing(Written),
 }
 
-impl TenantRun<'_> {
+/// A tenant whose whole write is one small statement, gathered to go in with other such
+/// tenants' rows (see [`crate::group`]): what it will have written once that statement
+/// has run, and what the statement writes for it.
+pub struct Gathered {
+    /// Its outcome, the sequences aside (the statement moves them).
+    pub written: Written,
+    /// Its small tables' rows, in the order it would write them.
+    pub(crate) tables: Vec<Pending>,
+    /// The largest restored value of each sequence, by name and quoted name.
+    pub maxima: Maxima,
+}
+
+/// The largest restored value of each sequence, by name and quoted name.
+pub type Maxima = BTreeMap<(String, String), i64>;
+
+impl<'a> TenantRun<'a> {
     /// Whether the tenant can be settled without a statement.
     #[must_use]
     pub fn shortcut(plan: &RestorePlan, number: usize, retrying: bool) -> Option<Shortcut> {
@@ -100,6 +117,7 @@ impl TenantRun<'_> {
                 waiting: vec![Vec::new(); tenant.tables.len()],
                 waiting_for: BTreeMap::new(),
                 changed: Vec::new(),
+                batch: None,
             }));
         }
         None
@@ -115,7 +133,48 @@ impl TenantRun<'_> {
             (Some(_), Some(images)) => change::last_step(&mut *self.connection, images).await?,
             _ => 0,
         };
-        let mut body = Body {
+        let plan = self.plan;
+        let (mut body, connection) = self.split(step, false);
+        let mut written = body.steps(connection).await?;
+        if !plan.schema.deferred.is_empty() {
+            // Checked now, inside the tenant's own savepoint, not at the group's commit.
+            sqlx::query(&session::constraints_now(&deferred_names(plan)))
+                .execute(&mut *connection)
+                .await
+                .map_err(|error| {
+                    insert_error_without_table(error, "check the deferred constraints")
+                })?;
+        }
+        let mut sequences = std::mem::take(&mut body.moved);
+        sequences.extend(body.advance_sequences(connection).await?);
+        written.sequences = sequences;
+        Ok(written)
+    }
+
+    /// The tenant's rows when all it writes is one small statement (a first pass, no
+    /// deferred constraint, nothing to change, no parent to look up in live): worked out as
+    /// [`TenantRun::run`] would, without a statement. `None`: it needs more, and runs alone.
+    pub async fn gather(self) -> Option<Gathered> {
+        let plan = self.plan;
+        if self.retry.is_some()
+            || !plan.schema.deferred.is_empty()
+            || plan.rows_to_copy(&plan.tenants[self.number]) > SMALL_ROWS as u64
+        {
+            return None;
+        }
+        let (mut body, connection) = self.split(0, true);
+        let written = body.steps(connection).await.ok()?;
+        let (tables, maxima) = body.gathered.take()?;
+        (body.maxima.is_empty() && body.moved.is_empty()).then_some(Gathered {
+            written,
+            tables,
+            maxima,
+        })
+    }
+
+    /// The tenant's writing state, and its connection.
+    fn split(self, step: i32, dry: bool) -> (Body<'a>, &'a mut PgConnection) {
+        let body = Body {
             plan: self.plan,
             number: self.number,
             retry: self.retry,
@@ -129,21 +188,10 @@ impl TenantRun<'_> {
             records: change::InsertRecords::default(),
             small: Vec::new(),
             moved: Vec::new(),
+            dry,
+            gathered: None,
         };
-        let mut written = body.steps(self.connection).await?;
-        if !self.plan.schema.deferred.is_empty() {
-            // Checked now, inside the tenant's own savepoint, not at the group's commit.
-            sqlx::query(&session::constraints_now(&deferred_names(self.plan)))
-                .execute(&mut *self.connection)
-                .await
-                .map_err(|error| {
-                    insert_error_without_table(error, "check the deferred constraints")
-                })?;
-        }
-        let mut sequences = std::mem::take(&mut body.moved);
-        sequences.extend(body.advance_sequences(self.connection).await?);
-        written.sequences = sequences;
-        Ok(written)
+        (body, self.connection)
     }
 
     /// After a rollback: a unique conflict with the live row that holds the key.
@@ -183,8 +231,8 @@ struct Body<'a> {
     live_catalog: &'a Catalog,
     reader: &'a mut SnapshotReader,
     reporter: &'a dyn RestoreReporter,
-    /// The largest restored value of each sequence, by quoted name.
-    maxima: BTreeMap<(String, String), i64>,
+    /// The largest restored value of each sequence.
+    maxima: Maxima,
     /// The keys (by the columns children reference them by) of the rows this transaction
     /// wrote in earlier steps: parents that need no lookup in live.
     written: HashMap<ParentKey, FxHashSet<Box<[u8]>>>,
@@ -198,27 +246,41 @@ struct Body<'a> {
     small: Vec<Pending>,
     /// The sequences the small tables' statement moved, when it was the tenant's last write.
     moved: Vec<(String, i64)>,
+    /// A gathering pass ([`TenantRun::gather`]): no statement runs; the one that would be
+    /// the tenant's only one is kept in `gathered` instead.
+    dry: bool,
+    gathered: Option<(Vec<Pending>, Maxima)>,
 }
 
 /// A small table's rows waiting to go in with others; with `step`, recorded at that step.
-struct Pending {
-    index: usize,
-    shape: Shape,
-    rows: Vec<Row>,
-    step: Option<i32>,
+pub(crate) struct Pending {
+    pub(crate) index: usize,
+    pub(crate) shape: Shape,
+    pub(crate) rows: Vec<Row>,
+    pub(crate) step: Option<i32>,
 }
 
 /// The most rows of one table that wait to go in with others: beyond, `COPY` (which streams
 /// and inserts rows in batches) pays for its two round trips.
 const SMALL_TABLE_ROWS: usize = 1_000;
 /// The most rows written together in one statement.
-const SMALL_ROWS: usize = 4_000;
+pub(crate) const SMALL_ROWS: usize = 4_000;
 /// The most parameters bound to one statement (the protocol allows 65,535).
 const SMALL_PARAMETERS: usize = 20_000;
 
 impl<'a> Body<'a> {
     fn tenant_id(&self) -> &str {
         &self.plan.tenants[self.number].id
+    }
+
+    /// In a gathering pass, a statement ends it: the tenant runs alone.
+    fn may_write(&self) -> Result<(), TenantError> {
+        if self.dry {
+            return Err(TenantError::Inconsistent(
+                "a gathering pass has no statement to run".to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     async fn steps(&mut self, connection: &mut PgConnection) -> Result<Written, TenantError> {
@@ -230,6 +292,7 @@ impl<'a> Body<'a> {
             waiting: vec![Vec::new(); tables],
             waiting_for: BTreeMap::new(),
             changed: Vec::new(),
+            batch: None,
         };
         let writable = |index: &usize| {
             let table = &plan.schema.tables[*index];
@@ -305,6 +368,9 @@ impl<'a> Body<'a> {
                     .all(salvage_closure::TableChanges::is_empty));
         self.write_small(connection, last).await?;
         if let Some(images) = self.images {
+            if !self.records.is_empty() {
+                self.may_write()?;
+            }
             self.records.flush(connection, images).await?;
         }
         if self.retry.is_none() {
@@ -403,7 +469,14 @@ impl<'a> Body<'a> {
                     .is_some_and(|keys| keys.contains(key))
             };
             let asked = keys_to_ask(&candidates, &guards, Some(&exports), &written);
-            let in_live = salvage_closure::ask_live(connection, self.live_catalog, asked).await?;
+            let in_live = if self.dry {
+                if asked.iter().any(|(_, keys)| !keys.is_empty()) {
+                    self.may_write()?;
+                }
+                HashMap::new()
+            } else {
+                salvage_closure::ask_live(connection, self.live_catalog, asked).await?
+            };
             let present = |parent: &ParentKey, key: &[u8]| {
                 written(parent, key) || in_live.get(parent).is_some_and(|keys| keys.contains(key))
             };
@@ -439,6 +512,7 @@ impl<'a> Body<'a> {
         if let Some(outcome) = self.write_later(connection, ready).await? {
             return Ok(outcome);
         }
+        self.may_write()?;
         self.flush_small(connection).await?;
         let (sole, joint): (Vec<Row>, Vec<Row>) =
             ready.rows.iter().cloned().partition(|row| !row.joint);
@@ -481,6 +555,7 @@ impl<'a> Body<'a> {
         ready: &[Ready<'_>],
         written: &mut Written,
     ) -> Result<(), TenantError> {
+        self.may_write()?;
         self.flush_small(connection).await?;
         let tables: Vec<(&TablePlan, &Shape, &[Row])> = ready
             .iter()
@@ -531,6 +606,7 @@ impl<'a> Body<'a> {
         if keys.is_empty() {
             return Ok(TableOutcome::default());
         }
+        self.may_write()?;
         let mut rows = Vec::new();
         let mut stream = self.reader.copy_by_keys(table, key_columns, keys).await?;
         while let Some(chunk) = stream.next().await {
@@ -637,6 +713,17 @@ impl<'a> Body<'a> {
         if self.small.is_empty() {
             return Ok(());
         }
+        if self.dry {
+            // The tenant's only statement: kept, to go in with other tenants' rows.
+            if !sequences {
+                return self.may_write();
+            }
+            self.gathered = Some((
+                std::mem::take(&mut self.small),
+                std::mem::take(&mut self.maxima),
+            ));
+            return Ok(());
+        }
         let maxima: Vec<(String, i64)> = if sequences {
             self.maxima
                 .iter()
@@ -653,7 +740,7 @@ impl<'a> Body<'a> {
                 table: &plan.schema.tables[held.index],
                 shape: &held.shape,
                 rows: &held.rows,
-                step: held.step,
+                record: held.step.map_or(Record::No, Record::Step),
             })
             .collect();
         let started = std::time::Instant::now();
@@ -678,7 +765,7 @@ impl<'a> Body<'a> {
         }
         let expected: u64 = tables
             .iter()
-            .filter(|small| small.step.is_some())
+            .filter(|small| matches!(small.record, Record::Step(_)))
             .map(|small| small.rows.len() as u64)
             .sum();
         if written.recorded != expected {
@@ -731,6 +818,7 @@ impl<'a> Body<'a> {
         {
             return Ok(());
         }
+        self.may_write()?;
         let images = self.images.ok_or_else(|| {
             TenantError::Inconsistent(format!(
                 "mode {} changes live rows, and this run keeps no journal to keep them in",

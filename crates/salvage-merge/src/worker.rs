@@ -430,6 +430,7 @@ impl Shared {
                                 tables: written.tables,
                                 sequences: written.sequences,
                                 changed: written.changed,
+                                batch: written.batch,
                                 elapsed,
                             },
                             written.waiting,
@@ -590,6 +591,7 @@ impl Shared {
             tables: vec![TableOutcome::default(); self.plan.schema.tables.len()],
             sequences: Vec::new(),
             changed: Vec::new(),
+            batch: None,
             elapsed: Duration::ZERO,
         }
     }
@@ -608,6 +610,7 @@ impl Shared {
                 tables: vec![TableOutcome::default(); self.plan.schema.tables.len()],
                 sequences: Vec::new(),
                 changed: Vec::new(),
+                batch: None,
                 elapsed: started.elapsed(),
             },
             Vec::new(),

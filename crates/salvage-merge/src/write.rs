@@ -6,7 +6,7 @@
 
 use salvage_catalog::Catalog;
 use salvage_plan::TablePlan;
-use salvage_sql::images::{BatchTable, Typed, insert_batch};
+use salvage_sql::images::{BatchTable, Tenants, Typed, insert_batch};
 use salvage_sql::insert::{Written, copy_in, insert_from_arrays, insert_together};
 use sqlx::postgres::PgConnection;
 
@@ -141,12 +141,32 @@ pub async fn insert_cycle(
     Ok(counts.into_iter().map(|count| count as u64).collect())
 }
 
-/// One table's rows in [`insert_small`]: with `step`, recorded for undo at that step.
+/// One table's rows in [`insert_small`], and how they are recorded for undo.
 pub struct Small<'r> {
     pub table: &'r TablePlan,
     pub shape: &'r Shape,
     pub rows: &'r [Row],
-    pub step: Option<i32>,
+    pub record: Record<'r>,
+}
+
+/// Whether and how a table's rows in [`insert_small`] are recorded for undo.
+#[derive(Clone, Copy)]
+pub enum Record<'r> {
+    /// Not recorded (no journal, or the table has no key).
+    No,
+    /// One tenant's rows, recorded at that step.
+    Step(i32),
+    /// Several tenants' rows: per row, its tenant's position in the run and its step.
+    Rows {
+        positions: &'r [i32],
+        steps: &'r [i32],
+    },
+}
+
+impl Record<'_> {
+    fn is_recorded(self) -> bool {
+        !matches!(self, Self::No)
+    }
 }
 
 /// What [`insert_small`] wrote: rows inserted per table, rows recorded, the new value of
@@ -157,9 +177,10 @@ pub struct SmallWritten {
     pub sequences: Vec<Option<i64>>,
 }
 
-/// Several tables' rows, none that live may have already (what `COPY` would take), inserted
-/// in one statement, each recorded for undo from what it inserted when it has a `step`, and
-/// `sequences` (quoted name, restored maximum) moved ahead by the same statement.
+/// Several tables' rows, none that live may have already (what `COPY` would take), of one
+/// tenant or of several (as `tables`' records say), inserted in one statement, each recorded
+/// for undo from what it inserted, and `sequences` (quoted name, restored maximum) moved
+/// ahead by the same statement.
 pub async fn insert_small(
     connection: &mut PgConnection,
     tables: &[Small<'_>],
@@ -167,14 +188,15 @@ pub async fn insert_small(
     images: Option<&ImageTarget>,
     sequences: &[(String, i64)],
 ) -> Result<SmallWritten, TenantError> {
+    let several = tables
+        .iter()
+        .any(|small| matches!(small.record, Record::Rows { .. }));
     let mut columns = Vec::with_capacity(tables.len());
     let mut keys: Vec<Option<Vec<Typed>>> = Vec::with_capacity(tables.len());
     for small in tables {
         columns.push(written_columns(small.table, small.shape, live)?);
-        keys.push(match (&small.table.key, small.step) {
-            (Some(key), Some(_)) => {
-                Some(crate::change::typed(live, &small.table.name, &key.columns)?)
-            }
+        keys.push(match (&small.table.key, small.record.is_recorded()) {
+            (Some(key), true) => Some(crate::change::typed(live, &small.table.name, &key.columns)?),
             _ => None,
         });
     }
@@ -189,21 +211,38 @@ pub async fn insert_small(
             recorded: key.as_deref(),
         })
         .collect();
+    let tenants = if several {
+        Tenants::Several
+    } else {
+        Tenants::One
+    };
     let quoted: Vec<String> = sequences.iter().map(|(quoted, _)| quoted.clone()).collect();
-    let statement = insert_batch(&batch, images.map(|images| &images.table), &quoted);
+    let statement = insert_batch(&batch, images.map(|images| &images.table), tenants, &quoted);
     let mut query = sqlx::query_as::<_, (Vec<i64>, i64, Vec<Option<i64>>)>(&statement);
     if let Some(images) = images {
-        query = query.bind(images.run_id.clone()).bind(images.position);
+        query = query.bind(images.run_id.clone());
+        if !several {
+            query = query.bind(images.position);
+        }
     }
     for (small, key) in tables.iter().zip(&keys) {
-        if let (Some(step), Some(_), Some(key)) = (small.step, images, &small.table.key) {
-            query = query
-                .bind(step)
-                .bind(small.table.name.schema.clone())
-                .bind(small.table.name.name.clone())
-                .bind(key.columns.clone());
-        } else {
-            debug_assert!(key.is_none());
+        match (small.record, images, &small.table.key) {
+            (Record::Step(step), Some(_), Some(key)) => {
+                query = query
+                    .bind(step)
+                    .bind(small.table.name.schema.clone())
+                    .bind(small.table.name.name.clone())
+                    .bind(key.columns.clone());
+            }
+            (Record::Rows { positions, steps }, Some(_), Some(key)) => {
+                query = query
+                    .bind(small.table.name.schema.clone())
+                    .bind(small.table.name.name.clone())
+                    .bind(key.columns.clone())
+                    .bind(positions.to_vec())
+                    .bind(steps.to_vec());
+            }
+            _ => debug_assert!(key.is_none()),
         }
         for column in arrays(small.shape, small.rows) {
             query = query.bind(column);

@@ -287,37 +287,106 @@ pub struct BatchTable<'a> {
     pub recorded: Option<&'a [Typed]>,
 }
 
-/// A small tenant's rows of several tables inserted in one statement (one round trip where
+/// Whose rows an [`insert_batch`] writes, for their records in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tenants {
+    /// One tenant's: `$2` is its position, and each recorded table has a step of its own.
+    One,
+    /// Several tenants' (each table's rows of all of them in one insert): each recorded
+    /// table binds, per row, its tenant's position and step, and its rows' images are
+    /// matched with them by key.
+    Several,
+}
+
+/// Small tenants' rows of several tables inserted in one statement (one round trip where
 /// `COPY` costs two per table): no conflict target — like `COPY`, a row live has already is
 /// an error —, every foreign key checked at the statement's end, when every row is there.
 /// With `images`, each recorded table's rows go into the journal from what its insert
 /// returns (key, md5 of the row as written): nothing is read back. Parameters: with
-/// `images`, `$1` run ID and `$2` position; then per table, in order, when recorded its
-/// step, schema, name and key columns (text[]), and one text array per written column;
-/// then, with `sequences` (quoted names) to move ahead of the restored values as
+/// `images`, `$1` run ID and, for [`Tenants::One`], `$2` position; then per table, in
+/// order, when recorded its step (`One`), schema, name and key columns (text[]) and, for
+/// [`Tenants::Several`], the positions and steps of its rows (int4[]), and one text array
+/// per written column (a recorded table's key columns among them); then, with `sequences`
+/// (quoted names) to move ahead of the restored values as
 /// [`crate::session::advance_sequences`] does, their names and maxima. Returns one row: the
 /// rows inserted per table (int8[]), the rows recorded (int8), the sequences' new values
 /// (int8[], empty without `sequences`).
+///
+/// # Panics
+///
+/// With [`Tenants::Several`], when a recorded table's key column is not among its written
+/// columns (the caller writes such a tenant alone).
 #[must_use]
 pub fn insert_batch(
     tables: &[BatchTable<'_>],
     images: Option<&ImageTable>,
+    tenants: Tenants,
     sequences: &[String],
 ) -> String {
-    let mut next = if images.is_some() { 3 } else { 1 };
+    let mut next = match (images, tenants) {
+        (None, _) => 1,
+        (Some(_), Tenants::One) => 3,
+        (Some(_), Tenants::Several) => 2,
+    };
     let mut ctes = Vec::with_capacity(tables.len() + 1);
     // Each recorded table's images, one `SELECT` each, inserted by one statement: an insert
     // node per table cost a small tenant as much as its own rows' inserts.
     let mut images_of = Vec::new();
     for (number, table) in tables.iter().enumerate() {
+        let alias = format!("i{number}");
         let record = images.and(table.recorded).map(|key| {
-            let (step, schema, name, columns) = (next, next + 1, next + 2, next + 3);
-            next += 4;
-            format!(
-                "SELECT ${step}::int4, ${schema}::text, ${name}::text, ${columns}::text[], {}, \
-                 pg_catalog.md5(pg_catalog.to_json(i{number}.*)::text) FROM i{number}",
-                key_text(&format!("i{number}"), key),
-            )
+            let fixed = |schema: usize| {
+                format!(
+                    "${schema}::text, ${}::text, ${}::text[], {}, \
+                     pg_catalog.md5(pg_catalog.to_json({alias}.*)::text)",
+                    schema + 1,
+                    schema + 2,
+                    key_text(&alias, key)
+                )
+            };
+            match tenants {
+                Tenants::One => {
+                    let step = next;
+                    next += 4;
+                    format!(
+                        "SELECT ${step}::int4, {}, $2::int4 FROM {alias}",
+                        fixed(step + 1)
+                    )
+                }
+                Tenants::Several => {
+                    // The rows' own tags, matched by key with what the insert returns; the
+                    // key's values are the insert's own arrays.
+                    let (schema, positions, steps) = (next, next + 3, next + 4);
+                    next += 5;
+                    let mut arrays =
+                        vec![format!("${positions}::int4[]"), format!("${steps}::int4[]")];
+                    let mut matches = Vec::with_capacity(key.len());
+                    for (n, column) in key.iter().enumerate() {
+                        let place = table
+                            .columns
+                            .iter()
+                            .position(|written| written.name == column.name)
+                            .expect("a recorded table's key columns are written");
+                        arrays.push(array_parameter(next + place, "text"));
+                        matches.push(format!(
+                            "{alias}.{} = k.c{n}::{}",
+                            quote_ident(&column.name),
+                            cast_type(&column.live_type)
+                        ));
+                    }
+                    let aliases: Vec<String> = ["position".to_owned(), "step".to_owned()]
+                        .into_iter()
+                        .chain((0..key.len()).map(|n| format!("c{n}")))
+                        .collect();
+                    format!(
+                        "SELECT k.step, {}, k.position FROM {alias} JOIN {} AS k({}) ON {}",
+                        fixed(schema),
+                        unnest(&arrays),
+                        aliases.join(", "),
+                        matches.join(" AND ")
+                    )
+                }
+            }
         });
         let insert = crate::insert::insert_from_arrays(
             table.table,
@@ -328,7 +397,7 @@ pub fn insert_batch(
         );
         next += table.columns.len();
         let returning = if record.is_some() { "t.*" } else { "1" };
-        ctes.push(format!("i{number} AS ({insert} RETURNING {returning})"));
+        ctes.push(format!("{alias} AS ({insert} RETURNING {returning})"));
         images_of.extend(record);
     }
     let recorded = match images {
@@ -336,9 +405,9 @@ pub fn insert_batch(
             ctes.push(format!(
                 "r AS (INSERT INTO {} (run_id, position, step, table_schema, table_name, \
                  key_columns, key, action, after_md5) \
-                 SELECT $1::text, $2::int4, m.step, m.table_schema, m.table_name, m.key_columns, \
-                 m.key, 'insert', m.after_md5 FROM ({}) AS m(step, table_schema, table_name, \
-                 key_columns, key, after_md5) RETURNING 1)",
+                 SELECT $1::text, m.position, m.step, m.table_schema, m.table_name, \
+                 m.key_columns, m.key, 'insert', m.after_md5 FROM ({}) AS m(step, \
+                 table_schema, table_name, key_columns, key, after_md5, position) RETURNING 1)",
                 images.quoted,
                 images_of.join(" UNION ALL ")
             ));
@@ -450,7 +519,7 @@ mod tests {
                 recorded: None,
             },
         ];
-        let sql = insert_batch(&recorded, Some(&images()), &[]);
+        let sql = insert_batch(&recorded, Some(&images()), Tenants::One, &[]);
         assert!(sql.starts_with(
             "WITH i0 AS (INSERT INTO \"public\".\"t\" AS t (\"id\", \"note\") SELECT \
              a.c0::bigint, a.c1::text FROM ROWS FROM (pg_catalog.unnest($7::text[]), \
@@ -460,11 +529,11 @@ mod tests {
         assert!(sql.contains(
             "r AS (INSERT INTO \"salvage\".\"row_images\" (run_id, position, step, \
              table_schema, table_name, key_columns, key, action, after_md5) SELECT $1::text, \
-             $2::int4, m.step, m.table_schema, m.table_name, m.key_columns, m.key, 'insert', \
-             m.after_md5 FROM (SELECT $3::int4, $4::text, $5::text, $6::text[], \
-             ARRAY[i0.\"id\"::text]::text[], pg_catalog.md5(pg_catalog.to_json(i0.*)::text) \
-             FROM i0) AS m(step, table_schema, table_name, key_columns, key, after_md5) \
-             RETURNING 1)"
+             m.position, m.step, m.table_schema, m.table_name, m.key_columns, m.key, \
+             'insert', m.after_md5 FROM (SELECT $3::int4, $4::text, $5::text, $6::text[], \
+             ARRAY[i0.\"id\"::text]::text[], pg_catalog.md5(pg_catalog.to_json(i0.*)::text), \
+             $2::int4 FROM i0) AS m(step, table_schema, table_name, key_columns, key, \
+             after_md5, position) RETURNING 1)"
         ));
         // The unrecorded table's array follows the first table's, after no fixed parameters.
         assert!(sql.contains(
@@ -477,12 +546,54 @@ mod tests {
              pg_catalog.count(*) FROM i1)::int8], ((SELECT pg_catalog.count(*) FROM r))::int8, \
              '{}'::int8[]"
         ));
-        let plain = insert_batch(&recorded, None, &["\"public\".\"t_id_seq\"".into()]);
+        let plain = insert_batch(
+            &recorded,
+            None,
+            Tenants::One,
+            &["\"public\".\"t_id_seq\"".into()],
+        );
         assert!(plain.contains("pg_catalog.unnest($1::text[])"));
         assert!(!plain.contains("row_images"));
         // The sequence's name and maximum follow the three arrays.
         assert!(plain.contains(", (0)::int8, ARRAY[(SELECT CASE WHEN $5::int8 >= q.last_value"));
         assert!(plain.contains("pg_catalog.nextval($4::regclass)"));
+    }
+
+    #[test]
+    fn a_batch_of_several_tenants_tags_each_row_and_matches_its_image_by_key() {
+        let t = QualifiedName::new("public", "t");
+        let columns = [
+            crate::insert::Written {
+                name: "note".into(),
+                live_type: "text".into(),
+            },
+            crate::insert::Written {
+                name: "id".into(),
+                live_type: "bigint".into(),
+            },
+        ];
+        let key = [typed("id", "bigint", true)];
+        let table = [BatchTable {
+            table: &t,
+            columns: &columns,
+            overriding: false,
+            recorded: Some(&key),
+        }];
+        let sql = insert_batch(&table, Some(&images()), Tenants::Several, &[]);
+        // $1 run ID; $2..$4 schema, name, key columns; $5 positions, $6 steps; $7, $8 the
+        // columns, the key ("id") the second of them.
+        assert!(sql.contains(
+            "SELECT a.c0::text, a.c1::bigint FROM ROWS FROM (pg_catalog.unnest($7::text[]), \
+             pg_catalog.unnest($8::text[])) AS a(c0, c1) RETURNING t.*)"
+        ));
+        assert!(sql.contains(
+            "FROM (SELECT k.step, $2::text, $3::text, $4::text[], ARRAY[i0.\"id\"::text]::text[], \
+             pg_catalog.md5(pg_catalog.to_json(i0.*)::text), k.position FROM i0 JOIN ROWS FROM \
+             (pg_catalog.unnest($5::int4[]), pg_catalog.unnest($6::int4[]), \
+             pg_catalog.unnest($8::text[])) AS k(position, step, c0) ON i0.\"id\" = \
+             k.c0::bigint) AS m("
+        ));
+        assert!(!sql.contains("$9"));
     }
 
     #[test]
