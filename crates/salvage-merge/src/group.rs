@@ -133,7 +133,30 @@ impl Group<'_> {
         // Tenants whose whole write is one small statement go in several at a time, each
         // batch in one statement and one savepoint; a batch that fails is rolled back and its
         // tenants run alone, so a tenant's failure is still its own.
-        let (batches, mut alone) = self.gather(&mut transaction, reader, members, &work).await;
+        let (batches, mut alone) = match self.gather(&mut transaction, reader, members, &work).await
+        {
+            Ok(gathered) => gathered,
+            Err(error) => {
+                // Nothing is written yet; the transaction may be unusable: everyone tries
+                // again, alone.
+                let reason = error.to_string();
+                for &place in &work {
+                    ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
+                }
+                // Those settled without a statement were to be journaled by this
+                // transaction too.
+                for slot in &mut ended {
+                    if matches!(slot, Some(Ended::Done(..))) {
+                        *slot = Some(Ended::Again(TenantError::Group(reason.clone())));
+                    }
+                }
+                drop(transaction);
+                return (
+                    ended.into_iter().map(Option::unwrap_or_else_none).collect(),
+                    !error.connection_lost(),
+                );
+            }
+        };
         for batch in batches {
             let places: Vec<usize> = batch.iter().map(|(place, _)| *place).collect();
             match self
@@ -312,14 +335,14 @@ impl Group<'_> {
 
     /// The members of `work` (places in `members`) whose whole write is one small
     /// statement, in batches to write together, and the others (to run alone). Nothing is
-    /// written.
+    /// written; an error is a failed read of live.
     async fn gather(
         &self,
         transaction: &mut PgConnection,
         reader: &mut SnapshotReader,
         members: &[Member<'_>],
         work: &[usize],
-    ) -> (Vec<Vec<(usize, Gathered)>>, Vec<usize>) {
+    ) -> Result<(Vec<Vec<(usize, Gathered)>>, Vec<usize>), TenantError> {
         let mut alone = Vec::new();
         let mut batches: Vec<Vec<(usize, Gathered)>> = Vec::new();
         let mut rows = 0;
@@ -342,7 +365,7 @@ impl Group<'_> {
                 reporter: self.reporter,
                 images: images.as_ref(),
             };
-            let Some(gathered) = run.gather().await else {
+            let Some(gathered) = run.gather().await? else {
                 alone.push(place);
                 continue;
             };
@@ -371,7 +394,7 @@ impl Group<'_> {
                 true
             }
         });
-        (batches, alone)
+        Ok((batches, alone))
     }
 
     /// Whether a gathered tenant's recorded rows can be matched with their images by key:
@@ -469,7 +492,8 @@ impl Group<'_> {
                 quoted: run.journal.row_images(),
             },
         });
-        let open = session::open_tenant_savepoint(*savepoint_open, &[]);
+        let deferred = deferred_names(plan);
+        let open = session::open_tenant_savepoint(*savepoint_open, &deferred);
         if let Err(error) = transaction.execute(open.as_str()).await {
             let error = TenantError::Database(PgError::query("open the batch's savepoint")(error));
             return Err(Some(error.to_string()));
@@ -488,7 +512,7 @@ impl Group<'_> {
             .filter(|small| matches!(small.record, Record::Rows { .. }))
             .map(|small| small.rows.len() as u64)
             .sum();
-        let failure = match &written {
+        let mut failure = match &written {
             Err(error) if error.connection_lost() => return Err(Some(error.to_string())),
             Err(error) => Some(error.to_string()),
             Ok(written) => {
@@ -500,6 +524,20 @@ impl Group<'_> {
                     .then(|| "the batch's statement wrote other counts than it was sent".to_owned())
             }
         };
+        if failure.is_none() && !deferred.is_empty() {
+            // Checked now, in the batch's savepoint: a violation sends its tenants alone.
+            if let Err(error) = transaction
+                .execute(session::constraints_now(&deferred).as_str())
+                .await
+            {
+                let error =
+                    TenantError::Database(PgError::query("check the deferred constraints")(error));
+                if error.connection_lost() {
+                    return Err(Some(error.to_string()));
+                }
+                failure = Some(error.to_string());
+            }
+        }
         if let Some(reason) = failure {
             tracing::debug!(
                 tenants = batch.len(),

@@ -151,25 +151,33 @@ impl<'a> TenantRun<'a> {
         Ok(written)
     }
 
-    /// The tenant's rows when all it writes is one small statement (a first pass, no
-    /// deferred constraint, nothing to change, no parent to look up in live): worked out as
-    /// [`TenantRun::run`] would, without a statement. `None`: it needs more, and runs alone.
-    pub async fn gather(self) -> Option<Gathered> {
+    /// The tenant's rows when all it writes is one small statement (a first pass, nothing
+    /// to change, no shared row to add) and the deferred constraints' check: worked out as
+    /// [`TenantRun::run`] would, without writing (the parents it needs are asked in live).
+    /// `None`: it needs more, and runs alone. `Err`: the pass failed otherwise — perhaps a
+    /// read of live, which leaves the transaction unusable.
+    pub async fn gather(self) -> Result<Option<Gathered>, TenantError> {
         let plan = self.plan;
-        if self.retry.is_some()
-            || !plan.schema.deferred.is_empty()
-            || plan.rows_to_copy(&plan.tenants[self.number]) > SMALL_ROWS as u64
+        if self.retry.is_some() || plan.rows_to_copy(&plan.tenants[self.number]) > SMALL_ROWS as u64
         {
-            return None;
+            return Ok(None);
         }
         let (mut body, connection) = self.split(0, true);
-        let written = body.steps(connection).await.ok()?;
-        let (tables, maxima) = body.gathered.take()?;
-        (body.maxima.is_empty() && body.moved.is_empty()).then_some(Gathered {
-            written,
-            tables,
-            maxima,
-        })
+        let written = match body.steps(connection).await {
+            Ok(written) => written,
+            Err(_) if body.gave_up => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let Some((tables, maxima)) = body.gathered.take() else {
+            return Ok(None);
+        };
+        Ok(
+            (body.maxima.is_empty() && body.moved.is_empty()).then_some(Gathered {
+                written,
+                tables,
+                maxima,
+            }),
+        )
     }
 
     /// The tenant's writing state, and its connection.
@@ -189,6 +197,7 @@ impl<'a> TenantRun<'a> {
             small: Vec::new(),
             moved: Vec::new(),
             dry,
+            gave_up: false,
             gathered: None,
         };
         (body, self.connection)
@@ -246,9 +255,12 @@ struct Body<'a> {
     small: Vec<Pending>,
     /// The sequences the small tables' statement moved, when it was the tenant's last write.
     moved: Vec<(String, i64)>,
-    /// A gathering pass ([`TenantRun::gather`]): no statement runs; the one that would be
-    /// the tenant's only one is kept in `gathered` instead.
+    /// A gathering pass ([`TenantRun::gather`]): no statement that writes runs (parents are
+    /// still asked in live); the one that would be the tenant's only write is kept in
+    /// `gathered` instead.
     dry: bool,
+    /// A gathering pass met a statement it does not run.
+    gave_up: bool,
     gathered: Option<(Vec<Pending>, Maxima)>,
 }
 
@@ -273,12 +285,14 @@ impl<'a> Body<'a> {
         &self.plan.tenants[self.number].id
     }
 
-    /// In a gathering pass, a statement ends it: the tenant runs alone.
-    fn may_write(&self) -> Result<(), TenantError> {
+    /// In a gathering pass, a statement (for `what`) ends it: the tenant runs alone.
+    fn may_write(&mut self, what: &'static str) -> Result<(), TenantError> {
         if self.dry {
-            return Err(TenantError::Inconsistent(
-                "a gathering pass has no statement to run".to_owned(),
-            ));
+            self.gave_up = true;
+            tracing::trace!(tenant = self.tenant_id(), what, "runs alone");
+            return Err(TenantError::Inconsistent(format!(
+                "a gathering pass has no statement to run for {what}"
+            )));
         }
         Ok(())
     }
@@ -359,8 +373,10 @@ impl<'a> Body<'a> {
             }
         }
         // With nothing to write after them, the small tables' statement moves the sequences.
+        // (A batch checks the deferred constraints after its statement, which moves the
+        // sequences too.)
         let last = self.records.is_empty()
-            && plan.schema.deferred.is_empty()
+            && (plan.schema.deferred.is_empty() || self.dry)
             && (self.retry.is_some()
                 || plan.tenants[self.number]
                     .changes
@@ -369,7 +385,7 @@ impl<'a> Body<'a> {
         self.write_small(connection, last).await?;
         if let Some(images) = self.images {
             if !self.records.is_empty() {
-                self.may_write()?;
+                self.may_write("rows recorded apart")?;
             }
             self.records.flush(connection, images).await?;
         }
@@ -469,14 +485,9 @@ impl<'a> Body<'a> {
                     .is_some_and(|keys| keys.contains(key))
             };
             let asked = keys_to_ask(&candidates, &guards, Some(&exports), &written);
-            let in_live = if self.dry {
-                if asked.iter().any(|(_, keys)| !keys.is_empty()) {
-                    self.may_write()?;
-                }
-                HashMap::new()
-            } else {
-                salvage_closure::ask_live(connection, self.live_catalog, asked).await?
-            };
+            // A read, so a gathering pass asks too: a batch's foreign keys are checked at
+            // its statement's end all the same, and a parent gone by then fails the batch.
+            let in_live = salvage_closure::ask_live(connection, self.live_catalog, asked).await?;
             let present = |parent: &ParentKey, key: &[u8]| {
                 written(parent, key) || in_live.get(parent).is_some_and(|keys| keys.contains(key))
             };
@@ -512,7 +523,7 @@ impl<'a> Body<'a> {
         if let Some(outcome) = self.write_later(connection, ready).await? {
             return Ok(outcome);
         }
-        self.may_write()?;
+        self.may_write("a table written apart")?;
         self.flush_small(connection).await?;
         let (sole, joint): (Vec<Row>, Vec<Row>) =
             ready.rows.iter().cloned().partition(|row| !row.joint);
@@ -555,7 +566,7 @@ impl<'a> Body<'a> {
         ready: &[Ready<'_>],
         written: &mut Written,
     ) -> Result<(), TenantError> {
-        self.may_write()?;
+        self.may_write("a cycle's tables")?;
         self.flush_small(connection).await?;
         let tables: Vec<(&TablePlan, &Shape, &[Row])> = ready
             .iter()
@@ -606,7 +617,7 @@ impl<'a> Body<'a> {
         if keys.is_empty() {
             return Ok(TableOutcome::default());
         }
-        self.may_write()?;
+        self.may_write("shared rows")?;
         let mut rows = Vec::new();
         let mut stream = self.reader.copy_by_keys(table, key_columns, keys).await?;
         while let Some(chunk) = stream.next().await {
@@ -716,7 +727,7 @@ impl<'a> Body<'a> {
         if self.dry {
             // The tenant's only statement: kept, to go in with other tenants' rows.
             if !sequences {
-                return self.may_write();
+                return self.may_write("more than one statement of small tables");
             }
             self.gathered = Some((
                 std::mem::take(&mut self.small),
@@ -818,7 +829,7 @@ impl<'a> Body<'a> {
         {
             return Ok(());
         }
-        self.may_write()?;
+        self.may_write("rows to change")?;
         let images = self.images.ok_or_else(|| {
             TenantError::Inconsistent(format!(
                 "mode {} changes live rows, and this run keeps no journal to keep them in",
