@@ -49,6 +49,9 @@ pub struct Prepared {
     /// The plan's inputs (every tenant of the run, not only those resolved): what a plan
     /// file holds, and whose digest names the run.
     pub inputs: Inputs,
+    /// The completeness check's walk, started while the plan read (a restore or a verify
+    /// of a snapshot database): see [`Prepared::completeness`].
+    pub reaching: Option<salvage_verify::Reaching>,
     /// The recovery instance the snapshot reads; stopped and removed when this goes.
     #[allow(
         dead_code,
@@ -377,6 +380,19 @@ pub async fn resolve(
         .filter(|(_, id)| only.is_none_or(|only| only.contains(*id)))
         .map(|(given, _)| given.clone())
         .collect();
+    // The completeness check's walk needs only the schema and the tenants: started now, on a
+    // connection of its own, it runs while the plan reads (mostly one statement at a time)
+    // rather than while the restore's workers keep every core busy. An archive is read on
+    // every core already; its check starts with the restore, as before.
+    let reaching =
+        (!matches!(purpose, Purpose::Plan) && snapshot.database_url().is_some()).then(|| {
+            let walked: Vec<String> = canonical
+                .iter()
+                .filter(|id| only.is_none_or(|only| only.contains(*id)))
+                .cloned()
+                .collect();
+            salvage_verify::Reaching::start(schema.clone(), walked, snapshot.clone())
+        });
     let mut plan = salvage_closure::resolve(
         schema,
         &snapshot,
@@ -429,7 +445,21 @@ pub async fn resolve(
         plan: Arc::new(plan),
         restore_blockers,
         inputs,
+        reaching,
     })
+}
+
+impl Prepared {
+    /// The completeness check of the plan: from the walk started while it read, or started
+    /// now.
+    pub fn completeness(&mut self) -> salvage_verify::Completeness {
+        let plan = Arc::clone(&self.plan);
+        let snapshot = self.snapshot.clone();
+        match self.reaching.take() {
+            Some(reaching) => reaching.with_plan(plan, snapshot),
+            None => salvage_verify::Completeness::start(plan, snapshot),
+        }
+    }
 }
 
 /// An archive's path as a plan file names it: absolute (standard input stays `-`).

@@ -62,21 +62,95 @@ pub struct Completeness {
     task: tokio::task::JoinHandle<Result<(HashMap<usize, LeftBehind>, Reached)>>,
 }
 
+/// The completeness check's first half, the independent walk of the tenants' chains, started
+/// before the plan exists (it needs only the schema and the tenants): it then runs while the
+/// plan reads, on a connection of its own, rather than while the restore writes.
+#[derive(Debug)]
+pub struct Reaching {
+    ids: Vec<String>,
+    task: Option<tokio::task::JoinHandle<Result<(Reached, SnapshotReader)>>>,
+    started: std::time::Instant,
+}
+
+impl Reaching {
+    /// Starts the walk from the roots `ids` (the tenants' IDs as the plan will name them).
+    #[must_use]
+    pub fn start(schema: salvage_plan::SchemaPlan, ids: Vec<String>, snapshot: Snapshot) -> Self {
+        let walked = ids.clone();
+        let task = tokio::spawn(
+            async move {
+                let mut reader = snapshot.reader().await?;
+                let reached = proof::reach(&schema, &walked, &mut reader).await?;
+                Ok((reached, reader))
+            }
+            .instrument(tracing::info_span!("completeness")),
+        );
+        Self {
+            ids,
+            task: Some(task),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// The whole check of `plan`, from this walk — or from a walk of its own when the plan's
+    /// tenants are not those walked.
+    #[must_use]
+    pub fn with_plan(mut self, plan: Arc<RestorePlan>, snapshot: Snapshot) -> Completeness {
+        let same = plan.tenants.len() == self.ids.len()
+            && plan
+                .tenants
+                .iter()
+                .zip(&self.ids)
+                .all(|(tenant, id)| tenant.id == *id);
+        let (Some(task), true) = (self.task.take(), same) else {
+            return Completeness::start(plan, snapshot);
+        };
+        let started = self.started;
+        Completeness::spawn(plan, started, async move {
+            match task.await {
+                Ok(walked) => walked,
+                Err(error) => std::panic::resume_unwind(error.into_panic()),
+            }
+        })
+    }
+}
+
+impl Drop for Reaching {
+    fn drop(&mut self) {
+        // Not taken by a plan (the command ended first): nothing waits for it.
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
 impl Completeness {
     /// Starts the check of `plan`'s tenants on `snapshot`, on a connection (or file handles)
     /// of its own.
     #[must_use]
     pub fn start(plan: Arc<RestorePlan>, snapshot: Snapshot) -> Self {
+        let ids: Vec<String> = plan
+            .tenants
+            .iter()
+            .map(|tenant| tenant.id.clone())
+            .collect();
+        let schema = Arc::clone(&plan);
+        Self::spawn(plan, std::time::Instant::now(), async move {
+            let mut reader = snapshot.reader().await?;
+            let reached = proof::reach(&schema.schema, &ids, &mut reader).await?;
+            Ok((reached, reader))
+        })
+    }
+
+    /// The check: the walk `reaching`, then the rows it reached that the plan does not hold.
+    fn spawn(
+        plan: Arc<RestorePlan>,
+        started: std::time::Instant,
+        reaching: impl Future<Output = Result<(Reached, SnapshotReader)>> + Send + 'static,
+    ) -> Self {
         let task = tokio::spawn(
             async move {
-                let ids: Vec<String> = plan
-                    .tenants
-                    .iter()
-                    .map(|tenant| tenant.id.clone())
-                    .collect();
-                let started = std::time::Instant::now();
-                let mut reader = snapshot.reader().await?;
-                let reached = proof::reach(&plan.schema, &ids, &mut reader).await?;
+                let (reached, mut reader) = reaching.await?;
                 let left = left_behind(&plan, &reached, &mut reader).await?;
                 tracing::info!(
                     tables = reached.tables.len(),

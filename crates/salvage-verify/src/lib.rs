@@ -20,6 +20,6 @@ mod model;
 mod multiset;
 mod proof;
 
-pub use check::{Completeness, verify};
+pub use check::{Completeness, Reaching, verify};
 pub use error::{Error, Result};
 pub use model::{TableCheck, TenantCheck, VerifyReporter};

@@ -158,13 +158,13 @@ pub async fn run(args: &RestoreArgs, interrupt: &Interrupt) -> Result<u8, Failur
     let prepared =
         crate::prepare::resolve(identified, &settings, only.as_ref(), &progress, &purpose).await;
     progress.finish();
-    let prepared = prepared?;
+    let mut prepared = prepared?;
     if let Some(file) = &reviewed {
         check_counts(file, &prepared)?;
     }
-    // The completeness check reads only the snapshot: it runs while the restore writes.
-    let completeness =
-        salvage_verify::Completeness::start(Arc::clone(&prepared.plan), prepared.snapshot.clone());
+    // The completeness check reads only the snapshot: it runs while the restore writes (its
+    // walk started while the plan read).
+    let completeness = prepared.completeness();
     let plan_seconds = clock.elapsed();
     output::print(&render::plan(&prepared, Some(TENANTS_SHOWN)));
     if let Some((summary, tenants)) = &earlier {

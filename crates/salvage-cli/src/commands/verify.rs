@@ -25,13 +25,10 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, Failure> {
     let purpose = Purpose::Verify {
         report: args.report.clone(),
     };
-    let prepared = super::prepare_shown(&settings, display, &purpose).await?;
+    let mut prepared = super::prepare_shown(&settings, display, &purpose).await?;
     let plan_seconds = clock.elapsed();
 
-    let completeness = salvage_verify::Completeness::start(
-        std::sync::Arc::clone(&prepared.plan),
-        prepared.snapshot.clone(),
-    );
+    let completeness = prepared.completeness();
     let (checks, verify_seconds) =
         super::verify_shown(&prepared, settings.jobs, display, completeness).await?;
 
