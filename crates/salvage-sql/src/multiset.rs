@@ -88,6 +88,43 @@ impl Multiset {
             .join(", ")
     }
 
+    /// A relation `(tenant, [n,] c0…)` of the written columns typed as live (aliased `c0…`,
+    /// never the table's own names, which could be `tenant`), from `$first` (each row's
+    /// tenant, `int4[]`), with `numbered` then an `int4[]` of row numbers, then one text array
+    /// per column.
+    fn tenant_side(&self, first: usize, numbered: bool) -> String {
+        let width = self.width();
+        let offset = 1 + usize::from(numbered);
+        let mut arrays = vec![format!("${first}::int4[]")];
+        let mut aliases = vec!["tenant".to_owned()];
+        let mut casts = vec!["a.tenant".to_owned()];
+        if numbered {
+            arrays.push(format!("${}::int4[]", first + 1));
+            aliases.push("n".to_owned());
+            casts.push("a.n".to_owned());
+        }
+        arrays.extend((0..width).map(|n| format!("${}::text[]", first + offset + n)));
+        aliases.extend((0..width).map(|n| format!("c{n}")));
+        casts.extend(
+            self.columns
+                .iter()
+                .enumerate()
+                .map(|(n, (_, type_name, typed))| {
+                    if *typed {
+                        format!("a.c{n}::{} AS c{n}", cast_type(type_name))
+                    } else {
+                        format!("a.c{n}::{}::text AS c{n}", cast_type(type_name))
+                    }
+                }),
+        );
+        format!(
+            "(SELECT {} FROM {} AS a({}))",
+            casts.join(", "),
+            unnest(&arrays),
+            aliases.join(", ")
+        )
+    }
+
     /// `(matched, missing, extra)`: rows in both, only in the snapshot, only in live. The
     /// snapshot side is bound as `$1…$w`, live as `$w+1…$2w` (w = [`Self::width`]).
     #[must_use]
@@ -112,34 +149,7 @@ impl Multiset {
     #[must_use]
     pub fn totals_by_tenant(&self) -> String {
         let width = self.width();
-        let side = |first: usize| -> String {
-            let arrays: Vec<String> = std::iter::once(format!("${first}::int4[]"))
-                .chain((0..width).map(|n| format!("${}::text[]", first + 1 + n)))
-                .collect();
-            let aliases: Vec<String> = std::iter::once("tenant".to_owned())
-                .chain((0..width).map(|n| format!("c{n}")))
-                .collect();
-            let casts: Vec<String> = std::iter::once("a.tenant".to_owned())
-                .chain(
-                    self.columns
-                        .iter()
-                        .enumerate()
-                        .map(|(n, (_, type_name, typed))| {
-                            if *typed {
-                                format!("a.c{n}::{} AS c{n}", cast_type(type_name))
-                            } else {
-                                format!("a.c{n}::{}::text AS c{n}", cast_type(type_name))
-                            }
-                        }),
-                )
-                .collect();
-            format!(
-                "(SELECT {} FROM {} AS a({}))",
-                casts.join(", "),
-                unnest(&arrays),
-                aliases.join(", ")
-            )
-        };
+        let side = |first: usize| self.tenant_side(first, false);
         let columns = |alias: &str| -> String {
             (0..width)
                 .map(|n| format!("{alias}.c{n}"))
@@ -164,24 +174,35 @@ impl Multiset {
         )
     }
 
-    /// The numbers of the snapshot rows to insert so that live holds each row as many times
-    /// as the snapshot: within each group of equal rows, the snapshot's copies beyond the
-    /// number live has. The snapshot side is bound as `$1` (row numbers, `int4[]`) and
-    /// `$2…$w+1`, live as `$w+2…$2w+1`.
+    /// For the rows of many tenants at once, `(tenant, n)` of the snapshot rows to insert so
+    /// that live holds each of a tenant's rows as many times as its snapshot rows do: within
+    /// each group of equal rows of a tenant, the snapshot's copies beyond the number live has.
+    /// The snapshot side is bound as `$1` (each row's tenant, `int4[]`), `$2` (row numbers,
+    /// `int4[]`) and `$3…$w+2`, live as `$w+3` (tenants) and `$w+4…$2w+3`. A row matches only
+    /// rows of its own tenant.
     #[must_use]
     pub fn rows_to_add(&self) -> String {
-        let names = self.names();
+        let width = self.width();
+        let columns = |alias: &str| -> String {
+            (0..width)
+                .map(|n| format!("{alias}.c{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let group = format!("u.tenant, {}", columns("u"));
         // In each group, live's rows come first: the snapshot's k-th copy is the group's
         // (have + k)-th row, and goes in when k > have.
         format!(
-            "SELECT x.n FROM (SELECT u.side, u.n, \
-                 row_number() OVER (PARTITION BY {names} ORDER BY u.side, u.n) AS place, \
-                 count(*) FILTER (WHERE u.side = 0) OVER (PARTITION BY {names}) AS have \
-               FROM (SELECT 0 AS side, NULL::int4 AS n, l.* FROM {} AS l \
-                     UNION ALL SELECT 1, s.* FROM {} AS s) AS u) AS x \
-             WHERE x.side = 1 AND x.place > 2 * x.have ORDER BY x.n",
-            self.side(2 + self.width(), false),
-            self.side(1, true)
+            "SELECT x.tenant, x.n FROM (SELECT u.side, u.tenant, u.n, \
+                 row_number() OVER (PARTITION BY {group} ORDER BY u.side, u.n) AS place, \
+                 count(*) FILTER (WHERE u.side = 0) OVER (PARTITION BY {group}) AS have \
+               FROM (SELECT 0 AS side, l.tenant, NULL::int4 AS n, {} FROM {} AS l \
+                     UNION ALL SELECT 1, s.tenant, s.n, {} FROM {} AS s) AS u) AS x \
+             WHERE x.side = 1 AND x.place > 2 * x.have ORDER BY x.tenant, x.n",
+            columns("l"),
+            self.tenant_side(3 + width, false),
+            columns("s"),
+            self.tenant_side(1, true),
         )
     }
 }
@@ -227,12 +248,17 @@ mod tests {
         );
         let add = multiset.rows_to_add();
         assert!(
-            add.contains("pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) AS a(n, c0, c1)"),
+            add.contains("pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])) AS a(tenant, n, c0, c1)"),
             "{add}"
         );
         assert!(
-            add.contains("pg_catalog.unnest($5::text[])) AS a(c0, c1)"),
+            add.contains("pg_catalog.unnest($5::int4[]), pg_catalog.unnest($6::text[]), pg_catalog.unnest($7::text[])) AS a(tenant, c0, c1)"),
             "{add}"
         );
+        assert!(
+            add.contains("PARTITION BY u.tenant, u.c0, u.c1 ORDER BY u.side, u.n"),
+            "{add}"
+        );
+        assert!(!add.contains("$8"), "{add}");
     }
 }
