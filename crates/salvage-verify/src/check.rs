@@ -374,10 +374,11 @@ impl Context {
                 continue;
             }
             let Some(comparison) = &self.comparisons[table_index] else {
-                for (position, &index) in indexes.iter().enumerate() {
-                    checks[position].tables[table_index] = self
-                        .check_multiset(table_index, index, connection, reader)
-                        .await?;
+                let found = self
+                    .check_multisets(table_index, indexes, connection, reader)
+                    .await?;
+                for (check, found) in checks.iter_mut().zip(found) {
+                    check.tables[table_index] = found;
                 }
                 continue;
             };

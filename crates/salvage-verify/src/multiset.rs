@@ -10,21 +10,155 @@ use crate::check::{Context, EXAMPLES};
 use crate::model::TableCheck;
 use crate::{Error, Result};
 
+/// One tenant's rows of a keyless table, ready to compare.
+struct Sides<'a> {
+    /// Its snapshot rows to find in live (the copies left behind among them).
+    rows: Vec<TextRow>,
+    waiting: u64,
+    left: Vec<&'a TextRow>,
+    live: Vec<TextRow>,
+}
+
 impl Context {
-    /// One keyless table of one tenant, compared as multisets: its snapshot rows (with the
-    /// copies the plan left behind) against its live rows, both bound as arrays.
-    pub(crate) async fn check_multiset(
+    /// One keyless table of a batch of tenants (`indexes`), compared as multisets in one
+    /// statement, rows tagged with their tenant's place in the batch: each tenant's snapshot
+    /// rows (with the copies the plan left behind) against its live rows, both bound as
+    /// arrays. `None` for a tenant with nothing of a shared table.
+    pub(crate) async fn check_multisets(
+        &self,
+        table_index: usize,
+        indexes: &[usize],
+        connection: &mut PgConnection,
+        reader: &mut SnapshotReader,
+    ) -> Result<Vec<Option<TableCheck>>> {
+        let plan = &self.plan;
+        let table = &plan.schema.tables[table_index];
+        let multiset = multiset_of(table, &self.live_catalog, &plan.by_value)?;
+        let columns = multiset.column_names();
+        let mut sides: Vec<Option<Sides<'_>>> = Vec::with_capacity(indexes.len());
+        for &index in indexes {
+            sides.push(
+                self.multiset_sides(table_index, index, &columns, connection, reader)
+                    .await?,
+            );
+        }
+        // Each tenant's (matched, missing, extra), by its place in the batch.
+        let mut totals: Vec<(i64, i64, i64)> = vec![(0, 0, 0); indexes.len()];
+        if sides
+            .iter()
+            .flatten()
+            .any(|side| !side.rows.is_empty() || !side.live.is_empty())
+        {
+            let mut snapshot_tenants: Vec<i32> = Vec::new();
+            let mut live_tenants: Vec<i32> = Vec::new();
+            let mut snapshot_columns: Vec<Vec<Option<String>>> = vec![Vec::new(); columns.len()];
+            let mut live_columns: Vec<Vec<Option<String>>> = vec![Vec::new(); columns.len()];
+            for (place, side) in sides.iter().enumerate() {
+                let Some(side) = side else { continue };
+                let tag = i32::try_from(place)
+                    .map_err(|_| Error::Inconsistent("a batch too large to tag".to_owned()))?;
+                for row in &side.rows {
+                    snapshot_tenants.push(tag);
+                    for (column, value) in snapshot_columns.iter_mut().zip(row) {
+                        column.push(value.clone());
+                    }
+                }
+                for row in &side.live {
+                    live_tenants.push(tag);
+                    for (column, value) in live_columns.iter_mut().zip(row) {
+                        column.push(value.clone());
+                    }
+                }
+            }
+            let sql = multiset.totals_by_tenant();
+            let mut query = sqlx::query_as::<_, (i32, i64, i64, i64)>(&sql).bind(snapshot_tenants);
+            for column in snapshot_columns {
+                query = query.bind(column);
+            }
+            query = query.bind(live_tenants);
+            for column in live_columns {
+                query = query.bind(column);
+            }
+            let found =
+                query
+                    .fetch_all(&mut *connection)
+                    .await
+                    .map_err(salvage_pg::Error::query(format!(
+                        "compare {}'s rows with live",
+                        table.name
+                    )))?;
+            for (tag, matched, missing, extra) in found {
+                let slot = usize::try_from(tag)
+                    .ok()
+                    .and_then(|place| totals.get_mut(place))
+                    .ok_or_else(|| {
+                        Error::Inconsistent(format!("live answered for no tenant {tag}"))
+                    })?;
+                *slot = (matched, missing, extra);
+            }
+        }
+        let mut checks = Vec::with_capacity(indexes.len());
+        for ((&index, side), (matched, missing, extra)) in indexes.iter().zip(sides).zip(totals) {
+            let Some(side) = side else {
+                checks.push(None);
+                continue;
+            };
+            let left_missing = (missing as u64).min(side.left.len() as u64);
+            let mut examples = Vec::new();
+            for values in side
+                .left
+                .iter()
+                .take(if left_missing > 0 { EXAMPLES } else { 0 })
+            {
+                let field = |column: &str| {
+                    let place = columns.iter().position(|name| name == column)?;
+                    let mut raw = Vec::new();
+                    salvage_copy::encode(values[place].as_deref().map(str::as_bytes), &mut raw);
+                    Some(raw)
+                };
+                let chain = self
+                    .reached
+                    .chain(&self.plan.schema, reader, table_index, &field, index as u32)
+                    .await?;
+                let text: Vec<&str> = values
+                    .iter()
+                    .map(|value| value.as_deref().unwrap_or("NULL"))
+                    .collect();
+                examples.push(format!(
+                    "({})=({}) left behind: {chain}",
+                    columns.join(", "),
+                    text.join(", ")
+                ));
+            }
+            checks.push(Some(TableCheck {
+                table: Some(table.name.clone()),
+                snapshot: side.rows.len() as u64 + side.waiting,
+                equal: matched as u64,
+                missing: missing as u64,
+                left_behind: left_missing,
+                live_only: (table.role != Role::Shared).then_some(extra as u64),
+                waiting: side.waiting,
+                missing_examples: examples,
+                multiset: true,
+                ..TableCheck::default()
+            }));
+        }
+        Ok(checks)
+    }
+
+    /// A tenant's rows of a keyless table on both sides (`None`: a shared table it has
+    /// nothing of).
+    async fn multiset_sides(
         &self,
         table_index: usize,
         index: usize,
+        columns: &[String],
         connection: &mut PgConnection,
         reader: &mut SnapshotReader,
-    ) -> Result<Option<TableCheck>> {
+    ) -> Result<Option<Sides<'_>>> {
         let plan = &self.plan;
         let table = &plan.schema.tables[table_index];
         let tenant = &plan.tenants[index];
-        let multiset = multiset_of(table, &self.live_catalog, &plan.by_value)?;
-        let columns = multiset.column_names();
         let snapshot_places: Vec<usize> = columns
             .iter()
             .map(|name| {
@@ -62,7 +196,7 @@ impl Context {
             None => {}
         }
         let waiting = self
-            .set_aside_waiting(table_index, index, &columns, &mut rows, connection)
+            .set_aside_waiting(table_index, index, columns, &mut rows, connection)
             .await?;
         let left: Vec<&TextRow> = self
             .left
@@ -70,14 +204,14 @@ impl Context {
             .map(|left| left.values[index].iter().collect())
             .unwrap_or_default();
         rows.extend(left.iter().map(|values| (*values).clone()));
-        let mut live_rows: Vec<TextRow> = Vec::new();
+        let mut live: Vec<TextRow> = Vec::new();
         if table.role != Role::Shared {
             if let Some(kept) = self.live_rows.table(&table.name) {
-                let places = salvage_closure::guards::positions(table, kept.columns(), &columns)?;
+                let places = salvage_closure::guards::positions(table, kept.columns(), columns)?;
                 for chunk in kept.all_rows(index)? {
                     for line in salvage_source::rows_of(&chunk) {
                         let fields: Vec<&[u8]> = salvage_copy::fields(line).collect();
-                        live_rows.push(
+                        live.push(
                             places
                                 .iter()
                                 .map(|&place| {
@@ -91,68 +225,11 @@ impl Context {
                 }
             }
         }
-        let sql = multiset.totals();
-        let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql);
-        for column in 0..columns.len() {
-            query = query.bind(
-                rows.iter()
-                    .map(|row| row[column].clone())
-                    .collect::<Vec<_>>(),
-            );
-        }
-        for column in 0..columns.len() {
-            query = query.bind(
-                live_rows
-                    .iter()
-                    .map(|row| row[column].clone())
-                    .collect::<Vec<_>>(),
-            );
-        }
-        let (matched, missing, extra) =
-            query
-                .fetch_one(&mut *connection)
-                .await
-                .map_err(salvage_pg::Error::query(format!(
-                    "compare {}'s rows with live",
-                    table.name
-                )))?;
-        let left_missing = (missing as u64).min(left.len() as u64);
-        let mut examples = Vec::new();
-        for values in left
-            .iter()
-            .take(if left_missing > 0 { EXAMPLES } else { 0 })
-        {
-            let field = |column: &str| {
-                let place = columns.iter().position(|name| name == column)?;
-                let mut raw = Vec::new();
-                salvage_copy::encode(values[place].as_deref().map(str::as_bytes), &mut raw);
-                Some(raw)
-            };
-            let chain = self
-                .reached
-                .chain(&self.plan.schema, reader, table_index, &field, index as u32)
-                .await?;
-            let text: Vec<&str> = values
-                .iter()
-                .map(|value| value.as_deref().unwrap_or("NULL"))
-                .collect();
-            examples.push(format!(
-                "({})=({}) left behind: {chain}",
-                columns.join(", "),
-                text.join(", ")
-            ));
-        }
-        Ok(Some(TableCheck {
-            table: Some(table.name.clone()),
-            snapshot: rows.len() as u64 + waiting,
-            equal: matched as u64,
-            missing: missing as u64,
-            left_behind: left_missing,
-            live_only: (table.role != Role::Shared).then_some(extra as u64),
+        Ok(Some(Sides {
+            rows,
             waiting,
-            missing_examples: examples,
-            multiset: true,
-            ..TableCheck::default()
+            left,
+            live,
         }))
     }
 
