@@ -91,11 +91,7 @@ impl Group<'_> {
                 if let Err(error) = run.settle_in(connection, &ends).await {
                     let healthy = error.sqlstate().is_some();
                     let reason = error.to_string();
-                    for slot in &mut ended {
-                        if matches!(slot, Some(Ended::Done(..))) {
-                            *slot = Some(Ended::Again(TenantError::Group(reason.clone())));
-                        }
-                    }
+                    settled_again(&mut ended, &reason);
                     return (
                         ended.into_iter().map(Option::unwrap_or_else_none).collect(),
                         healthy,
@@ -143,13 +139,7 @@ impl Group<'_> {
                 for &place in &work {
                     ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
                 }
-                // Those settled without a statement were to be journaled by this
-                // transaction too.
-                for slot in &mut ended {
-                    if matches!(slot, Some(Ended::Done(..))) {
-                        *slot = Some(Ended::Again(TenantError::Group(reason.clone())));
-                    }
-                }
+                settled_again(&mut ended, &reason);
                 drop(transaction);
                 return (
                     ended.into_iter().map(Option::unwrap_or_else_none).collect(),
@@ -170,6 +160,7 @@ impl Group<'_> {
                     for &place in &work {
                         ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
                     }
+                    settled_again(&mut ended, &reason);
                     committed.clear();
                     alone.clear();
                     healthy = false;
@@ -210,6 +201,7 @@ impl Group<'_> {
                     for (place, _, _) in committed.drain(..) {
                         ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
                     }
+                    settled_again(&mut ended, &reason);
                     healthy = false;
                     break;
                 }
@@ -260,11 +252,7 @@ impl Group<'_> {
                     for (place, _, _) in committed {
                         ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
                     }
-                    for slot in &mut ended {
-                        if matches!(slot, Some(Ended::Done(..))) {
-                            *slot = Some(Ended::Again(TenantError::Group(reason.clone())));
-                        }
-                    }
+                    settled_again(&mut ended, &reason);
                 }
             }
         } else {
@@ -622,6 +610,16 @@ impl Group<'_> {
                 let _ = transaction.execute(rollback.as_str()).await;
                 Err(error)
             }
+        }
+    }
+}
+
+/// The group's transaction did not commit: the members settled without a statement, whose
+/// journal rows it was to write, are tried again too.
+fn settled_again(ended: &mut [Option<Ended>], reason: &str) {
+    for slot in ended {
+        if matches!(slot, Some(Ended::Done(..))) {
+            *slot = Some(Ended::Again(TenantError::Group(reason.to_owned())));
         }
     }
 }
