@@ -476,7 +476,10 @@ class SchemaSuite:
 
     def in_place(self, db, ids):
         """The incident in place (a database too big to copy per run): the chosen tenants
-        deleted; what they must get back is worked out the first time."""
+        deleted, and the journal an earlier run left dropped — with it, the same restore
+        would continue that run, find it done and write nothing; what they must get back is
+        worked out the first time."""
+        self.pg.psql(db, "DROP SCHEMA IF EXISTS salvage CASCADE")
         data.delete_tenants(self.pg, self.schema, db, ids)
         return self.expected_for(db, ids)
 
