@@ -72,6 +72,52 @@ async fn the_plan_names_each_tenant_each_path_and_the_counts() {
     }
     // Site 2's users are 13 and 14 (invited by 13); only 14 was deleted from live.
     assert_eq!(table("public.users")["to_add"], 1);
+
+    // The one relation live has no index on is named, with what it costs; an index makes
+    // the note go.
+    let unindexed = |plan: &serde_json::Value| -> Vec<String> {
+        plan["notes"]
+            .as_array()
+            .expect("notes")
+            .iter()
+            .filter_map(|note| note["message"].as_str())
+            .filter(|message| message.starts_with("live has no index on"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        unindexed(&plan),
+        [
+            "live has no index on (parent_id), which ties its rows to their tenants through \
+          public.issues: each plan and verification reads the whole table to follow it (an \
+          index on these columns would make it a probe)"
+        ],
+        "{}",
+        plan["notes"]
+    );
+    let note = plan["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .find(|note| {
+            note["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("live has no index"))
+        })
+        .expect("the note");
+    assert_eq!(
+        note["table"],
+        serde_json::json!({"schema": "public", "name": "issues"}),
+        "{note}"
+    );
+    scenario
+        .live
+        .execute("CREATE INDEX issues_parent ON issues (parent_id)")
+        .await;
+    let run = salvage(&with(scenario.args("plan", "2,05"), &["--format", "json"]));
+    assert_eq!(run.code, 0, "{run}");
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert!(unindexed(&plan).is_empty(), "{}", plan["notes"]);
 }
 
 #[tokio::test]

@@ -151,6 +151,15 @@ impl Table {
         })
     }
 
+    /// Whether an index leads with one of `columns`: a lookup by them can start from it
+    /// rather than read the whole table.
+    #[must_use]
+    pub fn has_index_starting_with_any(&self, columns: &[String]) -> bool {
+        self.indexes
+            .iter()
+            .any(|index| index.first().is_some_and(|column| columns.contains(column)))
+    }
+
     /// The key that identifies a row: the primary key, else the first unique key whose
     /// columns are all NOT NULL.
     #[must_use]

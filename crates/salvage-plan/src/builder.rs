@@ -39,6 +39,34 @@ impl<'a> Builder<'a> {
     }
 
     /// The table as planning sees it: from live when it exists there, else from the snapshot.
+    /// A relation that ties an owned table's rows to their tenants, on columns live has no
+    /// index on, is followed by reading the whole table, on every plan and verification: the
+    /// one cost of a restore that grows with live's size. Named, since salvage creates no
+    /// index itself.
+    fn note_unindexed(&mut self, tables: &[TablePlan]) {
+        for table in tables.iter().filter(|table| table.role == Role::Owned) {
+            let Some(live) = self.live.table(&table.name) else {
+                continue;
+            };
+            for relation in &table.parents {
+                if live.has_index_starting_with_any(&relation.child_columns) {
+                    continue;
+                }
+                self.notes.push(Note::new(
+                    NoteLevel::Info,
+                    &table.name,
+                    format!(
+                        "live has no index on ({}), which ties its rows to their tenants through \
+                         {}: each plan and verification reads the whole table to follow it \
+                         (an index on these columns would make it a probe)",
+                        relation.child_columns.join(", "),
+                        relation.parent
+                    ),
+                ));
+            }
+        }
+    }
+
     fn table(&self, name: &QualifiedName) -> Option<&'a Table> {
         self.live.table(name).or_else(|| self.snapshot.table(name))
     }
@@ -131,6 +159,7 @@ impl<'a> Builder<'a> {
                 message: cycle.describe(),
             });
         }
+        self.note_unindexed(&tables);
         let membership = membership::group(&mut tables, &self.root.table);
         for group in membership.iter().filter(|group| group.recursive) {
             for &index in &group.tables {
