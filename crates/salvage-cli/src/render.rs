@@ -395,6 +395,9 @@ pub fn confirmation(prepared: &Prepared) -> String {
     )
 }
 
+/// The width a note is wrapped to, after its two columns of indent.
+const NOTE_WIDTH: usize = 98;
+
 fn notes(plan: &PlanDocument, out: &mut String) {
     let waiting = plan.tenants.iter().any(|tenant| !tenant.waiting.is_empty());
     if plan.notes.is_empty() && plan.dangling.is_empty() && plan.cross_tenant.is_empty() && !waiting
@@ -407,13 +410,13 @@ fn notes(plan: &PlanDocument, out: &mut String) {
             NoteLevel::Info => "note",
             NoteLevel::Warning => "warning",
         };
-        match &note.table {
-            Some(table) => {
-                let _ = writeln!(out, "  {level}: {table}: {}", note.message);
-            }
-            None => {
-                let _ = writeln!(out, "  {level}: {}", note.message);
-            }
+        let text = match &note.table {
+            Some(table) => format!("{level}: {table}: {}", note.message),
+            None => format!("{level}: {}", note.message),
+        };
+        // Off a terminal too, a note stays within 100 columns.
+        for line in crate::table::wrap_text(&text, NOTE_WIDTH) {
+            let _ = writeln!(out, "  {line}");
         }
     }
     for dangling in &plan.dangling {

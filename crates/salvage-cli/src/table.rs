@@ -120,7 +120,7 @@ fn width(text: &str) -> usize {
 
 /// `text` in lines of at most `room` characters, broken at spaces (continuation lines
 /// indented by two).
-fn wrap_text(text: &str, room: usize) -> Vec<String> {
+pub(crate) fn wrap_text(text: &str, room: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut line = String::new();
     for word in text.split(' ') {
