@@ -49,44 +49,27 @@ impl Context {
             .flatten()
             .any(|side| !side.rows.is_empty() || !side.live.is_empty())
         {
-            let mut snapshot_tenants: Vec<i32> = Vec::new();
-            let mut live_tenants: Vec<i32> = Vec::new();
-            let mut snapshot_columns: Vec<Vec<Option<String>>> = vec![Vec::new(); columns.len()];
-            let mut live_columns: Vec<Vec<Option<String>>> = vec![Vec::new(); columns.len()];
+            let mut snapshot = Tagged::new(columns.len());
+            let mut live = Tagged::new(columns.len());
             for (place, side) in sides.iter().enumerate() {
                 let Some(side) = side else { continue };
                 let tag = i32::try_from(place)
                     .map_err(|_| Error::Inconsistent("a batch too large to tag".to_owned()))?;
                 for row in &side.rows {
-                    snapshot_tenants.push(tag);
-                    for (column, value) in snapshot_columns.iter_mut().zip(row) {
-                        column.push(value.clone());
-                    }
+                    snapshot.push(tag, row);
                 }
                 for row in &side.live {
-                    live_tenants.push(tag);
-                    for (column, value) in live_columns.iter_mut().zip(row) {
-                        column.push(value.clone());
-                    }
+                    live.push(tag, row);
                 }
             }
-            let sql = multiset.totals_by_tenant();
-            let mut query = sqlx::query_as::<_, (i32, i64, i64, i64)>(&sql).bind(snapshot_tenants);
-            for column in snapshot_columns {
-                query = query.bind(column);
-            }
-            query = query.bind(live_tenants);
-            for column in live_columns {
-                query = query.bind(column);
-            }
-            let found =
-                query
-                    .fetch_all(&mut *connection)
-                    .await
-                    .map_err(salvage_pg::Error::query(format!(
-                        "compare {}'s rows with live",
-                        table.name
-                    )))?;
+            let found = totals_by_tenant(
+                connection,
+                &multiset.totals_by_tenant(),
+                &table.name,
+                snapshot,
+                live,
+            )
+            .await?;
             for (tag, matched, missing, extra) in found {
                 let slot = usize::try_from(tag)
                     .ok()
@@ -311,4 +294,53 @@ impl Context {
         });
         Ok(waiting)
     }
+}
+
+/// One side of [`totals_by_tenant`]: rows of several tenants, each tagged with its tenant,
+/// one text array per column.
+pub(crate) struct Tagged {
+    tags: Vec<i32>,
+    columns: Vec<Vec<Option<String>>>,
+}
+
+impl Tagged {
+    pub(crate) fn new(width: usize) -> Self {
+        Self {
+            tags: Vec::new(),
+            columns: vec![Vec::new(); width],
+        }
+    }
+
+    pub(crate) fn push(&mut self, tag: i32, row: &TextRow) {
+        self.tags.push(tag);
+        for (column, values) in self.columns.iter_mut().enumerate() {
+            values.push(row.get(column).cloned().flatten());
+        }
+    }
+}
+
+/// Per tenant tag, `(matched, missing, extra)` of the rows of each side, compared by
+/// `statement` ([`salvage_sql::multiset::Multiset::totals_by_tenant`]) in one statement. A
+/// tag without a row on either side is not answered.
+pub(crate) async fn totals_by_tenant(
+    connection: &mut PgConnection,
+    statement: &str,
+    table: &salvage_catalog::QualifiedName,
+    snapshot: Tagged,
+    live: Tagged,
+) -> Result<Vec<(i32, i64, i64, i64)>> {
+    let mut query = sqlx::query_as::<_, (i32, i64, i64, i64)>(statement).bind(snapshot.tags);
+    for values in snapshot.columns {
+        query = query.bind(values);
+    }
+    query = query.bind(live.tags);
+    for values in live.columns {
+        query = query.bind(values);
+    }
+    Ok(query
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(salvage_pg::Error::query(format!(
+            "compare {table}'s rows with live"
+        )))?)
 }

@@ -18,6 +18,7 @@ use sqlx::postgres::PgConnection;
 use super::Sides;
 use super::keyed::ROWS_PER_BATCH;
 use super::model::TableDiff;
+use crate::multiset::{Tagged, totals_by_tenant};
 use crate::{Error, Result};
 
 /// Rows (both sides) sent to live per statement, about: a tenant's rows are never split.
@@ -103,36 +104,17 @@ async fn run(
     results: &mut [TableDiff],
     table: &TablePlan,
 ) -> Result<()> {
-    let side = |rows: fn(&Matched) -> &[TextRow]| -> (Vec<i32>, Vec<Vec<Option<String>>>) {
-        let mut numbers = Vec::new();
-        let mut columns = vec![Vec::new(); width];
-        for tenant in tenants {
-            for row in rows(tenant) {
-                numbers.push(tenant.tenant as i32);
-                for (column, values) in columns.iter_mut().enumerate() {
-                    values.push(row.get(column).cloned().flatten());
-                }
-            }
+    let mut snapshot = Tagged::new(width);
+    let mut live = Tagged::new(width);
+    for tenant in tenants {
+        for row in &tenant.snapshot_left {
+            snapshot.push(tenant.tenant as i32, row);
         }
-        (numbers, columns)
-    };
-    let (snapshot_tenants, snapshot_columns) = side(|tenant| &tenant.snapshot_left);
-    let (live_tenants, live_columns) = side(|tenant| &tenant.live_left);
-    let mut query = sqlx::query_as::<_, (i32, i64, i64, i64)>(statement).bind(snapshot_tenants);
-    for values in snapshot_columns {
-        query = query.bind(values);
+        for row in &tenant.live_left {
+            live.push(tenant.tenant as i32, row);
+        }
     }
-    query = query.bind(live_tenants);
-    for values in live_columns {
-        query = query.bind(values);
-    }
-    let answers = query
-        .fetch_all(&mut *connection)
-        .await
-        .map_err(salvage_pg::Error::query(format!(
-            "compare {}'s rows with live",
-            table.name
-        )))?;
+    let answers = totals_by_tenant(connection, statement, &table.name, snapshot, live).await?;
     for (tenant, matched, missing, extra) in answers {
         if let Some(result) = results.get_mut(tenant as usize) {
             result.equal += matched as u64;
