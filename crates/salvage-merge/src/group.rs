@@ -500,47 +500,56 @@ impl Group<'_> {
             .filter(|small| matches!(small.record, Record::Rows { .. }))
             .map(|small| small.rows.len() as u64)
             .sum();
-        let mut failure = match &written {
+        // What the batch wrote, or why its tenants run alone.
+        let outcome: Result<_, String> = match written {
             Err(error) if error.connection_lost() => return Err(Some(error.to_string())),
-            Err(error) => Some(error.to_string()),
+            Err(error) => Err(error.to_string()),
             Ok(written) => {
                 let all_in = tables
                     .iter()
                     .zip(&written.inserted)
                     .all(|(small, &inserted)| inserted == small.rows.len() as u64);
-                (!all_in || written.recorded != expected_records)
-                    .then(|| "the batch's statement wrote other counts than it was sent".to_owned())
+                if all_in && written.recorded == expected_records {
+                    Ok(written)
+                } else {
+                    Err("the batch's statement wrote other counts than it was sent".to_owned())
+                }
             }
         };
-        if failure.is_none() && !deferred.is_empty() {
+        let outcome = match outcome {
             // Checked now, in the batch's savepoint: a violation sends its tenants alone.
-            if let Err(error) = transaction
+            Ok(written) if !deferred.is_empty() => match transaction
                 .execute(session::constraints_now(&deferred).as_str())
                 .await
             {
-                let error =
-                    TenantError::Database(PgError::query("check the deferred constraints")(error));
-                if error.connection_lost() {
+                Ok(_) => Ok(written),
+                Err(error) => {
+                    let error = TenantError::Database(PgError::query(
+                        "check the deferred constraints",
+                    )(error));
+                    if error.connection_lost() {
+                        return Err(Some(error.to_string()));
+                    }
+                    Err(error.to_string())
+                }
+            },
+            outcome => outcome,
+        };
+        let written = match outcome {
+            Ok(written) => written,
+            Err(reason) => {
+                tracing::debug!(
+                    tenants = batch.len(),
+                    reason = %reason,
+                    "a batch of small tenants failed: its tenants run alone"
+                );
+                let rollback = format!("ROLLBACK TO SAVEPOINT {}", session::TENANT_SAVEPOINT);
+                if let Err(error) = transaction.execute(rollback.as_str()).await {
+                    let error = TenantError::Database(PgError::query("roll the batch back")(error));
                     return Err(Some(error.to_string()));
                 }
-                failure = Some(error.to_string());
+                return Err(None);
             }
-        }
-        if let Some(reason) = failure {
-            tracing::debug!(
-                tenants = batch.len(),
-                reason = %reason,
-                "a batch of small tenants failed: its tenants run alone"
-            );
-            let rollback = format!("ROLLBACK TO SAVEPOINT {}", session::TENANT_SAVEPOINT);
-            if let Err(error) = transaction.execute(rollback.as_str()).await {
-                let error = TenantError::Database(PgError::query("roll the batch back")(error));
-                return Err(Some(error.to_string()));
-            }
-            return Err(None);
-        }
-        let Ok(written) = written else {
-            return Err(None);
         };
         tracing::debug!(
             tenants = batch.len(),

@@ -171,13 +171,12 @@ impl<'a> TenantRun<'a> {
         let Some((tables, maxima)) = body.gathered.take() else {
             return Ok(None);
         };
-        Ok(
-            (body.maxima.is_empty() && body.moved.is_empty()).then_some(Gathered {
-                written,
-                tables,
-                maxima,
-            }),
-        )
+        // Every sequence goes with the gathered statement (it takes the maxima noted so far).
+        Ok(body.maxima.is_empty().then_some(Gathered {
+            written,
+            tables,
+            maxima,
+        }))
     }
 
     /// The tenant's writing state, and its connection.
