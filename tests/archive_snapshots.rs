@@ -298,3 +298,81 @@ async fn inspect_shows_what_an_archive_holds() {
         .await;
     assert_eq!(comments["rows"], expected);
 }
+
+/// A page tree written children first: in the dump each of site 3's pages under site 2's home
+/// page comes before its parent, so which of them site 2 reaches is known only after its
+/// children were read. Site 2's restore from the dump must bring all of them back, as the
+/// database snapshot's does.
+#[tokio::test]
+async fn a_tree_whose_children_come_before_their_parents_in_the_dump_restores_whole() {
+    let snapshot = TestDatabase::create("tree-snapshot").await;
+    snapshot
+        .execute(
+            "CREATE TABLE sites (id int PRIMARY KEY, name text NOT NULL);
+             CREATE TABLE pages (
+                 id int PRIMARY KEY,
+                 site_id int NOT NULL REFERENCES sites ON DELETE CASCADE,
+                 parent_id int REFERENCES pages ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+                 title text NOT NULL);
+             BEGIN;
+             INSERT INTO sites VALUES (1, 'one'), (2, 'two'), (3, 'three');
+             INSERT INTO pages VALUES
+                 (33, 3, 32, 'three levels under two''s home'),
+                 (32, 3, 31, 'two levels under two''s home'),
+                 (31, 3, 10, 'under two''s home'),
+                 (10, 2, NULL, 'two''s home'),
+                 (11, 2, 10, 'two''s child'),
+                 (20, 1, NULL, 'one''s home'),
+                 (21, 3, NULL, 'three''s home');
+             COMMIT;",
+        )
+        .await;
+    let order: String = snapshot
+        .scalar("SELECT string_agg(id::text, ',' ORDER BY ctid) FROM pages")
+        .await;
+    assert_eq!(
+        order, "33,32,31,10,11,20,21",
+        "the order pg_dump writes the pages in"
+    );
+    let incident = snapshot.snapshot("tree-incident").await;
+    incident.execute("DELETE FROM sites WHERE id = 2").await;
+    let left: i64 = incident.scalar("SELECT count(*) FROM pages").await;
+    assert_eq!(
+        left, 2,
+        "the cascade took site 2's pages and the ones under them"
+    );
+    let args = vec![
+        "restore".to_owned(),
+        "--snapshot".to_owned(),
+        snapshot.url.clone(),
+        "--target".to_owned(),
+        incident.url.clone(),
+        "--root".to_owned(),
+        "public.sites".to_owned(),
+        "--tenants".to_owned(),
+        "2".to_owned(),
+        "--yes".to_owned(),
+    ];
+    let (reference, run) = restore_copy(&incident, &args, None).await;
+    assert_eq!(run.code, 0, "restore from the snapshot database: {run}");
+    let expected = all_rows(&reference).await;
+    assert_eq!(
+        expected,
+        all_rows(&snapshot).await,
+        "the database snapshot's result"
+    );
+    let path = temp_path("tree-custom");
+    pg_dump(15, &snapshot, &["-Fc"], &path, false);
+    let (target, run) = restore_copy(
+        &incident,
+        &with_snapshot(&args, path.to_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "restore from the dump: {run}");
+    assert_eq!(
+        all_rows(&target).await,
+        expected,
+        "live after the dump's restore"
+    );
+}

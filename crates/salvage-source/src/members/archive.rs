@@ -6,11 +6,10 @@
 //! root's key) or the parent row's tenants, looked up by the raw COPY text of the key in the
 //! map the parent's level exported. Keys are compared as raw text, never decoded; only the
 //! fields up to the last one looked at are split. A group whose rows reach tenants through
-//! rows of their own is read twice: once to note, for every row that has tenants from outside
-//! the group or references a row inside it, those tenants and references; then, after the
-//! tenants are worked out to a fixpoint in memory, once more to keep the rows that have some.
+//! rows of their own is worked out in [`tree`], in memory that grows with the rows found.
 
 use std::collections::{BTreeSet, HashMap};
+
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -26,6 +25,8 @@ use crate::archive::keys::{KeyBudget, KeyMap, KeyMapBuilder};
 use crate::archive::tables::TableSource;
 use crate::{Error, Result};
 
+mod tree;
+
 /// Maps exported by filtered tables.
 type Maps = HashMap<MapKey, KeyMap>;
 
@@ -33,8 +34,6 @@ type Maps = HashMap<MapKey, KeyMap>;
 type FilteredTable = (QualifiedName, SelectedTable, Vec<(Vec<String>, KeyMap)>);
 /// What one filtered group gives.
 type Filtered = Vec<FilteredTable>;
-/// (member, export number, raw key) → the rows of the group referencing that key.
-type Children = HashMap<(usize, usize, Box<[u8]>), Vec<usize>>;
 
 /// Filters the archive for tenants `ids` (canonical text), its key maps holding at most
 /// `key_memory` bytes in memory (the rest spills to disk).
@@ -262,137 +261,6 @@ impl Context<'_> {
         let maps = finish_maps(layout, builders).map_err(keys_error)?;
         Ok((name.clone(), writer.finish()?, maps))
     }
-
-    /// A group whose rows reach tenants through rows of their own: noted, worked out, kept.
-    fn recursive(&self, layouts: &[Layout<'_>], found: &Found<'_>) -> Result<Filtered> {
-        // First pass: every row with tenants from outside the group, or a reference inside.
-        let mut nodes: Vec<Node> = Vec::new();
-        let mut by_row: Vec<Vec<(u64, usize)>> = vec![Vec::new(); layouts.len()];
-        let mut children: Children = HashMap::new();
-        for (member, layout) in layouts.iter().enumerate() {
-            let name = &layout.table.name;
-            let mut rows = self.rows(layout)?;
-            let (mut spans, mut key) = (Vec::with_capacity(layout.needed), Vec::new());
-            let mut ordinal = 0u64;
-            while let Some(row) = rows.next_row()? {
-                let fields = Fields::split(row, layout.needed, &mut spans);
-                let mut outside = None;
-                let mut references = Vec::new();
-                for (hop, parent) in layout.hops.iter().zip(&layout.internal) {
-                    match parent {
-                        None => {
-                            let reached = hop.tenants(&fields, found, &mut key).map_err(
-                                Error::io(format!("look up the parents of {name}'s rows")),
-                            )?;
-                            outside = self.sets.join(outside, reached);
-                        }
-                        Some(parent) => {
-                            if hop.parent_key(&fields, &mut key) {
-                                let Hop::Parent { map, .. } = hop else {
-                                    continue;
-                                };
-                                let set = layouts[*parent]
-                                    .exports
-                                    .iter()
-                                    .position(|(columns, _)| *columns == map.1)
-                                    .ok_or_else(|| {
-                                        Error::Inconsistent(format!(
-                                            "{} exports no key ({})",
-                                            layouts[*parent].table.name,
-                                            map.1.join(", ")
-                                        ))
-                                    })?;
-                                references.push((*parent, set, key.as_slice().into()));
-                            }
-                        }
-                    }
-                }
-                if outside.is_some() || !references.is_empty() {
-                    let node = nodes.len();
-                    for reference in references {
-                        children.entry(reference).or_default().push(node);
-                    }
-                    let mut exports = Vec::new();
-                    for (set, (_, positions)) in layout.exports.iter().enumerate() {
-                        if raw_key(positions, |position| fields.get(position), &mut key) {
-                            exports.push((set, key.as_slice().into()));
-                        }
-                    }
-                    nodes.push(Node {
-                        member,
-                        tenants: outside,
-                        exports,
-                    });
-                    by_row[member].push((ordinal, node));
-                }
-                ordinal += 1;
-            }
-        }
-        // The fixpoint: a row's tenants flow to the rows referencing it.
-        let mut queue: Vec<usize> = (0..nodes.len())
-            .filter(|&node| nodes[node].tenants.is_some())
-            .collect();
-        while let Some(node) = queue.pop() {
-            let Some(set) = nodes[node].tenants else {
-                continue;
-            };
-            let member = nodes[node].member;
-            for (export, key) in nodes[node].exports.clone() {
-                let Some(referencing) = children.get(&(member, export, key)) else {
-                    continue;
-                };
-                for &child in referencing {
-                    let joined = self.sets.join(nodes[child].tenants, Some(set));
-                    if joined != nodes[child].tenants {
-                        nodes[child].tenants = joined;
-                        queue.push(child);
-                    }
-                }
-            }
-        }
-        // Second pass: keep the rows that have tenants, export their keys.
-        let mut filtered = Vec::with_capacity(layouts.len());
-        for (member, layout) in layouts.iter().enumerate() {
-            let name = &layout.table.name;
-            let mut writer = TableWriter::new(layout.columns.clone(), self.tenants)?;
-            let mut builders = self.builders(layout);
-            let mut rows = self.rows(layout)?;
-            let mut noted = by_row[member].iter().peekable();
-            let mut ordinal = 0u64;
-            while let Some(row) = rows.next_row()? {
-                let here = ordinal;
-                ordinal += 1;
-                let Some(&&(at, node)) = noted.peek() else {
-                    break;
-                };
-                if at != here {
-                    continue;
-                }
-                noted.next();
-                let Some(set) = nodes[node].tenants else {
-                    continue;
-                };
-                writer.push(row, set, &self.sets)?;
-                for (export, key) in &nodes[node].exports {
-                    builders[*export]
-                        .insert(key, set as usize)
-                        .map_err(Error::io(format!("keep the keys of {name}")))?;
-                }
-            }
-            let maps = finish_maps(layout, builders)
-                .map_err(Error::io(format!("keep the keys of {name}")))?;
-            filtered.push((name.clone(), writer.finish()?, maps));
-        }
-        Ok(filtered)
-    }
-}
-
-/// A row of a recursive group noted in the first pass.
-struct Node {
-    member: usize,
-    tenants: Option<SetId>,
-    /// (export number, raw key) for each key of the row others may reference.
-    exports: Vec<(usize, Box<[u8]>)>,
 }
 
 fn finish_maps(
