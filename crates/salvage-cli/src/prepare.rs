@@ -381,18 +381,17 @@ pub async fn resolve(
         .map(|(given, _)| given.clone())
         .collect();
     // The completeness check's walk needs only the schema and the tenants: started now, on a
-    // connection of its own, it runs while the plan reads (mostly one statement at a time)
-    // rather than while the restore's workers keep every core busy. An archive is read on
-    // every core already; its check starts with the restore, as before.
-    let reaching =
-        (!matches!(purpose, Purpose::Plan) && snapshot.database_url().is_some()).then(|| {
-            let walked: Vec<String> = canonical
-                .iter()
-                .filter(|id| only.is_none_or(|only| only.contains(*id)))
-                .cloned()
-                .collect();
-            salvage_verify::Reaching::start(schema.clone(), walked, snapshot.clone())
-        });
+    // connection (or archive handles) of its own, it runs while the plan reads — one
+    // statement, or mostly one big table, at a time — rather than while the restore's workers
+    // keep every core busy.
+    let reaching = (!matches!(purpose, Purpose::Plan)).then(|| {
+        let walked: Vec<String> = canonical
+            .iter()
+            .filter(|id| only.is_none_or(|only| only.contains(*id)))
+            .cloned()
+            .collect();
+        salvage_verify::Reaching::start(schema.clone(), walked, snapshot.clone())
+    });
     let mut plan = salvage_closure::resolve(
         schema,
         &snapshot,
