@@ -131,33 +131,44 @@ pub async fn open_sides(
     settings: &Settings,
     recovery: Option<&RecoveryInstance>,
 ) -> Result<Sides, Failure> {
-    let mut live = salvage_pg::connect(&settings.target, ConnectionRole::ReadOnly)
-        .await
-        .map_err(|error| Failure::bad_input(anyhow!("the target database: {error}")))?;
-    let (system, database) = salvage_pg::system_identity(&mut live).await.bad_input()?;
-    if let Some(reviewed) = &settings.reviewed {
-        let planned = &reviewed.target;
-        if planned.system_identifier.as_deref() != Some(system.as_str())
-            || planned.database.as_deref() != Some(database.as_str())
-        {
-            return Err(Failure::bad_input(anyhow!(
-                "the target {} is not the database the plan was made for (the plan: database {} of cluster {}; this: database {database} of cluster {system}); give the plan's target with --target; nothing was written",
-                settings.target,
-                planned.database.as_deref().unwrap_or("?"),
-                planned.system_identifier.as_deref().unwrap_or("?")
-            )));
+    // Live and the snapshot are opened side by side: two catalogs read at once, not one
+    // after the other. The first to fail ends both.
+    let live_side = async {
+        let mut live = salvage_pg::connect(&settings.target, ConnectionRole::ReadOnly)
+            .await
+            .map_err(|error| Failure::bad_input(anyhow!("the target database: {error}")))?;
+        let (system, database) = salvage_pg::system_identity(&mut live).await.bad_input()?;
+        if let Some(reviewed) = &settings.reviewed {
+            let planned = &reviewed.target;
+            if planned.system_identifier.as_deref() != Some(system.as_str())
+                || planned.database.as_deref() != Some(database.as_str())
+            {
+                return Err(Failure::bad_input(anyhow!(
+                    "the target {} is not the database the plan was made for (the plan: database {} of cluster {}; this: database {database} of cluster {system}); give the plan's target with --target; nothing was written",
+                    settings.target,
+                    planned.database.as_deref().unwrap_or("?"),
+                    planned.system_identifier.as_deref().unwrap_or("?")
+                )));
+            }
         }
-    }
-    let mut live_catalog = salvage_pg::introspect(&mut live).await.bad_input()?;
-    // salvage's own journal is no part of any tenant's data, on either side.
-    live_catalog
-        .tables
-        .retain(|name, _| name.schema != settings.journal_schema);
-    let snapshot = match recovery {
-        Some(instance) => Snapshot::open_database(instance.url().clone()).await,
-        None => Snapshot::open_with(settings.snapshot.expose(), settings.snapshot_options).await,
-    }
-    .map_err(|error| Failure::bad_input(anyhow!("the snapshot: {error}")))?;
+        let mut live_catalog = salvage_pg::introspect(&mut live).await.bad_input()?;
+        // salvage's own journal is no part of any tenant's data, on either side.
+        live_catalog
+            .tables
+            .retain(|name, _| name.schema != settings.journal_schema);
+        Ok::<_, Failure>((live, system, database, live_catalog))
+    };
+    let snapshot_side = async {
+        match recovery {
+            Some(instance) => Snapshot::open_database(instance.url().clone()).await,
+            None => {
+                Snapshot::open_with(settings.snapshot.expose(), settings.snapshot_options).await
+            }
+        }
+        .map_err(|error| Failure::bad_input(anyhow!("the snapshot: {error}")))
+    };
+    let ((mut live, system, database, live_catalog), snapshot) =
+        tokio::try_join!(live_side, snapshot_side)?;
     if let Some(reviewed) = &settings.reviewed {
         let identity = snapshot.identity();
         let planned = &reviewed.snapshot;
