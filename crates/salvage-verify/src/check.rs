@@ -32,6 +32,9 @@ use crate::{Error, Result};
 const ROWS_PER_CHUNK: usize = 2_000;
 /// Tenants checked together: their rows of a table go to live in shared statements.
 const TENANTS_PER_BATCH: usize = 32;
+/// A tenant's snapshot rows of a table up to this size are matched with its live rows on the
+/// worker itself, not on rayon.
+const INLINE_MATCH_BYTES: usize = 16 * 1024;
 /// Examples kept per kind, table and tenant.
 pub(crate) const EXAMPLES: usize = 3;
 
@@ -419,6 +422,7 @@ impl Context {
                     parts.push((batch + position, vec![Bytes::from(data)]));
                 }
                 for (slot, rows) in parts {
+                    let snapshot_bytes: usize = rows.iter().map(Bytes::len).sum();
                     let (read, equal, live) = if let Some(layout) = &self.layouts[table_index]
                         .clone()
                         .filter(|_| table.role != Role::Shared)
@@ -426,14 +430,19 @@ impl Context {
                         let layout = Arc::clone(layout);
                         let live_rows = Arc::clone(&self.live_rows);
                         let name = table.name.clone();
-                        let matched = salvage_source::on_rayon(move || {
+                        let work = move || {
                             let live = match live_rows.table(&name) {
                                 Some(kept) => kept.all_rows(index)?,
                                 None => Vec::new(),
                             };
                             Ok::<_, salvage_source::Error>(match_rows(&layout, &rows, &live))
-                        })
-                        .await??;
+                        };
+                        // A few rows are matched in less time than a hop to rayon and back.
+                        let matched = if snapshot_bytes < INLINE_MATCH_BYTES {
+                            work()?
+                        } else {
+                            salvage_source::on_rayon(work).await??
+                        };
                         for row in matched.unsettled {
                             unsettled.push((slot, row));
                             if unsettled.len() >= ROWS_PER_CHUNK {
