@@ -299,12 +299,9 @@ async fn inspect_shows_what_an_archive_holds() {
     assert_eq!(comments["rows"], expected);
 }
 
-/// A page tree written children first: in the dump each of site 3's pages under site 2's home
-/// page comes before its parent, so which of them site 2 reaches is known only after its
-/// children were read. Site 2's restore from the dump must bring all of them back, as the
-/// database snapshot's does.
-#[tokio::test]
-async fn a_tree_whose_children_come_before_their_parents_in_the_dump_restores_whole() {
+/// Sites 1–3 and their pages; site 3's pages 31–33 hang under site 2's home page, three levels
+/// deep, each written (and dumped) before its parent.
+async fn children_first_tree() -> TestDatabase {
     let snapshot = TestDatabase::create("tree-snapshot").await;
     snapshot
         .execute(
@@ -327,6 +324,16 @@ async fn a_tree_whose_children_come_before_their_parents_in_the_dump_restores_wh
              COMMIT;",
         )
         .await;
+    snapshot
+}
+
+/// A page tree written children first: in the dump each of site 3's pages under site 2's home
+/// page comes before its parent, so which of them site 2 reaches is known only after its
+/// children were read. Site 2's restore from the dump must bring all of them back, as the
+/// database snapshot's does.
+#[tokio::test]
+async fn a_tree_whose_children_come_before_their_parents_in_the_dump_restores_whole() {
+    let snapshot = children_first_tree().await;
     let order: String = snapshot
         .scalar("SELECT string_agg(id::text, ',' ORDER BY ctid) FROM pages")
         .await;
@@ -375,4 +382,51 @@ async fn a_tree_whose_children_come_before_their_parents_in_the_dump_restores_wh
         expected,
         "live after the dump's restore"
     );
+}
+
+/// The completeness walk reads a tree from a dump in rounds, the later ones from the fields
+/// its first pass kept: with a planner that follows one chain per table (a debug switch), it
+/// must still find every page site 2 reaches and fail the run naming them.
+#[tokio::test]
+async fn the_walk_over_a_dump_finds_the_tree_a_one_chain_planner_misses() {
+    let snapshot = children_first_tree().await;
+    let incident = snapshot.snapshot("tree-incident").await;
+    incident.execute("DELETE FROM sites WHERE id = 2").await;
+    let path = temp_path("tree-walk-custom");
+    pg_dump(15, &snapshot, &["-Fc"], &path, false);
+    for source in [snapshot.url.clone(), path.to_string_lossy().into_owned()] {
+        let target = incident.snapshot("tree-walk-run").await;
+        let report = temp_path("tree-walk-report.json");
+        let run = support::salvage_with_env(
+            &[
+                "restore",
+                "--snapshot",
+                &source,
+                "--target",
+                &target.url,
+                "--root",
+                "public.sites",
+                "--tenants",
+                "2",
+                "--yes",
+                "--report",
+                report.to_str().unwrap(),
+            ],
+            &[("SALVAGE_DEBUG_MEMBERSHIP", "first-chain-only")],
+        );
+        assert_eq!(
+            run.code, 1,
+            "{source}: the walk must find what was left behind: {run}"
+        );
+        let report = support::read_json(&report);
+        let pages = &report["tenants"][0]["tables"]["public.pages"];
+        // Checked: the pages the plan holds and those the walk found left behind — the 5 site
+        // 2 reaches, of which at least 31–33 only through their parents.
+        assert_eq!(pages["snapshot"], 5, "{source}: {pages}");
+        let left = pages["left_behind"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{source}: no left_behind for pages: {pages}"));
+        assert!(left >= 3, "{source}: {pages}");
+        assert_eq!(pages["missing"], left, "{source}: {pages}");
+    }
 }

@@ -312,6 +312,15 @@ impl SnapshotReader {
         }
     }
 
+    /// Marks `table` as one the caller will read again, in rounds: an archive keeps the fields
+    /// its first pass looks at in a temporary file, for the passes after it; a database needs
+    /// nothing.
+    pub fn read_again(&mut self, table: &TablePlan) {
+        if let ReaderInner::Archive(reader) = &mut self.inner {
+            reader.read_again(table);
+        }
+    }
+
     /// Rows of `table` by key, all columns of the plan.
     pub async fn copy_by_keys(
         &mut self,

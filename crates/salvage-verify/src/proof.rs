@@ -228,6 +228,9 @@ impl State<'_> {
     async fn rounds(&mut self, tables: &[usize], reader: &mut SnapshotReader) -> Result<()> {
         self.fresh.clear();
         for &table in tables {
+            reader.read_again(&self.plan.tables[table]);
+        }
+        for &table in tables {
             self.read(table, None, reader).await?;
         }
         loop {

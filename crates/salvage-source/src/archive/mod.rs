@@ -19,7 +19,7 @@ use salvage_catalog::{Catalog, QualifiedName};
 use salvage_plan::{SchemaPlan, TablePlan};
 
 use crate::members::{Fields, Selected, raw_key};
-use crate::{KeyFilter, Result, RowStream, TextRow, decode_at, on_rayon, positions};
+use crate::{Error, KeyFilter, Result, RowStream, TextRow, decode_at, on_rayon, positions};
 use tables::TableSource;
 
 /// An opened archive.
@@ -132,11 +132,26 @@ impl ArchiveSnapshot {
 #[derive(Debug)]
 pub struct ArchiveReader {
     snapshot: Arc<ArchiveSnapshot>,
+    /// Tables that will be read in rounds.
+    again: HashSet<QualifiedName>,
+    /// Their fields kept by the first pass.
+    narrow: HashMap<QualifiedName, Narrow>,
+}
+
+/// The fields at `positions` (plan column order) of every row of a table, one line a row.
+#[derive(Debug)]
+struct Narrow {
+    file: Arc<std::fs::File>,
+    positions: Vec<usize>,
 }
 
 impl ArchiveReader {
     pub fn new(snapshot: Arc<ArchiveSnapshot>) -> Self {
-        Self { snapshot }
+        Self {
+            snapshot,
+            again: HashSet::new(),
+            narrow: HashMap::new(),
+        }
     }
 
     pub async fn project_by_keys(
@@ -156,14 +171,16 @@ impl ArchiveReader {
         Ok(())
     }
 
-    /// One pass over the table's data, keeping the rows any filter matches.
+    /// One pass over the table's data, keeping the rows any filter matches. A table marked
+    /// with [`Self::read_again`] keeps, on its first pass, the fields the pass looked at in a
+    /// temporary file, and later passes that need no other fields read that file instead.
     pub async fn rows_matching(
         &mut self,
         table: &TablePlan,
         columns: &[String],
         filters: &[KeyFilter],
     ) -> Result<Vec<Bytes>> {
-        let projection = positions(table, columns)?;
+        let mut projection = positions(table, columns)?;
         let mut tests = Vec::with_capacity(filters.len());
         for filter in filters {
             let condition = match &filter.condition {
@@ -180,6 +197,33 @@ impl ArchiveReader {
                 Arc::clone(&filter.keys),
             ));
         }
+        let looked_at: std::collections::BTreeSet<usize> = projection
+            .iter()
+            .copied()
+            .chain(tests.iter().flat_map(|(positions, condition, _)| {
+                positions
+                    .iter()
+                    .copied()
+                    .chain(condition.iter().map(|(position, _)| *position))
+            }))
+            .collect();
+        let kept = self
+            .narrow
+            .get(&table.name)
+            .filter(|narrow| looked_at.iter().all(|p| narrow.positions.contains(p)))
+            .map(|narrow| (Arc::clone(&narrow.file), narrow.positions.clone()));
+        let keep = kept.is_none() && self.again.contains(&table.name);
+        if let Some((_, held)) = &kept {
+            // The file's rows hold the fields at `held`, in that order.
+            let at = |position: &usize| held.iter().position(|p| p == position).unwrap_or(0);
+            projection = projection.iter().map(at).collect();
+            for (positions, condition, _) in &mut tests {
+                *positions = positions.iter().map(at).collect();
+                if let Some((position, _)) = condition {
+                    *position = at(position);
+                }
+            }
+        }
         let snapshot = Arc::clone(&self.snapshot);
         let name = table.name.clone();
         let all: Vec<String> = table
@@ -187,9 +231,9 @@ impl ArchiveReader {
             .iter()
             .map(|column| column.name.clone())
             .collect();
-        on_rayon(move || {
-            let parts = snapshot.source.parts_of(&snapshot.catalog, &name, &all)?;
-            let mut rows = snapshot.source.plan_rows(parts);
+        let held: Vec<usize> = looked_at.into_iter().collect();
+        let file_of = kept.as_ref().map(|(file, _)| Arc::clone(file));
+        let (chunks, written) = on_rayon(move || {
             let needed = projection
                 .iter()
                 .chain(tests.iter().flat_map(|(positions, condition, _)| {
@@ -200,8 +244,35 @@ impl ArchiveReader {
                 .max()
                 .map_or(0, |last| last + 1);
             let (mut spans, mut key, mut out) = (Vec::new(), Vec::new(), Vec::new());
-            while let Some(row) = rows.next_row()? {
-                let fields = Fields::split(row, needed, &mut spans);
+            let mut narrow = Vec::new();
+            let mut writer = if keep {
+                Some(std::io::BufWriter::with_capacity(
+                    256 * 1024,
+                    tempfile::tempfile().map_err(Error::io("keep a table's fields for rounds"))?,
+                ))
+            } else {
+                None
+            };
+            let mut visit = |row: &[u8]| -> Result<()> {
+                let split_to = if writer.is_some() {
+                    needed.max(held.last().map_or(0, |last| last + 1))
+                } else {
+                    needed
+                };
+                let fields = Fields::split(row, split_to, &mut spans);
+                if let Some(writer) = writer.as_mut() {
+                    narrow.clear();
+                    for (number, &position) in held.iter().enumerate() {
+                        if number > 0 {
+                            narrow.push(b'\t');
+                        }
+                        narrow
+                            .extend_from_slice(fields.get(position).unwrap_or(salvage_copy::NULL));
+                    }
+                    narrow.push(b'\n');
+                    std::io::Write::write_all(writer, &narrow)
+                        .map_err(Error::io("keep a table's fields for rounds"))?;
+                }
                 let matched = tests.iter().any(|(positions, condition, keys)| {
                     condition.as_ref().is_none_or(|(position, value)| {
                         fields.get(*position) == Some(value.as_slice())
@@ -217,14 +288,64 @@ impl ArchiveReader {
                     }
                     out.push(b'\n');
                 }
+                Ok(())
+            };
+            if let Some(file) = file_of {
+                let mut input = std::io::BufReader::with_capacity(256 * 1024, &*file);
+                std::io::Seek::rewind(&mut input)
+                    .map_err(Error::io("read a table's kept fields"))?;
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    let read = std::io::BufRead::read_until(&mut input, b'\n', &mut line)
+                        .map_err(Error::io("read a table's kept fields"))?;
+                    if read == 0 {
+                        break;
+                    }
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                    }
+                    visit(&line)?;
+                }
+            } else {
+                let parts = snapshot.source.parts_of(&snapshot.catalog, &name, &all)?;
+                let mut rows = snapshot.source.plan_rows(parts);
+                while let Some(row) = rows.next_row()? {
+                    visit(row)?;
+                }
             }
-            Ok(if out.is_empty() {
+            let written = match writer {
+                Some(writer) => Some((
+                    writer.into_inner().map_err(|error| {
+                        Error::io("keep a table's fields for rounds")(error.into_error())
+                    })?,
+                    held,
+                )),
+                None => None,
+            };
+            let chunks = if out.is_empty() {
                 Vec::new()
             } else {
                 vec![Bytes::from(out)]
-            })
+            };
+            Ok::<_, Error>((chunks, written))
         })
-        .await?
+        .await??;
+        if let Some((file, positions)) = written {
+            self.narrow.insert(
+                table.name.clone(),
+                Narrow {
+                    file: Arc::new(file),
+                    positions,
+                },
+            );
+        }
+        Ok(chunks)
+    }
+
+    /// Marks `table` as one that will be read in rounds (see [`Self::rows_matching`]).
+    pub fn read_again(&mut self, table: &TablePlan) {
+        self.again.insert(table.name.clone());
     }
 
     pub async fn copy_by_keys(
