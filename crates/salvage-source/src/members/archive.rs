@@ -8,7 +8,7 @@
 //! fields up to the last one looked at are split. A group whose rows reach tenants through
 //! rows of their own is worked out in [`tree`], in memory that grows with the rows found.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ use crate::{Error, Result};
 mod tree;
 
 /// Maps exported by filtered tables.
-type Maps = HashMap<MapKey, KeyMap>;
+type Maps = FxHashMap<MapKey, KeyMap>;
 
 /// One filtered table: its rows and the maps its children need.
 type FilteredTable = (QualifiedName, SelectedTable, Vec<(Vec<String>, KeyMap)>);
@@ -53,7 +53,7 @@ pub fn select(
         sets: Arc::new(TenantSets::new(ids.len())),
         budget: KeyBudget::new(key_memory),
     };
-    let mut maps: Maps = HashMap::new();
+    let mut maps: Maps = FxHashMap::default();
     let mut selected = Selected::new(ids.to_vec());
     let levels: BTreeSet<usize> = plan.membership.iter().map(|group| group.level).collect();
     for level in levels {
@@ -239,7 +239,9 @@ impl Context<'_> {
             read += 1;
             let fields = Fields::split(row, layout.needed, &mut spans);
             let Some(set) = tenants_of(&layout.hops, &fields, found, &self.sets, &mut key)
-                .map_err(Error::io(format!("look up the parents of {name}'s rows")))?
+                .map_err(|error| {
+                    Error::io(format!("look up the parents of {name}'s rows"))(error)
+                })?
             else {
                 continue;
             };
@@ -248,7 +250,7 @@ impl Context<'_> {
                 if raw_key(positions, |position| fields.get(position), &mut key) {
                     builder
                         .insert(&key, set as usize)
-                        .map_err(Error::io(format!("keep the keys of {name}")))?;
+                        .map_err(|error| Error::io(format!("keep the keys of {name}"))(error))?;
                 }
             }
         }

@@ -62,7 +62,9 @@ impl Context<'_> {
                     &mut key,
                     &mut references,
                 )
-                .map_err(Error::io(format!("look up the parents of {name}'s rows")))?;
+                .map_err(|error| {
+                    Error::io(format!("look up the parents of {name}'s rows"))(error)
+                })?;
                 let tenants = self.sets.join(outside, graph.reached(&references));
                 if tenants.is_none() && references.is_empty() {
                     continue;
@@ -70,14 +72,16 @@ impl Context<'_> {
                 exports_of(member, layout, &fields, &mut key, &mut exports);
                 match tenants {
                     Some(set) => {
-                        let kept = text
-                            .keep(row)
-                            .map_err(Error::io(format!("keep the rows of {name}")))?;
+                        let kept = text.keep(row).map_err(|error| {
+                            Error::io(format!("keep the rows of {name}"))(error)
+                        })?;
                         graph.add(member, ordinal, set, &references, &exports, Some(kept));
                     }
                     None => undecided
                         .note(member, ordinal, &references, &exports)
-                        .map_err(Error::io(format!("note the references of {name}'s rows")))?,
+                        .map_err(|error| {
+                            Error::io(format!("note the references of {name}'s rows"))(error)
+                        })?,
                 }
             }
             tracing::info!(
@@ -158,7 +162,7 @@ impl Context<'_> {
                 wanted.next();
                 let kept = text
                     .keep(row)
-                    .map_err(Error::io(format!("keep the rows of {name}")))?;
+                    .map_err(|error| Error::io(format!("keep the rows of {name}"))(error))?;
                 graph.nodes[node].kept = Some(kept);
             }
             if let Some((at, _)) = wanted.next() {
@@ -190,7 +194,7 @@ impl Context<'_> {
                     Error::Inconsistent(format!("a row of {name} was found but not read"))
                 })?;
                 text.read(kept, &mut row)
-                    .map_err(Error::io(format!("read the kept rows of {name}")))?;
+                    .map_err(|error| Error::io(format!("read the kept rows of {name}"))(error))?;
                 writer.push(&row, node.tenants, &self.sets)?;
                 for export in &node.exports {
                     let (number, key) = split_key(export);
