@@ -10,7 +10,7 @@
 pub(crate) mod keys;
 pub(crate) mod tables;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -197,7 +197,7 @@ impl ArchiveReader {
                 Arc::clone(&filter.keys),
             ));
         }
-        let looked_at: std::collections::BTreeSet<usize> = projection
+        let looked_at: BTreeSet<usize> = projection
             .iter()
             .copied()
             .chain(tests.iter().flat_map(|(positions, condition, _)| {
@@ -213,9 +213,9 @@ impl ArchiveReader {
             .filter(|narrow| looked_at.iter().all(|p| narrow.positions.contains(p)))
             .map(|narrow| (Arc::clone(&narrow.file), narrow.positions.clone()));
         let keep = kept.is_none() && self.again.contains(&table.name);
-        if let Some((_, held)) = &kept {
-            // The file's rows hold the fields at `held`, in that order.
-            let at = |position: &usize| held.iter().position(|p| p == position).unwrap_or(0);
+        if let Some((_, in_file)) = &kept {
+            // The file's rows hold the fields at `in_file`, in that order (all those looked at).
+            let at = |position: &usize| in_file.iter().position(|p| p == position).unwrap_or(0);
             projection = projection.iter().map(at).collect();
             for (positions, condition, _) in &mut tests {
                 *positions = positions.iter().map(at).collect();
