@@ -55,4 +55,15 @@ impl Error {
             source,
         }
     }
+
+    /// [`Error::io`] with a context that is formatted only when there is an error (a table's
+    /// name in a message, on a path taken for every row).
+    pub fn io_with<C: Into<String>>(
+        context: impl FnOnce() -> C,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Self::Io {
+            context: context().into(),
+            source,
+        }
+    }
 }

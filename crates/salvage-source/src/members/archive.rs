@@ -9,7 +9,6 @@
 //! rows of their own is worked out in [`tree`], in memory that grows with the rows found.
 
 use std::collections::BTreeSet;
-
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -239,9 +238,9 @@ impl Context<'_> {
             read += 1;
             let fields = Fields::split(row, layout.needed, &mut spans);
             let Some(set) = tenants_of(&layout.hops, &fields, found, &self.sets, &mut key)
-                .map_err(|error| {
-                    Error::io(format!("look up the parents of {name}'s rows"))(error)
-                })?
+                .map_err(Error::io_with(|| {
+                    format!("look up the parents of {name}'s rows")
+                }))?
             else {
                 continue;
             };
@@ -250,7 +249,7 @@ impl Context<'_> {
                 if raw_key(positions, |position| fields.get(position), &mut key) {
                     builder
                         .insert(&key, set as usize)
-                        .map_err(|error| Error::io(format!("keep the keys of {name}"))(error))?;
+                        .map_err(Error::io_with(|| format!("keep the keys of {name}")))?;
                 }
             }
         }

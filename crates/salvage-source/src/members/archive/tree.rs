@@ -62,9 +62,9 @@ impl Context<'_> {
                     &mut key,
                     &mut references,
                 )
-                .map_err(|error| {
-                    Error::io(format!("look up the parents of {name}'s rows"))(error)
-                })?;
+                .map_err(Error::io_with(|| {
+                    format!("look up the parents of {name}'s rows")
+                }))?;
                 let tenants = self.sets.join(outside, graph.reached(&references));
                 if tenants.is_none() && references.is_empty() {
                     continue;
@@ -72,16 +72,16 @@ impl Context<'_> {
                 exports_of(member, layout, &fields, &mut key, &mut exports);
                 match tenants {
                     Some(set) => {
-                        let kept = text.keep(row).map_err(|error| {
-                            Error::io(format!("keep the rows of {name}"))(error)
-                        })?;
+                        let kept = text
+                            .keep(row)
+                            .map_err(Error::io_with(|| format!("keep the rows of {name}")))?;
                         graph.add(member, ordinal, set, &references, &exports, Some(kept));
                     }
                     None => undecided
                         .note(member, ordinal, &references, &exports)
-                        .map_err(|error| {
-                            Error::io(format!("note the references of {name}'s rows"))(error)
-                        })?,
+                        .map_err(Error::io_with(|| {
+                            format!("note the references of {name}'s rows")
+                        }))?,
                 }
             }
             tracing::info!(
@@ -162,7 +162,7 @@ impl Context<'_> {
                 wanted.next();
                 let kept = text
                     .keep(row)
-                    .map_err(|error| Error::io(format!("keep the rows of {name}"))(error))?;
+                    .map_err(Error::io_with(|| format!("keep the rows of {name}")))?;
                 graph.nodes[node].kept = Some(kept);
             }
             if let Some((at, _)) = wanted.next() {
@@ -184,7 +184,7 @@ impl Context<'_> {
         let mut row = Vec::new();
         for (layout, mut nodes) in layouts.iter().zip(by_member) {
             let name = &layout.table.name;
-            let keys_error = || Error::io(format!("keep the keys of {name}"));
+            let keys_error = || Error::io_with(|| format!("keep the keys of {name}"));
             nodes.sort_unstable();
             let mut writer = TableWriter::new(layout.columns.clone(), self.tenants)?;
             let mut builders = self.builders(layout);
@@ -194,7 +194,7 @@ impl Context<'_> {
                     Error::Inconsistent(format!("a row of {name} was found but not read"))
                 })?;
                 text.read(kept, &mut row)
-                    .map_err(|error| Error::io(format!("read the kept rows of {name}"))(error))?;
+                    .map_err(Error::io_with(|| format!("read the kept rows of {name}")))?;
                 writer.push(&row, node.tenants, &self.sets)?;
                 for export in &node.exports {
                     let (number, key) = split_key(export);
@@ -380,8 +380,9 @@ struct Graph<'s> {
     holders: FxHashMap<Box<[u8]>, Vec<usize>>,
     /// A key → the rows found referencing it.
     children: FxHashMap<Box<[u8]>, Vec<usize>>,
-    /// (member, ordinal) of every row found.
-    known: FxHashSet<(usize, u64)>,
+    /// (member, ordinal) of the rows found in the rounds over the undecided rows: the only
+    /// ones a round can meet again (a row found in the first pass is never undecided).
+    found_late: FxHashSet<(usize, u64)>,
     queue: Vec<usize>,
 }
 
@@ -392,13 +393,13 @@ impl<'s> Graph<'s> {
             nodes: Vec::new(),
             holders: FxHashMap::default(),
             children: FxHashMap::default(),
-            known: FxHashSet::default(),
+            found_late: FxHashSet::default(),
             queue: Vec::new(),
         }
     }
 
     fn knows(&self, member: usize, ordinal: u64) -> bool {
-        self.known.contains(&(member, ordinal))
+        self.found_late.contains(&(member, ordinal))
     }
 
     /// The tenants of the rows found that `references` point to.
@@ -445,7 +446,9 @@ impl<'s> Graph<'s> {
             kept,
             exports: exports.iter().map(Box::from).collect(),
         });
-        self.known.insert((member, ordinal));
+        if kept.is_none() {
+            self.found_late.insert((member, ordinal));
+        }
         self.queue.push(node);
         while let Some(node) = self.queue.pop() {
             let set = self.nodes[node].tenants;
