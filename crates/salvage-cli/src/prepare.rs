@@ -49,8 +49,8 @@ pub struct Prepared {
     /// The plan's inputs (every tenant of the run, not only those resolved): what a plan
     /// file holds, and whose digest names the run.
     pub inputs: Inputs,
-    /// The completeness check's walk, started while the plan read (a restore or a verify
-    /// of a snapshot database): see [`Prepared::completeness`].
+    /// The completeness check's walk, started while the plan read (a restore or a verify):
+    /// see [`Prepared::completeness`].
     pub reaching: Option<salvage_verify::Reaching>,
     /// The recovery instance the snapshot reads; stopped and removed when this goes.
     #[allow(

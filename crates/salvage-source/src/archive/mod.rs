@@ -253,12 +253,12 @@ impl ArchiveReader {
             } else {
                 None
             };
+            let split_to = if writer.is_some() {
+                needed.max(held.last().map_or(0, |last| last + 1))
+            } else {
+                needed
+            };
             let mut visit = |row: &[u8]| -> Result<()> {
-                let split_to = if writer.is_some() {
-                    needed.max(held.last().map_or(0, |last| last + 1))
-                } else {
-                    needed
-                };
                 let fields = Fields::split(row, split_to, &mut spans);
                 if let Some(writer) = writer.as_mut() {
                     narrow.clear();
