@@ -136,10 +136,7 @@ impl Group<'_> {
                 // Nothing is written yet; the transaction may be unusable: everyone tries
                 // again, alone.
                 let reason = error.to_string();
-                for &place in &work {
-                    ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
-                }
-                settled_again(&mut ended, &reason);
+                group_again(&mut ended, work.iter().copied(), &reason);
                 drop(transaction);
                 return (
                     ended.into_iter().map(Option::unwrap_or_else_none).collect(),
@@ -157,10 +154,7 @@ impl Group<'_> {
                 Err(None) => alone.extend(places),
                 Err(Some(reason)) => {
                     // The connection may be gone: everyone in the group tries again, alone.
-                    for &place in &work {
-                        ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
-                    }
-                    settled_again(&mut ended, &reason);
+                    group_again(&mut ended, work.iter().copied(), &reason);
                     committed.clear();
                     alone.clear();
                     healthy = false;
@@ -195,13 +189,9 @@ impl Group<'_> {
                     // the group tries again, alone.
                     let reason = error.to_string();
                     ended[place] = Some(Ended::Again(error));
-                    for &rest in &alone[position + 1..] {
-                        ended[rest] = Some(Ended::Again(TenantError::Group(reason.clone())));
-                    }
-                    for (place, _, _) in committed.drain(..) {
-                        ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
-                    }
-                    settled_again(&mut ended, &reason);
+                    let rest = alone[position + 1..].iter().copied();
+                    let committed = committed.drain(..).map(|(place, _, _)| place);
+                    group_again(&mut ended, rest.chain(committed), &reason);
                     healthy = false;
                     break;
                 }
@@ -249,10 +239,8 @@ impl Group<'_> {
                 }
                 Err((reason, sound)) => {
                     healthy = sound;
-                    for (place, _, _) in committed {
-                        ended[place] = Some(Ended::Again(TenantError::Group(reason.clone())));
-                    }
-                    settled_again(&mut ended, &reason);
+                    let committed = committed.into_iter().map(|(place, _, _)| place);
+                    group_again(&mut ended, committed, &reason);
                 }
             }
         } else {
@@ -623,8 +611,16 @@ impl Group<'_> {
     }
 }
 
-/// The group's transaction did not commit: the members settled without a statement, whose
-/// journal rows it was to write, are tried again too.
+/// The group's transaction did not commit: the members at `places` try again, and so do
+/// those settled without a statement, whose journal rows it was to write.
+fn group_again(ended: &mut [Option<Ended>], places: impl IntoIterator<Item = usize>, reason: &str) {
+    for place in places {
+        ended[place] = Some(Ended::Again(TenantError::Group(reason.to_owned())));
+    }
+    settled_again(ended, reason);
+}
+
+/// The members settled without a statement try again (see [`group_again`]).
 fn settled_again(ended: &mut [Option<Ended>], reason: &str) {
     for slot in ended {
         if matches!(slot, Some(Ended::Done(..))) {
