@@ -38,7 +38,6 @@ impl<'a> Builder<'a> {
         })
     }
 
-    /// The table as planning sees it: from live when it exists there, else from the snapshot.
     /// A relation that ties an owned table's rows to their tenants, on columns live has no
     /// index on, is followed by reading the whole table, on every plan and verification: the
     /// one cost of a restore that grows with live's size. Named, since salvage creates no
@@ -67,6 +66,7 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The table as planning sees it: from live when it exists there, else from the snapshot.
     fn table(&self, name: &QualifiedName) -> Option<&'a Table> {
         self.live.table(name).or_else(|| self.snapshot.table(name))
     }
