@@ -81,12 +81,8 @@ impl Reaching {
     pub fn start(schema: salvage_plan::SchemaPlan, ids: Vec<String>, snapshot: Snapshot) -> Self {
         let walked = ids.clone();
         let task = tokio::spawn(
-            async move {
-                let mut reader = snapshot.reader().await?;
-                let reached = proof::reach(&schema, &walked, &mut reader).await?;
-                Ok((reached, reader))
-            }
-            .instrument(tracing::info_span!("completeness")),
+            async move { walk(&schema, &walked, &snapshot).await }
+                .instrument(tracing::info_span!("completeness")),
         );
         Self {
             ids,
@@ -118,6 +114,17 @@ impl Reaching {
     }
 }
 
+/// The walk from the roots `ids`, on a reader of its own (kept for the rows left behind).
+async fn walk(
+    schema: &salvage_plan::SchemaPlan,
+    ids: &[String],
+    snapshot: &Snapshot,
+) -> Result<(Reached, SnapshotReader)> {
+    let mut reader = snapshot.reader().await?;
+    let reached = proof::reach(schema, ids, &mut reader).await?;
+    Ok((reached, reader))
+}
+
 impl Drop for Reaching {
     fn drop(&mut self) {
         // Not taken by a plan (the command ended first): nothing waits for it.
@@ -139,9 +146,7 @@ impl Completeness {
             .collect();
         let schema = Arc::clone(&plan);
         Self::spawn(plan, std::time::Instant::now(), async move {
-            let mut reader = snapshot.reader().await?;
-            let reached = proof::reach(&schema.schema, &ids, &mut reader).await?;
-            Ok((reached, reader))
+            walk(&schema.schema, &ids, &snapshot).await
         })
     }
 
