@@ -501,7 +501,7 @@ fn plain_lines(
     let counted = Counted::new(BufReader::with_capacity(READ_BUFFER, file), position);
     let input: Box<dyn Read + Send> = if gzip {
         Box::new(
-            compress::decoder(Codec::Gzip, counted)
+            compress::decoder_ahead(Codec::Gzip, counted)
                 .map_err(|error| Error::io("read", path, error))?,
         )
     } else {

@@ -5,6 +5,8 @@
 
 use std::io::{self, BufReader, Chain, Cursor, Read};
 
+use crate::ahead::ReadAhead;
+
 /// How one data stream is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Codec {
@@ -192,6 +194,43 @@ pub(crate) fn decoder<R: Read>(codec: Codec, mut input: R) -> io::Result<Decoded
         Codec::Lz4Frame => Decoded::Lz4(Box::new(lz4_flex::frame::FrameDecoder::new(input))),
         Codec::Zstd => Decoded::Zstd(zstd::stream::read::Decoder::with_buffer(buffered(input))?),
     })
+}
+
+/// A decoded stream: decoded on a thread of its own when it is compressed
+/// ([`crate::ahead`]), read in place when it is not (there is nothing to overlap).
+pub(crate) enum Stream<R: Read> {
+    Inline(Decoded<R>),
+    Ahead(ReadAhead),
+}
+
+impl<R: Read> Read for Stream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Inline(decoded) => decoded.read(buf),
+            Self::Ahead(ahead) => ahead.read(buf),
+        }
+    }
+}
+
+impl<R: Read + StreamEnd> StreamEnd for Stream<R> {
+    fn check_end(&mut self) -> io::Result<()> {
+        match self {
+            Self::Inline(decoded) => decoded.check_end(),
+            Self::Ahead(ahead) => ahead.check_end(),
+        }
+    }
+}
+
+/// [`decoder`], decoding ahead of the reader on its own thread unless `codec` is `Raw`.
+pub(crate) fn decoder_ahead<R>(codec: Codec, input: R) -> io::Result<Stream<R>>
+where
+    R: Read + StreamEnd + Send + 'static,
+{
+    let decoded = decoder(codec, input)?;
+    if codec == Codec::Raw {
+        return Ok(Stream::Inline(decoded));
+    }
+    Ok(Stream::Ahead(ReadAhead::spawn(decoded)?))
 }
 
 /// The compressed bytes read at once by a decoder.

@@ -242,7 +242,7 @@ pub(crate) fn rows_at(
         position: reader.shared_position(),
     };
     let chunks = ChunkReader::new(reader);
-    let decoded = compress::decoder(codec(header.compression), chunks)
+    let decoded = compress::decoder_ahead(codec(header.compression), chunks)
         .map_err(|error| context.error(error))?;
     Ok(Rows::new(
         Box::new(LineReader::new(decoded).whole_stream()),

@@ -50,6 +50,7 @@
 //! # }
 //! ```
 
+mod ahead;
 mod archive;
 mod binary;
 mod compress;

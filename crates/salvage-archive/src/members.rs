@@ -57,7 +57,7 @@ pub(crate) fn member_rows(
         Some(length) => Box::new(Counted::new(buffered.take(length), position)),
         None => Box::new(Counted::new(buffered, position)),
     };
-    let decoded = compress::decoder(codec, input).map_err(|error| context.error(error))?;
+    let decoded = compress::decoder_ahead(codec, input).map_err(|error| context.error(error))?;
     Ok(Rows::new(
         Box::new(LineReader::new(decoded).whole_stream()),
         context,
