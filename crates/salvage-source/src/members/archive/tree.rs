@@ -8,9 +8,11 @@
 //! that reference them. Of every other row that references a row of the group only its
 //! references and keys are kept, in a file too (the *undecided* rows). Rounds over that file
 //! then take the undecided rows referencing a row found since (a child read before its
-//! parent) until a round finds none; only when one did are the tables read once more, for
-//! those rows' text. A dump holds a table in its physical order, where a parent usually
-//! comes before its children: one pass over the archive, one round over the file.
+//! parent) until a round finds none — after each member's pass, so that the next member's
+//! rows referencing those find them in their own pass, and at the end; only when a round
+//! found rows are their tables read once more, for those rows' text (up to the last of them).
+//! A dump holds a table in its physical order, where a parent usually comes before its
+//! children: one pass over the archive, one round over the file per member.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
@@ -44,6 +46,7 @@ impl Context<'_> {
             Undecided::new().map_err(Error::io("keep the rows of a recursive group"))?;
         let (mut spans, mut key) = (Vec::new(), Vec::new());
         let (mut references, mut exports) = (Keys::default(), Keys::default());
+        let (mut rounds_total, mut late_total) = (0, 0);
         for (member, (layout, edges)) in layouts.iter().zip(&edges).enumerate() {
             let name = &layout.table.name;
             let started = std::time::Instant::now();
@@ -91,37 +94,24 @@ impl Context<'_> {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "filtered (recursive group, first pass)"
             );
-        }
-        // Rounds over the undecided rows: those referencing a row found since they were read.
-        let mut rounds = 0;
-        let mut late = 0;
-        if undecided.rows > 0 {
-            loop {
-                rounds += 1;
-                let found_before = graph.nodes.len();
-                undecided
-                    .each(|member, ordinal, references, exports| {
-                        if graph.knows(member, ordinal) {
-                            return;
-                        }
-                        if let Some(set) = graph.reached(references) {
-                            graph.add(member, ordinal, set, references, exports, None);
-                        }
-                    })
-                    .map_err(Error::io("read the noted references of a recursive group"))?;
-                if graph.nodes.len() == found_before {
-                    break;
-                }
-                late += graph.nodes.len() - found_before;
+            // Settled before the next member is read, its rows referencing the rows this
+            // pass decided late are found in their own pass, their text read then: only
+            // this member's table is read again for the few found here.
+            if member + 1 < layouts.len() && undecided.rows > 0 {
+                let (rounds, late) = settle(&mut graph, &mut undecided)?;
+                rounds_total += rounds;
+                late_total += late;
             }
         }
+        let (rounds, late) = settle(&mut graph, &mut undecided)?;
+        late_total += late;
         tracing::info!(
             undecided = undecided.rows,
-            rounds,
-            found_late = late,
+            rounds = rounds_total + rounds,
+            found_late = late_total,
             "settled a recursive group"
         );
-        if late > 0 {
+        if late_total > 0 {
             self.read_late(layouts, &mut graph, &mut text)?;
         }
         self.keep(layouts, &graph, &text)
@@ -147,6 +137,8 @@ impl Context<'_> {
                 continue;
             }
             wanted.sort_unstable();
+            let started = std::time::Instant::now();
+            let (count, last) = (wanted.len(), wanted.last().map_or(0, |&(at, _)| at));
             let mut wanted = wanted.into_iter().peekable();
             let mut rows = self.rows(layout)?;
             let mut ordinal = 0u64;
@@ -170,6 +162,13 @@ impl Context<'_> {
                     "{name} has fewer rows on a second reading (row {at} is missing)"
                 )));
             }
+            tracing::info!(
+                table = %name,
+                rows = count,
+                read = last + 1,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "read again for the rows found late"
+            );
         }
         Ok(())
     }
@@ -501,6 +500,33 @@ impl RowText {
             return Ok(());
         }
         self.file.get_ref().read_exact_at(row, at)
+    }
+}
+
+/// Rounds over the undecided rows noted so far, each taking those referencing a row found
+/// since they were read, until one finds none: how many rounds, and how many rows found.
+fn settle(graph: &mut Graph<'_>, undecided: &mut Undecided) -> Result<(usize, usize)> {
+    let (mut rounds, mut late) = (0, 0);
+    if undecided.rows == 0 {
+        return Ok((rounds, late));
+    }
+    loop {
+        rounds += 1;
+        let found_before = graph.nodes.len();
+        undecided
+            .each(|member, ordinal, references, exports| {
+                if graph.knows(member, ordinal) {
+                    return;
+                }
+                if let Some(set) = graph.reached(references) {
+                    graph.add(member, ordinal, set, references, exports, None);
+                }
+            })
+            .map_err(Error::io("read the noted references of a recursive group"))?;
+        if graph.nodes.len() == found_before {
+            return Ok((rounds, late));
+        }
+        late += graph.nodes.len() - found_before;
     }
 }
 
