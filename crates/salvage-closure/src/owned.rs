@@ -178,10 +178,20 @@ fn collect_references(
             Ok((relation, parent, columns, condition))
         })
         .collect::<Result<_>>()?;
+    // Only the fields up to the last one a reference looks at are split.
+    let needed = references
+        .iter()
+        .flat_map(|(_, _, columns, condition)| {
+            columns.iter().copied().chain(condition.map(|(at, _)| at))
+        })
+        .max()
+        .map_or(0, |last| last + 1);
     for tenant in 0..tenants {
         for chunk in rows.all_rows(tenant)? {
+            let mut fields: Vec<&[u8]> = Vec::with_capacity(needed);
             for row in salvage_source::rows_of(&chunk) {
-                let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                fields.clear();
+                fields.extend(salvage_copy::fields(row).take(needed));
                 for (relation, parent, columns, condition) in &references {
                     if let Some((position, value)) = condition {
                         let holds = fields
@@ -325,12 +335,19 @@ async fn keyed(
     let mut unknown: Vec<(usize, Box<[u8]>, TextRow, TextRow)> = Vec::new();
     let mut present: Vec<FxHashSet<Box<[u8]>>> = vec![FxHashSet::default(); tenants.len()];
     let mut counted_joint: FxHashSet<Box<[u8]>> = FxHashSet::default();
+    let needed = snapshot_key
+        .iter()
+        .chain(&bound_positions)
+        .max()
+        .map_or(0, |last| last + 1);
     for (number, tenant) in tenants.iter_mut().enumerate() {
         let counts = &mut tenant.tables[index];
         for reach in [Reach::Sole, Reach::Joint] {
             for chunk in snapshot.rows(number, reach)? {
+                let mut fields: Vec<&[u8]> = Vec::with_capacity(needed);
                 for row in salvage_source::rows_of(&chunk) {
-                    let fields: Vec<&[u8]> = salvage_copy::fields(row).collect();
+                    fields.clear();
+                    fields.extend(salvage_copy::fields(row).take(needed));
                     let key = raw_key(&fields, &snapshot_key).ok_or_else(|| {
                         Error::Inconsistent(format!("a row of {} has a NULL key", table.name))
                     })?;

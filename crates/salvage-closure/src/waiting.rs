@@ -22,7 +22,7 @@ use crate::guards::{
     keys_to_ask, positions,
 };
 use crate::live::existing_keys;
-use crate::model::{KeylessWait, TableCounts, TenantClosure};
+use crate::model::{KeylessWait, RowFilter, TableCounts, TenantClosure};
 use crate::owned::raw_key;
 use crate::{Error, Result};
 
@@ -98,6 +98,15 @@ pub async fn mark(
                     continue;
                 }
                 let filter = &tenant.filters[index];
+                if matches!(filter, RowFilter::All) {
+                    // Every row goes in: the chunks as they are, no row split or copied.
+                    for chunk in rows.all_rows(number)? {
+                        if !chunk.is_empty() {
+                            chunks.push((index, number, chunk));
+                        }
+                    }
+                    continue;
+                }
                 let mut position = 0u64;
                 for reach in [Reach::Sole, Reach::Joint] {
                     for chunk in rows.rows(number, reach)? {

@@ -33,7 +33,8 @@ impl<'a> Iterator for Fields<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let rest = self.rest?;
-        if let Some(tab) = rest.iter().position(|&byte| byte == b'\t') {
+        // memchr: a row's text fields are long, its keys short; both are searched fast.
+        if let Some(tab) = memchr::memchr(b'\t', rest) {
             self.rest = Some(&rest[tab + 1..]);
             Some(&rest[..tab])
         } else {

@@ -32,8 +32,12 @@ pub type RowStream<'a> = BoxStream<'a, Result<Bytes>>;
 
 /// The rows of a chunk of a [`RowStream`], without their newlines.
 pub fn rows_of(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let rows = memchr::memchr_iter(b'\n', chunk).count();
-    chunk.split(|&byte| byte == b'\n').take(rows)
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', chunk).map(move |end| {
+        let row = &chunk[start..end];
+        start = end + 1;
+        row
+    })
 }
 
 /// How many rows a chunk of a [`RowStream`] holds.
