@@ -9,7 +9,6 @@
 //! referencing the keys the previous round found — until a round finds nothing new, and
 //! their tenants are then worked out to a fixpoint in memory.
 
-use std::collections::HashMap;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -52,7 +51,7 @@ pub async fn select(
         state: State {
             chosen: chosen_ids(ids),
             sets: TenantSets::new(ids.len()),
-            maps: HashMap::new(),
+            maps: FxHashMap::default(),
         },
         selected: Selected::new(ids.to_vec()),
     };
@@ -105,7 +104,7 @@ pub async fn root_ids(
 pub(super) struct State {
     pub(super) chosen: FxHashMap<Vec<u8>, usize>,
     pub(super) sets: TenantSets,
-    pub(super) maps: HashMap<MapKey, FxHashMap<Box<[u8]>, SetId>>,
+    pub(super) maps: FxHashMap<MapKey, FxHashMap<Box<[u8]>, SetId>>,
 }
 
 impl Lookup for State {
