@@ -3,7 +3,6 @@
 
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_pg::Error as PgError;
-use salvage_source::TextRow;
 use salvage_sql::from_item;
 use salvage_sql::keys::present_keys;
 use sqlx::postgres::PgConnection;
@@ -20,7 +19,7 @@ pub async fn existing_keys(
     catalog: &Catalog,
     table: &QualifiedName,
     columns: &[String],
-    keys: &[TextRow],
+    keys: &[impl AsRef<[Option<String>]>],
 ) -> Result<Vec<bool>> {
     let mut found = vec![false; keys.len()];
     if keys.is_empty() {
@@ -52,7 +51,7 @@ pub async fn existing_keys(
         for position in 0..columns.len() {
             let column: Vec<Option<String>> = chunk
                 .iter()
-                .map(|key| key.get(position).cloned().flatten())
+                .map(|key| key.as_ref().get(position).cloned().flatten())
                 .collect();
             query = query.bind(column);
         }

@@ -375,7 +375,7 @@ async fn keyed(
             }
         }
     }
-    let keys: Vec<TextRow> = unknown.iter().map(|(_, _, key, _)| key.clone()).collect();
+    let keys: Vec<&TextRow> = unknown.iter().map(|(_, _, key, _)| key).collect();
     let found = existing_keys(live, sides.live_catalog, &table.name, key_columns, &keys).await?;
     let mut counted: FxHashSet<Box<[u8]>> = FxHashSet::default();
     let mut to_add: Vec<(usize, bool, TextRow)> = Vec::new();

@@ -9,7 +9,6 @@
 //! referencing the keys the previous round found — until a round finds nothing new, and
 //! their tenants are then worked out to a fixpoint in memory.
 
-
 use bytes::Bytes;
 use futures_util::StreamExt;
 use rustc_hash::{FxHashMap, FxHashSet};
