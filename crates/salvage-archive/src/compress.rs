@@ -199,7 +199,7 @@ pub(crate) fn decoder<R: Read>(codec: Codec, mut input: R) -> io::Result<Decoded
 /// A decoded stream: decoded on a thread of its own when it is compressed
 /// ([`crate::ahead`]), read in place when it is not (there is nothing to overlap).
 pub(crate) enum Stream<R: Read> {
-    Inline(Decoded<R>),
+    Inline(Box<Decoded<R>>),
     Ahead(ReadAhead),
 }
 
@@ -228,7 +228,7 @@ where
 {
     let decoded = decoder(codec, input)?;
     if codec == Codec::Raw {
-        return Ok(Stream::Inline(decoded));
+        return Ok(Stream::Inline(Box::new(decoded)));
     }
     Ok(Stream::Ahead(ReadAhead::spawn(decoded)?))
 }
