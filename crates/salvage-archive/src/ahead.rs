@@ -46,7 +46,12 @@ impl ReadAhead {
         let (spent, reuse) = sync_channel(DEPTH + 2);
         std::thread::Builder::new()
             .name("salvage-decode".to_owned())
-            .spawn(move || decode(input, &send_block, &reuse))?;
+            .spawn(move || decode(input, &send_block, &reuse))
+            .map_err(|error| {
+                io::Error::other(format!(
+                    "cannot start a thread to decompress the data: {error}"
+                ))
+            })?;
         Ok(Self {
             blocks,
             spent,
