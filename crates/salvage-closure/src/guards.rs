@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use salvage_catalog::QualifiedName;
 use salvage_plan::{Relation, SchemaPlan, TablePlan};
 
@@ -218,7 +218,7 @@ pub fn keys_to_ask(
     exports: Option<&Exports>,
     known: &dyn Fn(&ParentKey, &[u8]) -> bool,
 ) -> Asked {
-    let mut offered: HashMap<ParentKey, FxHashSet<Box<[u8]>>> = HashMap::new();
+    let mut offered: FxHashMap<ParentKey, FxHashSet<Box<[u8]>>> = FxHashMap::default();
     if let Some(exports) = exports {
         if guards.values().flatten().any(|guard| guard.within) {
             for candidate in candidates {

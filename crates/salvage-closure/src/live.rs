@@ -21,8 +21,28 @@ pub async fn existing_keys(
     columns: &[String],
     keys: &[impl AsRef<[Option<String>]>],
 ) -> Result<Vec<bool>> {
-    let mut found = vec![false; keys.len()];
-    if keys.is_empty() {
+    let by_column: Vec<Vec<Option<String>>> = (0..columns.len())
+        .map(|position| {
+            keys.iter()
+                .map(|key| key.as_ref().get(position).cloned().flatten())
+                .collect()
+        })
+        .collect();
+    existing_keys_by_column(connection, catalog, table, columns, &by_column).await
+}
+
+/// [`existing_keys`] for keys given column by column (`values[c][k]`: column `c` of key `k`),
+/// as they are bound: no key is copied to ask for it.
+pub async fn existing_keys_by_column(
+    connection: &mut PgConnection,
+    catalog: &Catalog,
+    table: &QualifiedName,
+    columns: &[String],
+    values: &[Vec<Option<String>>],
+) -> Result<Vec<bool>> {
+    let count = values.first().map_or(0, Vec::len);
+    let mut found = vec![false; count];
+    if count == 0 {
         return Ok(found);
     }
     let definition = catalog
@@ -45,15 +65,11 @@ pub async fn existing_keys(
         &types,
         definition.has_index_on(columns),
     );
-    for (chunk_index, chunk) in keys.chunks(KEYS_PER_QUERY).enumerate() {
-        let offset = chunk_index * KEYS_PER_QUERY;
+    for start in (0..count).step_by(KEYS_PER_QUERY) {
+        let end = (start + KEYS_PER_QUERY).min(count);
         let mut query = sqlx::query_scalar::<_, i32>(&sql);
-        for position in 0..columns.len() {
-            let column: Vec<Option<String>> = chunk
-                .iter()
-                .map(|key| key.as_ref().get(position).cloned().flatten())
-                .collect();
-            query = query.bind(column);
+        for column in values {
+            query = query.bind(&column[start..end]);
         }
         let present = query
             .fetch_all(&mut *connection)
@@ -61,7 +77,7 @@ pub async fn existing_keys(
             .map_err(PgError::query(format!("look up keys of {table} in live")))?;
         for number in present {
             // WITH ORDINALITY counts from 1.
-            found[offset + number as usize - 1] = true;
+            found[start + number as usize - 1] = true;
         }
     }
     Ok(found)

@@ -14,7 +14,7 @@ use salvage_sql::multiset::Multiset;
 use sqlx::postgres::PgConnection;
 
 use crate::closure::{Pending, PlanReporter, is_owned};
-use crate::live::existing_keys;
+use crate::live::existing_keys_by_column;
 use crate::model::{CrossTenantRows, RowFilter, TableCounts, TenantClosure};
 use crate::{Error, Result};
 
@@ -332,7 +332,10 @@ async fn keyed(
         positions_in(snapshot, table, &bound_columns)?
     };
     // The others are looked up in live: present there, they are another tenant's.
-    let mut unknown: Vec<(usize, Box<[u8]>, TextRow, TextRow)> = Vec::new();
+    // Each unknown row: its tenant, raw key, whether it reaches several tenants, and its other
+    // unique keys' values; its key's values go straight to the arrays live is asked with.
+    let mut unknown: Vec<(usize, Box<[u8]>, bool, TextRow)> = Vec::new();
+    let mut asked: Vec<Vec<Option<String>>> = vec![Vec::new(); snapshot_key.len()];
     let mut present: Vec<FxHashSet<Box<[u8]>>> = vec![FxHashSet::default(); tenants.len()];
     let mut counted_joint: FxHashSet<Box<[u8]>> = FxHashSet::default();
     let needed = snapshot_key
@@ -364,10 +367,17 @@ async fn keyed(
                         total.in_live += u64::from(first);
                         present[number].insert(key);
                     } else {
+                        for (values, &position) in asked.iter_mut().zip(&snapshot_key) {
+                            values.push(
+                                fields
+                                    .get(position)
+                                    .and_then(|field| salvage_copy::decode_text(field)),
+                            );
+                        }
                         unknown.push((
                             number,
                             key,
-                            decode(&fields, &snapshot_key),
+                            reach == Reach::Joint,
                             decode(&fields, &bound_positions),
                         ));
                     }
@@ -375,20 +385,23 @@ async fn keyed(
             }
         }
     }
-    let keys: Vec<&TextRow> = unknown.iter().map(|(_, _, key, _)| key).collect();
-    let found = existing_keys(live, sides.live_catalog, &table.name, key_columns, &keys).await?;
+    let found =
+        existing_keys_by_column(live, sides.live_catalog, &table.name, key_columns, &asked).await?;
+    // A row reaching one tenant is one row of the totals; one reaching several, once.
     let mut counted: FxHashSet<Box<[u8]>> = FxHashSet::default();
     let mut to_add: Vec<(usize, bool, TextRow)> = Vec::new();
-    for ((number, raw, key, bound), found) in unknown.into_iter().zip(found) {
+    for (row, ((number, raw, joint, bound), found)) in unknown.into_iter().zip(found).enumerate() {
         let tenant = &mut tenants[number];
         let counts = &mut tenant.tables[index];
-        let first = counted.insert(raw.clone());
+        let first = !joint || counted.insert(raw.clone());
         if found {
             counts.held_elsewhere += 1;
             total.held_elsewhere += u64::from(first);
             if tenant.held_elsewhere.len() < EXAMPLES * 4 {
-                let values: Vec<&str> =
-                    key.iter().map(|v| v.as_deref().unwrap_or("NULL")).collect();
+                let values: Vec<&str> = asked
+                    .iter()
+                    .map(|column| column[row].as_deref().unwrap_or("NULL"))
+                    .collect();
                 tenant.held_elsewhere.push(format!(
                     "{}: live already has ({})=({}) but on another tenant's rows",
                     table.name,

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use salvage_catalog::Catalog;
 use salvage_plan::SchemaPlan;
 use salvage_source::{Reach, Selected, SelectedTable, TextRow};
@@ -50,7 +50,7 @@ pub async fn mark(
     totals: &mut [TableCounts],
 ) -> Result<Waiting> {
     // Keys of the rows this run restores, by parent and columns.
-    let mut restored: HashMap<ParentKey, FxHashSet<Box<[u8]>>> = HashMap::new();
+    let mut restored: FxHashMap<ParentKey, FxHashSet<Box<[u8]>>> = FxHashMap::default();
     let mut waiting = Waiting::default();
     for phase in &schema.phases {
         let step: Vec<usize> = phase
@@ -203,7 +203,15 @@ pub async fn mark(
                 None => {
                     for (parent, places) in &exports[&candidate.table] {
                         if let Some(key) = raw_key(&candidate.fields, places) {
-                            restored.entry(parent.clone()).or_default().insert(key);
+                            // The parent named once per table, not cloned per row.
+                            match restored.get_mut(parent) {
+                                Some(keys) => {
+                                    keys.insert(key);
+                                }
+                                None => {
+                                    restored.entry(parent.clone()).or_default().insert(key);
+                                }
+                            }
                         }
                     }
                 }
@@ -221,8 +229,8 @@ pub async fn ask_live(
     live: &mut PgConnection,
     live_catalog: &Catalog,
     asked: Asked,
-) -> Result<HashMap<ParentKey, FxHashSet<Box<[u8]>>>> {
-    let mut found_keys = HashMap::new();
+) -> Result<FxHashMap<ParentKey, FxHashSet<Box<[u8]>>>> {
+    let mut found_keys = FxHashMap::default();
     for ((parent, columns), keys) in asked {
         let decoded: Vec<TextRow> = keys
             .iter()
