@@ -73,24 +73,19 @@ fn decode<R: Read + StreamEnd>(
         // Only the part a short block left off is zeroed again.
         block.resize(BLOCK, 0);
         let mut filled = 0;
-        let mut ended = false;
+        // `Some` once the stream ended (`Ok`) or failed: after the bytes before it.
+        let mut outcome = None;
         while filled < BLOCK {
             match input.read(&mut block[filled..]) {
                 Ok(0) => {
-                    ended = true;
+                    outcome = Some(Ok(()));
                     break;
                 }
                 Ok(read) => filled += read,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
-                    if filled > 0 {
-                        block.truncate(filled);
-                        if blocks.send(Message::Block(block)).is_err() {
-                            return;
-                        }
-                    }
-                    let _ = blocks.send(Message::Failed(error));
-                    return;
+                    outcome = Some(Err(error));
+                    break;
                 }
             }
         }
@@ -100,14 +95,13 @@ fn decode<R: Read + StreamEnd>(
                 return;
             }
         }
-        if ended {
-            let last = match input.check_end() {
-                Ok(()) => Message::End,
-                Err(error) => Message::Failed(error),
-            };
-            let _ = blocks.send(last);
-            return;
-        }
+        let Some(outcome) = outcome else { continue };
+        let last = match outcome.and_then(|()| input.check_end()) {
+            Ok(()) => Message::End,
+            Err(error) => Message::Failed(error),
+        };
+        let _ = blocks.send(last);
+        return;
     }
 }
 

@@ -97,7 +97,7 @@ impl Context<'_> {
             // Settled before the next member is read, its rows referencing the rows this
             // pass decided late are found in their own pass, their text read then: only
             // this member's table is read again for the few found here.
-            if member + 1 < layouts.len() && undecided.rows > 0 {
+            if member + 1 < layouts.len() {
                 let (rounds, late) = settle(&mut graph, &mut undecided)?;
                 rounds_total += rounds;
                 late_total += late;
