@@ -548,7 +548,7 @@ pub async fn ids_by_column(
         .map(|tenant| vec![Some(tenant.value.clone())])
         .collect();
     let mut found: HashMap<String, String> = HashMap::new();
-    let mut reader = snapshot.reader().await.bad_input()?;
+    let mut reader = snapshot.reader();
     reader
         .project_by_keys(
             root,

@@ -105,7 +105,7 @@ pub async fn close(
         let missing_keys: Vec<TextRow> = missing.keys().cloned().collect();
         let mut rows = Vec::new();
         if reader.is_none() {
-            reader = Some(snapshot.reader().await?);
+            reader = Some(snapshot.reader());
         }
         if let Some(reader) = reader.as_mut() {
             reader

@@ -619,7 +619,8 @@ impl Shared {
 
     async fn open_session(&self) -> Result<Session, TenantError> {
         let connection = salvage_pg::connect(&self.target, ConnectionRole::ReadWrite).await?;
-        let reader = self.snapshot.reader().await?;
+        // Connects on its first read: a worker whose rows are all in the plan reads none.
+        let reader = self.snapshot.reader();
         Ok(Session { connection, reader })
     }
 }

@@ -137,6 +137,43 @@ pub async fn close(connection: PgConnection) {
     let _ = connection.close().await;
 }
 
+/// A connection opened when it is first needed: a worker that may or may not have
+/// statements for a database (a restore's snapshot reader when the plan holds every row, a
+/// verifier whose rows all match on the client) costs that database no session unless it
+/// does. A failure to connect comes from the first statement's caller.
+#[derive(Debug)]
+pub struct OnFirstUse {
+    url: DatabaseUrl,
+    role: ConnectionRole,
+    connection: Option<PgConnection>,
+}
+
+impl OnFirstUse {
+    #[must_use]
+    pub fn new(url: DatabaseUrl, role: ConnectionRole) -> Self {
+        Self {
+            url,
+            role,
+            connection: None,
+        }
+    }
+
+    /// The connection, opened now if it was not yet.
+    pub async fn get(&mut self) -> Result<&mut PgConnection> {
+        match self.connection {
+            Some(ref mut connection) => Ok(connection),
+            None => Ok(self.connection.insert(connect(&self.url, self.role).await?)),
+        }
+    }
+
+    /// Closes it, when it was opened.
+    pub async fn close(self) {
+        if let Some(connection) = self.connection {
+            close(connection).await;
+        }
+    }
+}
+
 /// Something that tells two databases apart: the server's start time, the database's OID
 /// and name. Two URLs with the same identity lead to the same database.
 /// The cluster's system identifier (from its control file: the same on a primary, its

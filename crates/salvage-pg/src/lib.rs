@@ -18,7 +18,9 @@ pub use access::{
     SequenceAccess, TableAccess, TargetState, sequence_access, table_access, target_state,
 };
 pub use compare::comparable_by_value;
-pub use connect::{ConnectionRole, Session, close, connect, database_identity, system_identity};
+pub use connect::{
+    ConnectionRole, OnFirstUse, Session, close, connect, database_identity, system_identity,
+};
 pub use copy::CopyQuery;
 pub use error::{Error, Result, SqlState, sqlstate};
 pub use introspect::introspect;

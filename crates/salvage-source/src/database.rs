@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use salvage_catalog::Catalog;
-use salvage_pg::{ConnectionRole, CopyQuery, DatabaseUrl};
+use salvage_pg::{ConnectionRole, CopyQuery, DatabaseUrl, OnFirstUse};
 use salvage_plan::{SchemaPlan, TablePlan};
 use salvage_sql::keys::rows_by_keys;
 use salvage_sql::reach::{Drive, Match, drive_for, rows_matching_any};
 use salvage_sql::{Binder, bound_array, from_item};
-use sqlx::postgres::PgConnection;
 
 use crate::members::{Reading, Selected, decode_key};
 use crate::{Error, KeyFilter, Result, RowStream, TextRow};
@@ -108,17 +107,20 @@ impl DatabaseSnapshot {
         ids
     }
 
-    pub(crate) async fn reader(&self) -> Result<DatabaseReader> {
-        Ok(DatabaseReader {
-            connection: salvage_pg::connect(&self.url, ConnectionRole::ReadOnly).await?,
+    /// A reader that connects on its first read.
+    pub(crate) fn reader(&self) -> DatabaseReader {
+        DatabaseReader {
+            connection: OnFirstUse::new(self.url.clone(), ConnectionRole::ReadOnly),
             catalog: Arc::clone(&self.catalog),
-        })
+        }
     }
 }
 
 #[derive(Debug)]
 pub(crate) struct DatabaseReader {
-    connection: PgConnection,
+    /// Opened by the first read: a restore's worker whose tenants' rows are all in the plan
+    /// never reads the snapshot.
+    connection: OnFirstUse,
     catalog: Arc<Catalog>,
 }
 
@@ -174,7 +176,7 @@ impl DatabaseReader {
             let select = self.by_keys(table, key_columns, chunk, columns, &mut query)?;
             let context = format!("read {} by key from the snapshot", table.name);
             let stream = query
-                .copy_out(&mut self.connection, &select, &context)
+                .copy_out(self.connection.get().await?, &select, &context)
                 .await?;
             decode_stream(stream, &table.name, columns.len(), on_row).await?;
         }
@@ -256,7 +258,7 @@ impl DatabaseReader {
         );
         let context = format!("read {} from the snapshot", table.name);
         let mut stream = query
-            .copy_out(&mut self.connection, &select, &context)
+            .copy_out(self.connection.get().await?, &select, &context)
             .await?;
         let mut chunks = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -280,7 +282,7 @@ impl DatabaseReader {
         let select = self.by_keys(table, key_columns, keys, &columns, &mut query)?;
         let context = format!("copy {} rows by key from the snapshot", table.name);
         let stream = query
-            .copy_out(&mut self.connection, &select, &context)
+            .copy_out(self.connection.get().await?, &select, &context)
             .await?;
         Ok(stream.map(|chunk| chunk.map_err(Error::from)).boxed())
     }

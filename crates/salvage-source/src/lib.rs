@@ -235,15 +235,18 @@ impl Snapshot {
         }
     }
 
-    /// A reader with its own connection (or file handles): one per worker.
-    pub async fn reader(&self) -> Result<SnapshotReader> {
+    /// A reader with its own connection (or file handles): one per worker. A database's
+    /// connects on its first read (a failure to connect is that read's error): a worker
+    /// that reads nothing costs the snapshot no session.
+    #[must_use]
+    pub fn reader(&self) -> SnapshotReader {
         match &*self.inner {
-            Source::Database(database) => Ok(SnapshotReader {
-                inner: ReaderInner::Database(database.reader().await?),
-            }),
-            Source::Archive(archive) => Ok(SnapshotReader {
+            Source::Database(database) => SnapshotReader {
+                inner: ReaderInner::Database(database.reader()),
+            },
+            Source::Archive(archive) => SnapshotReader {
                 inner: ReaderInner::Archive(archive::ArchiveReader::new(Arc::clone(archive))),
-            }),
+            },
         }
     }
 }

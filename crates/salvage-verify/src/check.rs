@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use rustc_hash::{FxHashMap, FxHashSet};
 use salvage_catalog::{Catalog, QualifiedName};
 use salvage_closure::{RestorePlan, TenantClosure};
-use salvage_pg::{ConnectionRole, DatabaseUrl};
+use salvage_pg::{ConnectionRole, DatabaseUrl, OnFirstUse};
 use salvage_plan::{Role, TablePlan};
 use salvage_source::{Selected, Snapshot, SnapshotReader, TextRow};
 use sqlx::postgres::PgConnection;
@@ -120,7 +120,7 @@ async fn walk(
     ids: &[String],
     snapshot: &Snapshot,
 ) -> Result<(Reached, SnapshotReader)> {
-    let mut reader = snapshot.reader().await?;
+    let mut reader = snapshot.reader();
     let reached = proof::reach(schema, ids, &mut reader).await?;
     Ok((reached, reader))
 }
@@ -317,8 +317,9 @@ impl Context {
 
     /// Takes batches of tenants until none are left.
     async fn work(&self) -> Result<Vec<(usize, TenantCheck)>> {
-        let mut connection = salvage_pg::connect(&self.target, ConnectionRole::ReadOnly).await?;
-        let mut reader = self.snapshot.reader().await?;
+        // Opened by the first statement: a batch whose rows all match on the client needs none.
+        let mut connection = OnFirstUse::new(self.target.clone(), ConnectionRole::ReadOnly);
+        let mut reader = self.snapshot.reader();
         let mut done = Vec::new();
         let tenants = self.plan.tenants.len();
         loop {
@@ -361,7 +362,7 @@ impl Context {
                 done.push((index, check));
             }
         }
-        salvage_pg::close(connection).await;
+        connection.close().await;
         Ok(done)
     }
 
@@ -372,7 +373,7 @@ impl Context {
         &self,
         indexes: &[usize],
         checks: &mut [TenantCheck],
-        connection: &mut PgConnection,
+        connection: &mut OnFirstUse,
         reader: &mut SnapshotReader,
     ) -> Result<()> {
         let plan = &self.plan;
@@ -452,7 +453,8 @@ impl Context {
                             unsettled.push((slot, row));
                             if unsettled.len() >= ROWS_PER_CHUNK {
                                 apply(
-                                    self.compare(comparison, connection, &unsettled).await?,
+                                    self.compare(comparison, connection.get().await?, &unsettled)
+                                        .await?,
                                     &mut table_checks,
                                 );
                                 unsettled.clear();
@@ -473,7 +475,8 @@ impl Context {
                             }
                             if unsettled.len() >= ROWS_PER_CHUNK {
                                 apply(
-                                    self.compare(comparison, connection, &unsettled).await?,
+                                    self.compare(comparison, connection.get().await?, &unsettled)
+                                        .await?,
                                     &mut table_checks,
                                 );
                                 unsettled.clear();
@@ -492,7 +495,8 @@ impl Context {
             }
             if !unsettled.is_empty() {
                 apply(
-                    self.compare(comparison, connection, &unsettled).await?,
+                    self.compare(comparison, connection.get().await?, &unsettled)
+                        .await?,
                     &mut table_checks,
                 );
             }

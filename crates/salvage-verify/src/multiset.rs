@@ -2,6 +2,7 @@
 //! plan left behind) against its live rows, both bound as arrays.
 
 use salvage_closure::multiset_of;
+use salvage_pg::OnFirstUse;
 use salvage_plan::Role;
 use salvage_source::{SnapshotReader, TextRow};
 use sqlx::postgres::PgConnection;
@@ -28,7 +29,7 @@ impl Context {
         &self,
         table_index: usize,
         indexes: &[usize],
-        connection: &mut PgConnection,
+        connection: &mut OnFirstUse,
         reader: &mut SnapshotReader,
     ) -> Result<Vec<Option<TableCheck>>> {
         let plan = &self.plan;
@@ -63,7 +64,7 @@ impl Context {
                 }
             }
             let found = totals_by_tenant(
-                connection,
+                connection.get().await?,
                 &multiset.totals_by_tenant(),
                 &table.name,
                 snapshot,
@@ -136,7 +137,7 @@ impl Context {
         table_index: usize,
         index: usize,
         columns: &[String],
-        connection: &mut PgConnection,
+        connection: &mut OnFirstUse,
         reader: &mut SnapshotReader,
     ) -> Result<Option<Sides<'_>>> {
         let plan = &self.plan;
@@ -225,7 +226,7 @@ impl Context {
         index: usize,
         columns: &[String],
         rows: &mut Vec<TextRow>,
-        connection: &mut PgConnection,
+        connection: &mut OnFirstUse,
     ) -> Result<u64> {
         let plan = &self.plan;
         let Some(waits) = plan.keyless_waiting.get(&(table_index, index)) else {
@@ -255,7 +256,7 @@ impl Context {
                 })
                 .collect();
             let present = salvage_closure::existing_keys(
-                connection,
+                connection.get().await?,
                 &self.live_catalog,
                 &parent,
                 &parent_columns,
