@@ -188,3 +188,58 @@ async fn settings_come_from_salvage_toml_and_flags_win() {
         "{run}"
     );
 }
+
+/// A tenant with more keys of one table than the plan asks live for on one connection (they
+/// are split between two): every key live holds on another tenant's row is found, wherever
+/// it falls among them, and no other.
+#[tokio::test]
+async fn keys_held_by_other_tenants_are_found_among_many_thousands() {
+    let scenario = Scenario::tracker(4).await;
+    scenario
+        .snapshot
+        .execute(
+            "INSERT INTO page_views (id, site_id, path, viewed_at) \
+             SELECT 1000000 + g, 3, '/many/' || g, now() FROM generate_series(1, 12000) AS g",
+        )
+        .await;
+    let page_views: i64 = scenario
+        .snapshot
+        .scalar("SELECT count(*) FROM page_views WHERE site_id = 3")
+        .await;
+    scenario
+        .live
+        .execute("DELETE FROM page_views WHERE site_id = 3; DELETE FROM sites WHERE id = 3")
+        .await;
+    // Since then, site 1 got page views with three of those IDs: the first, one in the
+    // middle and the last.
+    let held = [1_000_001, 1_006_000, 1_012_000];
+    for id in held {
+        scenario
+            .live
+            .execute(&format!(
+                "INSERT INTO page_views (id, site_id, path, viewed_at) VALUES ({id}, 1, '/later', now())"
+            ))
+            .await;
+    }
+
+    let run = salvage(&with(scenario.args("plan", "3"), &["--format", "json"]));
+    assert_eq!(run.code, 0, "{run}");
+    let plan: serde_json::Value =
+        serde_json::from_str(&run.stdout).expect("plan --format json prints JSON");
+    let counts = &plan["tenants"][0]["tables"]["public.page_views"];
+    assert_eq!(counts["snapshot"].as_i64(), Some(page_views), "{counts}");
+    assert_eq!(counts["held_elsewhere"].as_i64(), Some(3), "{counts}");
+    assert_eq!(counts["to_add"].as_i64(), Some(page_views - 3), "{counts}");
+    let conflicts: Vec<&str> = plan["tenants"][0]["conflicts"]
+        .as_array()
+        .expect("the tenant's conflicts")
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    for id in held {
+        let named =
+            format!("public.page_views: live already has (id)=({id}) but on another tenant's rows");
+        assert!(conflicts.contains(&named.as_str()), "{id}: {conflicts:?}");
+    }
+    assert_eq!(conflicts.len(), 3, "{conflicts:?}");
+}

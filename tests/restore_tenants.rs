@@ -449,3 +449,50 @@ async fn a_tenant_that_fails_in_a_batch_of_small_tenants_fails_alone() {
         .await;
     assert_eq!(site_5_rows, 0);
 }
+
+/// Tenants with many rows of a table reached through an index: the plan and verification
+/// read them in two halves on two connections at once. Every row comes back, each half's
+/// rows are checked, and the counts say so.
+#[tokio::test]
+async fn rows_read_in_halves_on_two_connections_all_come_back_and_are_checked() {
+    let scenario = Scenario::tracker(40).await;
+    let many = "INSERT INTO page_views (id, site_id, path, viewed_at) \
+                SELECT 2000000 + g, 3 + g % 3, '/many/' || g, now() FROM generate_series(1, 90000) AS g; \
+                ANALYZE";
+    scenario.snapshot.execute(many).await;
+    scenario
+        .live
+        .execute("DELETE FROM page_views WHERE site_id IN (3, 4, 5); DELETE FROM sites WHERE id IN (3, 4, 5); ANALYZE")
+        .await;
+    let before = all_rows(&scenario.live).await;
+
+    let report = temp_path("halves-report.json");
+    let run = salvage(&with(
+        scenario.args("restore", "3,4,5"),
+        &["--yes", "--report", report.to_str().unwrap()],
+    ));
+    assert_eq!(run.code, 0, "{run}");
+    let mut restored = 0;
+    for (table, filter) in tracker_owned("3, 4, 5") {
+        restored += assert_same_rows(&scenario.snapshot, &scenario.live, table, &filter).await;
+    }
+    let after = all_rows(&scenario.live).await;
+    let added: usize = assert_only_added(&before, &after).values().sum();
+    assert_eq!(added as i64, restored);
+    let report = read_json(&report);
+    for (number, site) in [(0, 3), (1, 4), (2, 5)] {
+        let in_snapshot: i64 = scenario
+            .snapshot
+            .scalar(&format!(
+                "SELECT count(*) FROM page_views WHERE site_id = {site}"
+            ))
+            .await;
+        assert!(in_snapshot > 30_000, "{in_snapshot}");
+        let tenant = &report["tenants"][number];
+        assert_eq!(tenant["verified"], true, "{tenant}");
+        let page_views = &tenant["tables"]["public.page_views"];
+        assert_eq!(page_views["inserted"], in_snapshot, "{page_views}");
+        assert_eq!(page_views["equal"], in_snapshot, "{page_views}");
+        assert_eq!(page_views["missing"], 0, "{page_views}");
+    }
+}

@@ -403,17 +403,20 @@ pub async fn resolve(
             .collect();
         salvage_verify::Reaching::start(schema.clone(), walked, snapshot.clone())
     });
-    let mut plan = salvage_closure::resolve(
+    // A second connection to live, for the plan's large key lookups (opened only for one).
+    let mut second = salvage_pg::OnFirstUse::new(settings.target.clone(), ConnectionRole::ReadOnly);
+    let plan = salvage_closure::resolve(
         schema,
         &snapshot,
-        &mut live,
+        (&mut live, &mut second),
         &live_catalog,
         &ids,
         settings.plan.mode,
         reporter,
     )
-    .await
-    .map_err(|error| tenant_failure(error, settings))?;
+    .await;
+    second.close().await;
+    let mut plan = plan.map_err(|error| tenant_failure(error, settings))?;
     for tenant in &mut plan.tenants {
         if let Some(input) = inputs
             .tenants

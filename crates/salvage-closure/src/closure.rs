@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use salvage_catalog::{Catalog, QualifiedName};
+use salvage_pg::OnFirstUse;
 use salvage_plan::{Role, SchemaPlan, TablePlan};
 use salvage_source::{Snapshot, TextRow};
 use sqlx::postgres::PgConnection;
@@ -22,11 +23,12 @@ pub trait PlanReporter: Send + Sync {
 /// Keys of a shared table to look at, each with the tenants whose rows reference it.
 pub(crate) type Pending = BTreeMap<(usize, Vec<String>), BTreeMap<TextRow, BTreeSet<usize>>>;
 
-/// Resolves `given` tenant IDs and computes each tenant's closure.
+/// Resolves `given` tenant IDs and computes each tenant's closure, asking live on its
+/// connection and, for half of a large key lookup, on a second one (opened when first needed).
 pub async fn resolve(
     schema: SchemaPlan,
     snapshot: &Snapshot,
-    live: &mut PgConnection,
+    (live, second): (&mut PgConnection, &mut OnFirstUse),
     live_catalog: &Catalog,
     given: &[String],
     mode: salvage_plan::Mode,
@@ -59,7 +61,7 @@ pub async fn resolve(
     };
     let live_read = async {
         let members = salvage_source::read_members(
-            live,
+            (&mut *live, Some(&mut *second)),
             live_catalog,
             &schema,
             &ids,
@@ -124,7 +126,7 @@ pub async fn resolve(
     };
     let owned = owned::count(
         &sides,
-        live,
+        (live, second),
         &mut tenants,
         &mut totals,
         &mut pending,

@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 use salvage_catalog::Catalog;
+use salvage_pg::OnFirstUse;
 use salvage_plan::{Relation, SchemaPlan, TablePlan};
 use salvage_source::{Reach, Selected, SelectedTable, TextRow};
 use salvage_sql::multiset::Multiset;
 use sqlx::postgres::PgConnection;
 
 use crate::closure::{Pending, PlanReporter, is_owned};
-use crate::live::existing_keys_by_column;
+use crate::live::existing_keys_by_column_on_two;
 use crate::model::{CrossTenantRows, RowFilter, TableCounts, TenantClosure};
 use crate::{Error, Result};
 
@@ -37,7 +38,7 @@ pub struct Counted {
 
 pub async fn count(
     sides: &Sides<'_>,
-    live: &mut PgConnection,
+    (live, second): (&mut PgConnection, &mut OnFirstUse),
     tenants: &mut [TenantClosure],
     totals: &mut [TableCounts],
     pending: &mut Pending,
@@ -70,7 +71,7 @@ pub async fn count(
             Some(key) => {
                 keyed(
                     sides,
-                    live,
+                    (live, second),
                     index,
                     &key.columns,
                     (snapshot, live_rows),
@@ -292,7 +293,7 @@ fn crossing(
 /// A table with a key: rows per tenant, and which keys live already has and as whose.
 async fn keyed(
     sides: &Sides<'_>,
-    live: &mut PgConnection,
+    (live, second): (&mut PgConnection, &mut OnFirstUse),
     index: usize,
     key_columns: &[String],
     (snapshot, live_rows): (&SelectedTable, &SelectedTable),
@@ -385,8 +386,17 @@ async fn keyed(
             }
         }
     }
-    let found =
-        existing_keys_by_column(live, sides.live_catalog, &table.name, key_columns, &asked).await?;
+    // Every key of a tenant deleted from live is asked: a large set is probed on two
+    // connections at once.
+    let found = existing_keys_by_column_on_two(
+        live,
+        second,
+        sides.live_catalog,
+        &table.name,
+        key_columns,
+        &asked,
+    )
+    .await?;
     // A row reaching one tenant is one row of the totals; one reaching several, once.
     let mut counted: FxHashSet<Box<[u8]>> = FxHashSet::default();
     let mut to_add: Vec<(usize, bool, TextRow)> = Vec::new();

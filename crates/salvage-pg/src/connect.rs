@@ -146,6 +146,8 @@ pub struct OnFirstUse {
     url: DatabaseUrl,
     role: ConnectionRole,
     connection: Option<PgConnection>,
+    /// A helper connection that could not be opened is not tried again.
+    refused: bool,
 }
 
 impl OnFirstUse {
@@ -155,6 +157,7 @@ impl OnFirstUse {
             url,
             role,
             connection: None,
+            refused: false,
         }
     }
 
@@ -164,6 +167,21 @@ impl OnFirstUse {
             Some(ref mut connection) => Ok(connection),
             None => Ok(self.connection.insert(connect(&self.url, self.role).await?)),
         }
+    }
+
+    /// For a connection that only helps (work its caller can do alone on another): the
+    /// connection, or `None` — said once, as a warning — when it cannot be opened (a server at
+    /// `max_connections`), after which it is not tried again.
+    pub async fn try_get(&mut self) -> Option<&mut PgConnection> {
+        if self.refused {
+            return None;
+        }
+        if let Err(error) = self.get().await {
+            tracing::warn!(%error, "a second connection could not be opened: going on with one");
+            self.refused = true;
+            return None;
+        }
+        self.connection.as_mut()
     }
 
     /// Closes it, when it was opened.

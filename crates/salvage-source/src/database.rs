@@ -79,8 +79,10 @@ impl DatabaseSnapshot {
                 .map(|column| column.name.clone())
                 .collect()
         };
+        // Its second connection opens only for a read worth halving.
+        let mut second = OnFirstUse::new(self.url.clone(), ConnectionRole::ReadOnly);
         let selected = crate::members::database::select(
-            &mut connection,
+            (&mut connection, Some(&mut second)),
             &self.catalog,
             plan,
             ids,
@@ -90,6 +92,7 @@ impl DatabaseSnapshot {
         )
         .await;
         salvage_pg::close(connection).await;
+        second.close().await;
         selected
     }
 

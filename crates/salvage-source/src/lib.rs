@@ -49,9 +49,14 @@ pub fn row_count(chunk: &[u8]) -> u64 {
 /// Reads, on `connection`, the rows of tenants `ids` of every owned table the database
 /// `catalog` describes has — by the same membership rule as a snapshot's — keeping the
 /// columns `keep` names for each table, as `reading` says. `side` names the database in
-/// messages. This is how the live database's rows of the chosen tenants are found.
+/// messages. This is how the live database's rows of the chosen tenants are found. With a
+/// `second` connection to the same database (opened when first needed), large key sets are
+/// read in halves on both at once.
 pub async fn read_members(
-    connection: &mut sqlx::postgres::PgConnection,
+    connections: (
+        &mut sqlx::postgres::PgConnection,
+        Option<&mut salvage_pg::OnFirstUse>,
+    ),
     catalog: &Catalog,
     plan: &SchemaPlan,
     ids: &[String],
@@ -59,7 +64,7 @@ pub async fn read_members(
     side: &str,
     reading: Reading,
 ) -> Result<Selected> {
-    members::database::select(connection, catalog, plan, ids, keep, side, reading).await
+    members::database::select(connections, catalog, plan, ids, keep, side, reading).await
 }
 
 /// Every tenant ID the root table of the database on `connection` holds (as text, in the

@@ -279,8 +279,11 @@ async fn read_live(
     // Every table of the plan has an entry: the map was built from them all.
     let keep = |table: &TablePlan| columns.get(&table.name).cloned().unwrap_or_default();
     let mut connection = salvage_pg::connect(target, ConnectionRole::ReadOnly).await?;
+    // Nothing else runs while verification reads live: large key sets are read in halves on
+    // a second connection at the same time.
+    let mut second = OnFirstUse::new(target.clone(), ConnectionRole::ReadOnly);
     let rows = salvage_source::read_members(
-        &mut connection,
+        (&mut connection, Some(&mut second)),
         live_catalog,
         &plan.schema,
         &ids,
@@ -290,6 +293,7 @@ async fn read_live(
     )
     .await;
     salvage_pg::close(connection).await;
+    second.close().await;
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "read the chosen tenants' live rows"

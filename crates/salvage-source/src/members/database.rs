@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use rustc_hash::{FxHashMap, FxHashSet};
 use salvage_catalog::{Catalog, QualifiedName};
-use salvage_pg::CopyQuery;
+use salvage_pg::{CopyQuery, OnFirstUse};
 use salvage_plan::{Relation, SchemaPlan, TablePlan};
 use salvage_sql::reach::{Drive, Match, drive_for, rows_matching, whole_table};
 use salvage_sql::{Binder, bound_array, from_item};
@@ -28,11 +28,18 @@ use crate::{Error, Result};
 /// Which columns to keep of each owned table's rows, in that order.
 pub type KeepColumns<'a> = &'a (dyn Fn(&TablePlan) -> Vec<String> + Sync);
 
+/// A read expected to give this many rows is made in two halves, one on each connection.
+const SPLIT_ROWS: i64 = 4_096;
+
+/// Rows read ahead on a second connection are kept in blocks of whole rows of about this size.
+const HELD_BLOCK: usize = 128 * 1024;
+
 /// Reads the rows of tenants `ids` of every owned table the database `catalog` describes has,
 /// keeping the columns `keep` names, as `reading` says. `side` names the database in messages
-/// ("the snapshot", "live").
+/// ("the snapshot", "live"). With a `second` connection to the same database, large key sets
+/// are read in halves on both at once.
 pub async fn select(
-    connection: &mut PgConnection,
+    (connection, second): (&mut PgConnection, Option<&mut OnFirstUse>),
     catalog: &Catalog,
     plan: &SchemaPlan,
     ids: &[String],
@@ -42,6 +49,7 @@ pub async fn select(
 ) -> Result<Selected> {
     let mut reader = Reader {
         connection,
+        second,
         catalog,
         plan,
         side,
@@ -121,6 +129,8 @@ impl Lookup for State {
 
 pub(super) struct Reader<'a> {
     pub(super) connection: &'a mut PgConnection,
+    /// For half of a large key set's reads, at the same time.
+    pub(super) second: Option<&'a mut OnFirstUse>,
     pub(super) catalog: &'a Catalog,
     pub(super) plan: &'a SchemaPlan,
     pub(super) side: &'a str,
@@ -229,6 +239,63 @@ impl Layout {
     }
 }
 
+/// The rows of statements read on a second connection while the first one's are taken:
+/// written to a temporary file in blocks of whole rows as they come (memory stays bounded
+/// however many there are), then taken in the same order.
+struct Held {
+    file: std::fs::File,
+    blocks: Vec<usize>,
+}
+
+impl Held {
+    async fn read(
+        connection: &mut PgConnection,
+        statements: &[(String, CopyQuery)],
+        context: &str,
+    ) -> Result<Self> {
+        use std::io::Write;
+        let mut file = tempfile::tempfile().map_err(Error::io("keep rows read ahead"))?;
+        let mut blocks = Vec::new();
+        let mut block = Vec::with_capacity(HELD_BLOCK);
+        for (select, query) in statements {
+            let mut stream = query.copy_out(&mut *connection, select, context).await?;
+            while let Some(rows) = stream.next().await {
+                block.extend_from_slice(&rows?);
+                if block.len() >= HELD_BLOCK {
+                    file.write_all(&block)
+                        .map_err(Error::io("keep rows read ahead"))?;
+                    blocks.push(block.len());
+                    block.clear();
+                }
+            }
+        }
+        if !block.is_empty() {
+            file.write_all(&block)
+                .map_err(Error::io("keep rows read ahead"))?;
+            blocks.push(block.len());
+        }
+        Ok(Self { file, blocks })
+    }
+
+    /// Every block, in order, to `take`.
+    fn replay(mut self, take: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        use std::io::{Read, Seek};
+        self.file
+            .rewind()
+            .map_err(Error::io("read rows read ahead"))?;
+        let mut reader = std::io::BufReader::with_capacity(HELD_BLOCK, self.file);
+        let mut block = Vec::with_capacity(HELD_BLOCK * 2);
+        for &length in &self.blocks {
+            block.resize(length, 0);
+            reader
+                .read_exact(&mut block)
+                .map_err(Error::io("read rows read ahead"))?;
+            take(&block)?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs one read on `connection`: all of its rows, as COPY chunks.
 pub(super) async fn fetch(
     connection: &mut PgConnection,
@@ -257,39 +324,59 @@ impl Reader<'_> {
             vec![FxHashMap::default(); layout.exports.len()];
         let reads = self.reads(table, &layout, root)?;
         let context = format!("read {} from {}", table.name, self.side);
+        let context = context.as_str();
+        // With a second connection, the later statements run there at the same time, their
+        // rows kept in a temporary file until the first ones' are taken: the same order.
+        let second = match self.second.as_deref_mut() {
+            Some(second) if reads.len() > 1 => second.try_get().await,
+            _ => None,
+        };
+        let mine = match second {
+            Some(_) => reads.len().div_ceil(2),
+            None => reads.len(),
+        };
+        let (first, later) = reads.split_at(mine);
+        let connection = &mut *self.connection;
+        let state = &mut self.state;
+        let ahead = async move {
+            match second {
+                Some(other) => Held::read(other, later, context).await.map(Some),
+                None => Ok(None),
+            }
+        };
         let (mut spans, mut key) = (Vec::new(), Vec::new());
-        for (select, query) in reads {
-            let mut stream = query
-                .copy_out(&mut *self.connection, &select, &context)
-                .await?;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
-                for row in crate::rows_of(&chunk) {
-                    let fields = Fields::split(row, layout.needed, &mut spans);
-                    let set = if root {
-                        fields
-                            .get(layout.key[0])
-                            .and_then(|id| self.state.tenant(id))
-                    } else {
-                        tenants_of(
-                            &layout.hops,
-                            &fields,
-                            &self.state,
-                            &self.state.sets,
-                            &mut key,
-                        )
+        let mut take = |chunk: &[u8]| -> Result<()> {
+            for row in crate::rows_of(chunk) {
+                let fields = Fields::split(row, layout.needed, &mut spans);
+                let set = if root {
+                    fields.get(layout.key[0]).and_then(|id| state.tenant(id))
+                } else {
+                    tenants_of(&layout.hops, &fields, &*state, &state.sets, &mut key)
                         .map_err(Error::io("look up parent keys"))?
-                    };
-                    let Some(set) = set else { continue };
-                    writer.push(layout.kept_part(row), set, &self.state.sets)?;
-                    for ((_, positions), map) in layout.exports.iter().zip(&mut exports) {
-                        if raw_key(positions, |position| fields.get(position), &mut key) {
-                            let entry = map.entry(key.as_slice().into()).or_insert(set);
-                            *entry = self.state.sets.union(*entry, set);
-                        }
+                };
+                let Some(set) = set else { continue };
+                writer.push(layout.kept_part(row), set, &state.sets)?;
+                for ((_, positions), map) in layout.exports.iter().zip(&mut exports) {
+                    if raw_key(positions, |position| fields.get(position), &mut key) {
+                        let entry = map.entry(key.as_slice().into()).or_insert(set);
+                        *entry = state.sets.union(*entry, set);
                     }
                 }
             }
+            Ok(())
+        };
+        let mine = async {
+            for (select, query) in first {
+                let mut stream = query.copy_out(&mut *connection, select, context).await?;
+                while let Some(chunk) = stream.next().await {
+                    take(&chunk?)?;
+                }
+            }
+            Ok::<(), Error>(())
+        };
+        let (held, ()) = futures_util::future::try_join(ahead, mine).await?;
+        if let Some(held) = held {
+            held.replay(&mut take)?;
         }
         self.selected.insert(table.name.clone(), writer.finish()?);
         for ((columns, _), map) in layout.exports.into_iter().zip(exports) {
@@ -336,26 +423,16 @@ impl Reader<'_> {
         }
         let mut statements = Vec::new();
         for (number, relation) in layout.relations.iter().enumerate() {
-            let mut query = CopyQuery::new();
-            let Some(driving) = self.relation_match(relation, None, &mut query)? else {
-                continue;
-            };
             // What an earlier relation matched was read with it; their key sets are bound
             // again for this statement.
-            let mut excluded = Vec::with_capacity(number);
-            for earlier in &layout.relations[..number] {
-                excluded.extend(self.relation_match(earlier, None, &mut query)?);
-            }
-            let drive = self.drive(
-                &relation.parent,
-                driving.keys,
+            let earlier: Vec<&Relation> = layout.relations[..number].iter().collect();
+            statements.extend(self.statements(
                 &table.name,
-                &driving.columns,
-            );
-            statements.push((
-                rows_matching(&from, &layout.selected, &driving, &excluded, drive),
-                query,
-            ));
+                &layout.selected,
+                relation,
+                None,
+                &earlier,
+            )?);
         }
         Ok(statements)
     }
@@ -368,25 +445,43 @@ impl Reader<'_> {
         keys: Option<&FxHashSet<Box<[u8]>>>,
         query: &mut dyn Binder,
     ) -> Result<Option<Match>> {
-        let types: Vec<String> = relation
-            .child_columns
-            .iter()
-            .map(|column| self.column_type(&relation.child, column))
-            .collect::<Result<_>>()?;
+        match self.relation_values(relation, keys) {
+            Some(values) => Ok(Some(self.bind_match(relation, &values, query)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The key values `relation`'s columns are matched against: `keys` when given, else its
+    /// parent's chosen keys; `None` when there are none.
+    fn relation_values(
+        &self,
+        relation: &Relation,
+        keys: Option<&FxHashSet<Box<[u8]>>>,
+    ) -> Option<Vec<Vec<Option<String>>>> {
         let values: Vec<Vec<Option<String>>> = if let Some(keys) = keys {
             keys.iter().map(|key| decode_key(key)).collect()
         } else if is_tenant_id(self.plan, relation) {
             self.ids.iter().map(|id| vec![Some(id.clone())]).collect()
         } else {
             let map = (relation.parent.clone(), relation.parent_columns.clone());
-            let Some(entries) = self.state.maps.get(&map) else {
-                return Ok(None);
-            };
+            let entries = self.state.maps.get(&map)?;
             entries.keys().map(|key| decode_key(key)).collect()
         };
-        if values.is_empty() {
-            return Ok(None);
-        }
+        (!values.is_empty()).then_some(values)
+    }
+
+    /// `relation`'s columns matched against `values`, bound on `query`.
+    fn bind_match(
+        &self,
+        relation: &Relation,
+        values: &[Vec<Option<String>>],
+        query: &mut dyn Binder,
+    ) -> Result<Match> {
+        let types: Vec<String> = relation
+            .child_columns
+            .iter()
+            .map(|column| self.column_type(&relation.child, column))
+            .collect::<Result<_>>()?;
         let arrays = types
             .iter()
             .enumerate()
@@ -406,12 +501,88 @@ impl Reader<'_> {
                 query.bind(condition.value.clone()),
             )
         });
-        Ok(Some(Match {
+        Ok(Match {
             columns: relation.child_columns.clone(),
             arrays,
             condition,
             keys: values.len(),
-        }))
+        })
+    }
+
+    /// The statements reading `table`'s rows (columns `selected`) whose `driving` relation
+    /// matches its keys (`keys`, else its parent's chosen keys), leaving out what the
+    /// `excluded` relations match: none without keys; one; or, with a second connection and
+    /// enough keys to look up through an index, two — each half of the keys, read at the same time on the two
+    /// connections and taken in order, so the rows come as one statement would give them.
+    pub(super) fn statements(
+        &self,
+        table: &QualifiedName,
+        selected: &[String],
+        driving: &Relation,
+        keys: Option<&FxHashSet<Box<[u8]>>>,
+        excluded: &[&Relation],
+    ) -> Result<Vec<(String, CopyQuery)>> {
+        let Some(values) = self.relation_values(driving, keys) else {
+            return Ok(Vec::new());
+        };
+        let columns = &driving.child_columns;
+        let drive = self.drive(&driving.parent, values.len(), table, columns);
+        // Only keys looked up one by one through an index halve the work: a join the planner
+        // may hash, or a scan, would read the table twice.
+        let halves = if self.second.is_some()
+            && drive == Drive::Index
+            && values.len() >= 2
+            && self.expected_rows(&driving.parent, values.len(), table) >= SPLIT_ROWS
+        {
+            let middle = values.len() / 2;
+            vec![&values[..middle], &values[middle..]]
+        } else {
+            vec![values.as_slice()]
+        };
+        let from = from_item(self.catalog, table);
+        let mut statements = Vec::with_capacity(halves.len());
+        for half in halves {
+            let mut query = CopyQuery::new();
+            let matched = self.bind_match(driving, half, &mut query)?;
+            let mut left_out = Vec::with_capacity(excluded.len());
+            for relation in excluded {
+                left_out.extend(self.relation_match(relation, None, &mut query)?);
+            }
+            // The drive chosen for all the keys: each half probes as the whole would.
+            statements.push((
+                rows_matching(&from, selected, &matched, &left_out, drive),
+                query,
+            ));
+        }
+        Ok(statements)
+    }
+
+    /// Every row `statements` read, in their order: on two connections at once when there
+    /// are two statements and a second connection (the second's rows after the first's).
+    pub(super) async fn fetch_all(
+        &mut self,
+        statements: &[(String, CopyQuery)],
+        context: &str,
+    ) -> Result<Vec<Bytes>> {
+        let other = match self.second.as_deref_mut() {
+            Some(second) if statements.len() == 2 => second.try_get().await,
+            _ => None,
+        };
+        let connection = &mut *self.connection;
+        if let ([(first, first_query), (second, second_query)], Some(other)) = (statements, other) {
+            let (mut rows, more) = futures_util::future::try_join(
+                fetch(connection, first_query, first, context),
+                fetch(other, second_query, second, context),
+            )
+            .await?;
+            rows.extend(more);
+            return Ok(rows);
+        }
+        let mut rows = Vec::new();
+        for (select, query) in statements {
+            rows.extend(fetch(&mut *connection, query, select, context).await?);
+        }
+        Ok(rows)
     }
 
     /// Probe or scan for `keys` keys of `parent` (see [`Drive`]), matched on `table`'s
@@ -432,6 +603,22 @@ impl Reader<'_> {
             .table(table)
             .is_some_and(|table| table.has_index_on(columns));
         drive_for(keys, rows, indexed)
+    }
+
+    /// About how many rows of `table` `keys` keys of `parent` lead to, from the catalog's
+    /// estimates: `table`'s rows per `parent` row, times the keys (the keys alone when
+    /// either table has no estimate).
+    fn expected_rows(&self, parent: &QualifiedName, keys: usize, table: &QualifiedName) -> i64 {
+        let estimate = |name: &QualifiedName| {
+            self.catalog
+                .table(name)
+                .map_or(-1, |table| table.estimated_rows)
+        };
+        let keys = i64::try_from(keys).unwrap_or(i64::MAX);
+        match (estimate(parent), estimate(table)) {
+            (parents, rows) if parents > 0 && rows >= 0 => keys.saturating_mul(rows) / parents,
+            _ => keys,
+        }
     }
 
     fn column_type(&self, table: &QualifiedName, column: &str) -> Result<String> {

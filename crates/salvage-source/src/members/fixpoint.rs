@@ -13,7 +13,7 @@ use salvage_catalog::QualifiedName;
 use salvage_pg::CopyQuery;
 use salvage_plan::{MembershipGroup, Relation, TablePlan};
 use salvage_sql::from_item;
-use salvage_sql::reach::{rows_matching, whole_table};
+use salvage_sql::reach::whole_table;
 
 use super::database::{KeepColumns, Layout, Reader, fetch};
 use super::{Fields, Reading, SetId, TableWriter, raw_key};
@@ -58,28 +58,18 @@ impl Reader<'_> {
                 .filter(|relation| !names.contains(&&relation.parent))
                 .collect();
             for (position, relation) in external.iter().enumerate() {
-                let mut query = CopyQuery::new();
-                let Some(driving) = self.relation_match(relation, None, &mut query)? else {
-                    continue;
-                };
-                let mut excluded = Vec::new();
-                for earlier in &external[..position] {
-                    excluded.extend(self.relation_match(earlier, None, &mut query)?);
-                }
-                let select = rows_matching(
-                    &from_item(self.catalog, &table.name),
+                let statements = self.statements(
+                    &table.name,
                     &layout.selected,
-                    &driving,
-                    &excluded,
-                    self.drive(
-                        &relation.parent,
-                        driving.keys,
-                        &table.name,
-                        &driving.columns,
-                    ),
-                );
+                    relation,
+                    None,
+                    &external[..position],
+                )?;
+                if statements.is_empty() {
+                    continue;
+                }
                 let context = format!("read {} from {}", table.name, self.side);
-                let rows = fetch(self.connection, &query, &select, &context).await?;
+                let rows = self.fetch_all(&statements, &context).await?;
                 fresh[number].extend(nodes.add(number, layout, &rows));
             }
         }
@@ -97,31 +87,23 @@ impl Reader<'_> {
                     if keys.is_empty() {
                         continue;
                     }
-                    let mut query = CopyQuery::new();
-                    let Some(driving) = self.relation_match(relation, Some(&keys), &mut query)?
-                    else {
-                        continue;
-                    };
-                    let mut excluded = Vec::new();
-                    for other in &layout.relations {
-                        if !names.contains(&&other.parent) {
-                            excluded.extend(self.relation_match(other, None, &mut query)?);
-                        }
-                    }
-                    let select = rows_matching(
-                        &from_item(self.catalog, &table.name),
+                    let outside: Vec<&Relation> = layout
+                        .relations
+                        .iter()
+                        .filter(|other| !names.contains(&&other.parent))
+                        .collect();
+                    let statements = self.statements(
+                        &table.name,
                         &layout.selected,
-                        &driving,
-                        &excluded,
-                        self.drive(
-                            &relation.parent,
-                            driving.keys,
-                            &table.name,
-                            &driving.columns,
-                        ),
-                    );
+                        relation,
+                        Some(&keys),
+                        &outside,
+                    )?;
+                    if statements.is_empty() {
+                        continue;
+                    }
                     let context = format!("read {} from {}", table.name, self.side);
-                    let rows = fetch(self.connection, &query, &select, &context).await?;
+                    let rows = self.fetch_all(&statements, &context).await?;
                     next[number].extend(nodes.add(number, layout, &rows));
                 }
             }

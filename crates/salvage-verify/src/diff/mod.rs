@@ -76,7 +76,7 @@ pub async fn diff(request: DiffRequest<'_>, reporter: &dyn DiffReporter) -> Resu
             },
             async {
                 salvage_source::read_members(
-                    &mut live,
+                    (&mut live, None),
                     live_catalog,
                     schema,
                     &scope.ids,
