@@ -79,7 +79,8 @@ impl DatabaseSnapshot {
                 .map(|column| column.name.clone())
                 .collect()
         };
-        // Its second connection opens only for a read worth halving.
+        // Its second connection opens for the first table read by more than one statement
+        // (halves of a large key set, or one per relation).
         let mut second = OnFirstUse::new(self.url.clone(), ConnectionRole::ReadOnly);
         let selected = crate::members::database::select(
             (&mut connection, Some(&mut second)),
